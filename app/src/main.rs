@@ -1,0 +1,2 @@
+//! The `stepscope` binary.
+fn main() {}

@@ -1,0 +1,10 @@
+//! Stepscope's engine: everything the app shows, computed without a window.
+//!
+//! - [`model`]: the Wan video diffusion transformer (diffusers' `WanTransformer3DModel`) in candle,
+//!   loaded from a diffusers checkpoint directory by key name.
+//! - [`scheduler`]: flow-matching schedules and solvers (Euler, UniPC) as Wan uses them.
+//! - [`session`]: a sampling run advanced one denoising step at a time, with optional captures.
+//! - [`trajectory`]: the trajectory file format (safetensors + a JSON manifest).
+//!
+//! Conventions: latents are `[C, F, H, W]` for one sample (`[B, C, F, H, W]` inside the model);
+//! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
