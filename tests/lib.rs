@@ -6,3 +6,15 @@ use std::path::PathBuf;
 pub fn fixture(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(relative)
 }
+
+/// Largest absolute elementwise difference between two same-shaped tensors, in f32.
+///
+/// # Panics
+/// If the shapes differ or the tensors cannot be read: a test failure either way.
+#[must_use]
+pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let diff = (a.to_dtype(candle_core::DType::F32).unwrap() - b.to_dtype(candle_core::DType::F32).unwrap())
+        .unwrap();
+    diff.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
