@@ -10,3 +10,4 @@
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
 pub mod model;
 pub mod scheduler;
+pub mod session;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Parity fixtures for Stepscope's Rust (candle) port of diffusers' Wan video transformer.
 
-What it writes (all under tests/fixtures/parity/, float32, deterministic, a few hundred KB in all):
+What it writes (all under tests/fixtures/parity/, float32, about 1.2 MB in all; reruns are
+byte-identical):
 
   t2v_hd20/config.json, t2v_hd20/diffusion_pytorch_model.safetensors
       A tiny random WanTransformer3DModel (diffusers `save_pretrained` layout): patch (1,2,2),
@@ -42,7 +43,8 @@ D = heads * head_dim, hd = head_dim):
   block{i}_out [1,seq,D]           output of transformer block i
   block{i}_self_attn_probs [1,heads,seq,seq]   softmax(q k^T / sqrt(hd)), q,k after RMSNorm + RoPE
   block{i}_cross_attn_probs [1,heads,seq,L]    same for the cross-attention (no RoPE)
-  block0_self_q_rope, block0_self_k_rope [1,heads,seq,hd]   block 0's self-attn q/k after norm+RoPE
+  block0_self_attn_q_rope, block0_self_attn_k_rope [1,heads,seq,hd]  block 0's self-attn q/k after
+                                   RMSNorm + RoPE (already transposed to heads-first)
   norm_out_modulated [1,seq,D]     norm_out(x) * (1 + scale) + shift, the input of proj_out
   proj_out [1,seq,C*pt*ph*pw]      proj_out output, before unpatchify
 
@@ -71,7 +73,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -320,7 +321,39 @@ def run_case(model: WanTransformer3DModel, hidden_states, timestep, encoder_hidd
     print(f"    explicit-softmax processor vs stock SDPA processor: max |diff| = {max_diff:.3e}")
     assert max_diff < 1e-5, "explicit attention processor does not reproduce the stock model"
 
-    # The model's own unpatchify must agree with the recorded proj_out tokens.
+    # Patchify / unpatchify conventions, checked explicitly (a Rust port does them by reshapes):
+    #  in:  a patch is flattened in (C, pt, ph, pw) order, the Conv3d weight [D, C, pt, ph, pw]
+    #       becomes a [D, C*pt*ph*pw] matrix; tokens are ordered (frame, row, column).
+    #  out: proj_out features are ordered (pt, ph, pw, C) -- channel LAST.
+    cfg = model.config
+    p_t, p_h, p_w = cfg.patch_size
+    b, c, f, h, w = hidden_states.shape
+    gf, gh, gw = f // p_t, h // p_h, w // p_w
+    patches = hidden_states.reshape(b, c, gf, p_t, gh, p_h, gw, p_w).permute(0, 2, 4, 6, 1, 3, 5, 7)
+    patches = patches.reshape(b, gf * gh * gw, c * p_t * p_h * p_w)
+    weight = model.patch_embedding.weight.reshape(model.patch_embedding.weight.shape[0], -1)
+    manual_tokens = patches @ weight.T + model.patch_embedding.bias
+    assert (manual_tokens - store["patch_tokens"]).abs().max().item() < 1e-5
+    out_c = cfg.out_channels
+    manual_out = store["proj_out"].reshape(b, gf, gh, gw, p_t, p_h, p_w, out_c)
+    manual_out = manual_out.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(b, out_c, f, h, w)
+    assert torch.equal(manual_out, explicit), "unpatchify convention mismatch"
+
+    # RoPE tables from first principles (float64, cast to float32), per token (frame, row, col).
+    hd = cfg.attention_head_dim
+    d_h = d_w = 2 * (hd // 6)
+    d_t = hd - d_h - d_w
+    grid = torch.stack(
+        torch.meshgrid(torch.arange(gf), torch.arange(gh), torch.arange(gw), indexing="ij"), dim=-1
+    ).reshape(-1, 3).double()
+    angles = []
+    for axis, dim in enumerate((d_t, d_h, d_w)):
+        inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+        angles.append(grid[:, axis : axis + 1] * inv_freq[None, :])
+    angles = torch.cat(angles, dim=1).repeat_interleave(2, dim=1)  # [seq, hd], pairs interleaved
+    assert torch.equal(angles.cos().float()[None, :, None, :], store["rope_cos"])
+    assert torch.equal(angles.sin().float()[None, :, None, :], store["rope_sin"])
+
     store["output"] = stock.detach().clone()
     return store
 

@@ -1,0 +1,431 @@
+//! A sampling run advanced one denoising step at a time.
+//!
+//! A [`SamplingSession`] owns the current latent and the solver state. Each [`step`] runs the
+//! model (twice under classifier-free guidance), records what enters and leaves the step, and
+//! advances the solver. Sessions fork ([`SamplingSession::fork_renoised`],
+//! [`SamplingSession::fork_with_latents`]) and stop between steps when cancelled.
+//!
+//! Shapes: one sample at a time; latents, velocities and `x0_hat` are `[C, F, H, W]` in f32.
+//!
+//! [`step`]: SamplingSession::step
+pub mod capture;
+pub mod error;
+pub mod noise;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use capture::{CaptureKind, CaptureSpec, ResolvedCapture};
+pub use error::{Result, SessionError};
+
+use crate::model::{ForwardInput, TokenGrid, WanTransformer};
+use crate::scheduler::{SchedulerKind, Solver};
+
+/// What conditions a run: prompt embeddings, optional negative embeddings for guidance, and an
+/// optional clean condition (the first latent frames, Wan2.2 TI2V style).
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    /// `[1, L, text_dim]`
+    pub prompt_embeds: Tensor,
+    /// `[1, L', text_dim]`, required when the guidance scale exceeds 1.
+    pub negative_prompt_embeds: Option<Tensor>,
+    /// `[C, F_c, H, W]`: the first `F_c` latent frames, kept clean (timestep 0) and re-imposed
+    /// after every step.
+    pub condition_latent: Option<Tensor>,
+}
+
+/// The settings of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSettings {
+    pub steps: usize,
+    /// Timestep shift (Wan: 3.0 at 480p, 5.0 at 720p).
+    pub shift: f64,
+    pub scheduler: SchedulerKind,
+    /// Classifier-free guidance scale; guidance applies when it is above 1.
+    pub guidance_scale: f64,
+    pub capture: CaptureSpec,
+}
+
+/// Where a run's initial noise comes from.
+#[derive(Debug, Clone)]
+pub enum NoiseSource {
+    /// [`noise::gaussian_noise`] from this seed.
+    Seed(u64),
+    /// A given tensor `[C, F, H, W]`.
+    Given(Tensor),
+}
+
+/// A shared flag that stops a session before its next step.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One layer's captures at one step (each present when requested).
+#[derive(Debug, Clone)]
+pub struct LayerCapture {
+    pub layer_idx: usize,
+    /// `(kind, tensor)`; shapes as documented on [`CaptureKind`].
+    pub tensors: Vec<(CaptureKind, Tensor)>,
+}
+
+/// Everything recorded for one denoising step.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub step_idx: usize,
+    /// Noise level entering the step.
+    pub sigma: f64,
+    /// Timestep the model was conditioned on.
+    pub timestep: f64,
+    /// `x_t`, the latent fed to the model, `[C, F, H, W]`.
+    pub latents: Tensor,
+    /// The velocity after guidance, `[C, F, H, W]`.
+    pub velocity: Tensor,
+    /// `x0_hat = x_t - sigma * v` (condition frames exactly the condition), `[C, F, H, W]`.
+    pub x0: Tensor,
+    /// Captures of the conditional pass, by layer.
+    pub layers: Vec<LayerCapture>,
+}
+
+/// A run of the denoiser, one step at a time.
+#[derive(Debug, Clone)]
+pub struct SamplingSession {
+    model: Arc<WanTransformer>,
+    conditioning: Arc<Conditioning>,
+    settings: SessionSettings,
+    capture: ResolvedCapture,
+    solver: Solver,
+    /// Current `x_t`, `[1, C, F, H, W]`, f32 (condition frames already imposed).
+    latents: Tensor,
+    /// 1 where the latent is generated, 0 on condition frames: `[1, 1, F, 1, 1]`; `None`
+    /// without a condition.
+    generated_mask: Option<Tensor>,
+    /// Condition padded to the latent's frames, `[1, C, F, H, W]`.
+    condition_full: Option<Tensor>,
+    grid: TokenGrid,
+    cancel: CancelToken,
+}
+
+impl SamplingSession {
+    /// Starts a run of `latent_shape` `[C, F, H, W]` from `noise`.
+    pub fn new(
+        model: Arc<WanTransformer>,
+        conditioning: Arc<Conditioning>,
+        settings: SessionSettings,
+        latent_shape: [usize; 4],
+        noise: &NoiseSource,
+    ) -> Result<Self> {
+        let device = model.device().clone();
+        let noise = match noise {
+            NoiseSource::Seed(seed) => noise::gaussian_noise(*seed, latent_shape.to_vec(), &device)?,
+            NoiseSource::Given(tensor) => {
+                if tensor.dims() != latent_shape {
+                    return Err(SessionError::Setup(format!(
+                        "the noise has shape {:?}, the latent is {latent_shape:?}",
+                        tensor.dims()
+                    )));
+                }
+                tensor.to_dtype(DType::F32)?.to_device(&device)?
+            }
+        };
+        let noise = noise.unsqueeze(0)?;
+        let grid = model.grid(&noise)?;
+        Self::check_conditioning(&model, &conditioning, &settings, latent_shape)?;
+        let capture = settings.capture.resolve(model.num_layers(), grid.len())?;
+        let solver = Solver::new(settings.scheduler, settings.steps, settings.shift)?;
+        let (generated_mask, condition_full) = match &conditioning.condition_latent {
+            Some(condition) => {
+                let (mask, full) = condition_layout(condition, latent_shape, model.config().patch_size[0])?;
+                (Some(mask), Some(full))
+            }
+            None => (None, None),
+        };
+        let mut session = Self {
+            model,
+            conditioning,
+            settings,
+            capture,
+            solver,
+            latents: noise,
+            generated_mask,
+            condition_full,
+            grid,
+            cancel: CancelToken::default(),
+        };
+        session.latents = session.impose_condition(&session.latents)?;
+        Ok(session)
+    }
+
+    fn check_conditioning(
+        model: &WanTransformer,
+        conditioning: &Conditioning,
+        settings: &SessionSettings,
+        latent_shape: [usize; 4],
+    ) -> Result<()> {
+        let text_dim = model.config().text_dim;
+        let check_embeds = |name: &str, t: &Tensor| match t.dims() {
+            [1, len, width] if *len > 0 && *width == text_dim => Ok(()),
+            dims => {
+                Err(SessionError::Setup(format!("{name} have shape {dims:?}, expected [1, L, {text_dim}]")))
+            }
+        };
+        check_embeds("prompt embeddings", &conditioning.prompt_embeds)?;
+        if let Some(negative) = &conditioning.negative_prompt_embeds {
+            check_embeds("negative prompt embeddings", negative)?;
+        }
+        if !settings.guidance_scale.is_finite() {
+            return Err(SessionError::Setup(format!(
+                "guidance scale {} is not finite",
+                settings.guidance_scale
+            )));
+        }
+        if settings.guidance_scale > 1.0 && conditioning.negative_prompt_embeds.is_none() {
+            return Err(SessionError::Setup(format!(
+                "guidance scale {} needs negative prompt embeddings",
+                settings.guidance_scale
+            )));
+        }
+        if let Some(condition) = &conditioning.condition_latent {
+            let [c, f, h, w] = latent_shape;
+            match condition.dims() {
+                [cc, fc, hc, wc] if *cc == c && *hc == h && *wc == w && *fc > 0 && *fc < f => {}
+                dims => {
+                    return Err(SessionError::Setup(format!(
+                        "the condition latent has shape {dims:?}; expected [{c}, F_c, {h}, {w}] with 0 < F_c < {f}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of the next step (equals the step count once finished).
+    #[must_use]
+    pub fn step_idx(&self) -> usize {
+        self.solver.next_step_idx()
+    }
+
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.solver.is_finished()
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    #[must_use]
+    pub fn solver(&self) -> &Solver {
+        &self.solver
+    }
+
+    #[must_use]
+    pub fn model(&self) -> &Arc<WanTransformer> {
+        &self.model
+    }
+
+    #[must_use]
+    pub fn capture(&self) -> &ResolvedCapture {
+        &self.capture
+    }
+
+    #[must_use]
+    pub fn grid(&self) -> TokenGrid {
+        self.grid
+    }
+
+    /// The current latent `x_t` (the final result once finished), `[C, F, H, W]`.
+    pub fn latents(&self) -> Result<Tensor> {
+        Ok(self.latents.squeeze(0)?)
+    }
+
+    /// A token that cancels this session (and its clones made afterwards) before its next step.
+    #[must_use]
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// Takes the next denoising step and returns what it recorded.
+    pub fn step(&mut self) -> Result<StepRecord> {
+        let step_idx = self.solver.next_step_idx();
+        if self.solver.is_finished() {
+            return Err(SessionError::Finished { steps: self.settings.steps });
+        }
+        if self.cancel.is_cancelled() {
+            return Err(SessionError::Cancelled { step_idx });
+        }
+        let schedule = self.solver.schedule();
+        let (sigma, timestep) = (schedule.sigmas[step_idx], schedule.timesteps[step_idx]);
+        let timesteps = self.timesteps_for(timestep)?;
+
+        let probe = self.capture.probe();
+        let text = &self.conditioning.prompt_embeds;
+        let input = ForwardInput { latents: &self.latents, timesteps: &timesteps, text_embeds: text };
+        let cond = self.model.forward(&input, &probe)?;
+        let velocity = match (&self.conditioning.negative_prompt_embeds, self.settings.guidance_scale > 1.0) {
+            (Some(negative), true) => {
+                let input = ForwardInput { text_embeds: negative, ..input };
+                let uncond = self.model.forward(&input, &crate::model::ForwardProbe::default())?;
+                let scale = self.settings.guidance_scale;
+                (&uncond.velocity + ((&cond.velocity - &uncond.velocity)? * scale)?)?
+            }
+            _ => cond.velocity.clone(),
+        };
+        let x0 = self.impose_condition(&(&self.latents - (&velocity * sigma)?)?)?;
+        let layers = self.reduce_captures(&cond)?;
+
+        let next = self.solver.step(step_idx, &velocity, &self.latents)?;
+        let record = StepRecord {
+            step_idx,
+            sigma,
+            timestep,
+            latents: self.latents.squeeze(0)?,
+            velocity: velocity.squeeze(0)?,
+            x0: x0.squeeze(0)?,
+            layers,
+        };
+        self.latents = self.impose_condition(&next)?;
+        Ok(record)
+    }
+
+    /// Copies this session at its current step and replaces the latent by
+    /// `(1 - sigma_k) * x0_hat + sigma_k * eps`, with fresh noise `eps` from `seed` and `x0_hat`
+    /// the previous step's prediction (`last_x0`, `[C, F, H, W]`). At step 0 this is plain new
+    /// noise. The solver's history is kept.
+    pub fn fork_renoised(&self, last_x0: Option<&Tensor>, seed: u64) -> Result<Self> {
+        let sigma = self.current_sigma()?;
+        let eps = noise::gaussian_noise(seed, self.latents.dims().to_vec(), self.model.device())?;
+        let latents = match last_x0 {
+            Some(x0) if self.step_idx() > 0 => {
+                let x0 = x0.unsqueeze(0)?;
+                ((x0 * (1.0 - sigma))? + (eps * sigma)?)?
+            }
+            Some(_) | None if self.step_idx() == 0 => eps,
+            _ => {
+                return Err(SessionError::Setup(
+                    "re-noising after step 0 needs the previous step's x0 prediction".to_owned(),
+                ));
+            }
+        };
+        self.fork_with_latents(&latents.squeeze(0)?)
+    }
+
+    /// Copies this session at its current step with the latent replaced by `latents`
+    /// `[C, F, H, W]` (e.g. an edited `x_t`). Condition frames are re-imposed.
+    pub fn fork_with_latents(&self, latents: &Tensor) -> Result<Self> {
+        let expected = &self.latents.dims()[1..];
+        if latents.dims() != expected {
+            return Err(SessionError::Setup(format!(
+                "the edited latent has shape {:?}, the run's is {expected:?}",
+                latents.dims()
+            )));
+        }
+        let mut fork = self.clone();
+        fork.cancel = CancelToken::default();
+        fork.latents = fork.impose_condition(&latents.to_dtype(DType::F32)?.unsqueeze(0)?)?;
+        Ok(fork)
+    }
+
+    fn current_sigma(&self) -> Result<f64> {
+        let step_idx = self.step_idx();
+        if self.is_finished() {
+            return Err(SessionError::Finished { steps: self.settings.steps });
+        }
+        Ok(self.solver.schedule().sigmas[step_idx])
+    }
+
+    /// The model's timesteps for this step: `[1]`, or `[1, N]` with 0 on condition tokens.
+    fn timesteps_for(&self, timestep: f64) -> Result<Tensor> {
+        let device = self.model.device();
+        let Some(mask) = &self.generated_mask else {
+            return Ok(Tensor::new(&[timestep as f32], device)?);
+        };
+        // The mask is per latent frame; tokens run frame-major, each token frame covering p_t
+        // latent frames, which share the mask value.
+        let p_t = self.model.config().patch_size[0];
+        let frames: Vec<f32> = mask.flatten_all()?.to_vec1()?;
+        let per_frame = self.grid.rows * self.grid.cols;
+        let values: Vec<f32> = (0..self.grid.frames)
+            .flat_map(|token_frame| {
+                std::iter::repeat_n(frames[token_frame * p_t] * timestep as f32, per_frame)
+            })
+            .collect();
+        Ok(Tensor::from_vec(values, (1, self.grid.len()), device)?)
+    }
+
+    /// Puts the clean condition back on its frames: `mask * x + (1 - mask) * condition`.
+    fn impose_condition(&self, latents: &Tensor) -> Result<Tensor> {
+        match (&self.generated_mask, &self.condition_full) {
+            (Some(mask), Some(condition)) => {
+                let keep = latents.broadcast_mul(mask)?;
+                let clean = condition.broadcast_mul(&mask.affine(-1.0, 1.0)?)?;
+                Ok((keep + clean)?)
+            }
+            _ => Ok(latents.clone()),
+        }
+    }
+
+    fn reduce_captures(&self, out: &crate::model::ForwardOutput) -> Result<Vec<LayerCapture>> {
+        let mut captures = Vec::with_capacity(out.layers.len());
+        for trace in &out.layers {
+            let mut tensors = Vec::new();
+            for &kind in self.capture.kinds_at(trace.layer_idx) {
+                let tensor = match kind {
+                    CaptureKind::Decoded => {
+                        let hidden = hidden_of(trace)?;
+                        self.model.head(hidden, &out.temb, out.grid)?.squeeze(0)?
+                    }
+                    CaptureKind::TokenNorm => capture::token_norms(hidden_of(trace)?, out.grid)?,
+                    CaptureKind::Pca3 => capture::pca3(hidden_of(trace)?, out.grid)?,
+                    CaptureKind::SelfAttn => probs_of(trace.self_attn_probs.as_ref(), trace.layer_idx)?,
+                    CaptureKind::CrossAttn => probs_of(trace.cross_attn_probs.as_ref(), trace.layer_idx)?,
+                };
+                tensors.push((kind, tensor));
+            }
+            captures.push(LayerCapture { layer_idx: trace.layer_idx, tensors });
+        }
+        Ok(captures)
+    }
+}
+
+fn hidden_of(trace: &crate::model::LayerTrace) -> Result<&Tensor> {
+    trace.hidden.as_ref().ok_or_else(|| {
+        SessionError::Capture(format!("layer {} was not probed for its output", trace.layer_idx))
+    })
+}
+
+fn probs_of(probs: Option<&Tensor>, layer_idx: usize) -> Result<Tensor> {
+    let probs = probs
+        .ok_or_else(|| SessionError::Capture(format!("layer {layer_idx} was not probed for attention")))?;
+    Ok(probs.squeeze(0)?)
+}
+
+/// The generated-frame mask `[1, 1, F, 1, 1]` and the condition padded to `[1, C, F, H, W]`.
+fn condition_layout(condition: &Tensor, latent_shape: [usize; 4], p_t: usize) -> Result<(Tensor, Tensor)> {
+    let [c, f, h, w] = latent_shape;
+    let condition_frames = condition.dim(1)?;
+    if condition_frames % p_t != 0 {
+        return Err(SessionError::Setup(format!(
+            "the condition has {condition_frames} frames, not a multiple of the temporal patch {p_t}"
+        )));
+    }
+    let device = condition.device();
+    let mask: Vec<f32> = (0..f).map(|frame| if frame < condition_frames { 0.0 } else { 1.0 }).collect();
+    let mask = Tensor::from_vec(mask, (1, 1, f, 1, 1), device)?;
+    let padding = Tensor::zeros((c, f - condition_frames, h, w), DType::F32, device)?;
+    let full = Tensor::cat(&[condition.to_dtype(DType::F32)?, padding], 1)?.unsqueeze(0)?;
+    Ok((mask, full))
+}
