@@ -11,3 +11,4 @@
 pub mod model;
 pub mod scheduler;
 pub mod session;
+pub mod tensor_file;
