@@ -1,0 +1,158 @@
+//! Malformed model directories: each gives one clear error naming the problem, never a panic.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use stepscope_engine::model::{ModelError, WanTransformer};
+use stepscope_tests::fixture;
+
+const WEIGHTS: &str = "diffusion_pytorch_model.safetensors";
+
+/// A writable copy of the tiny parity model.
+fn model_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for file in ["config.json", WEIGHTS] {
+        std::fs::copy(fixture("parity/t2v_hd20").join(file), model.join(file)).unwrap();
+    }
+    (dir, model)
+}
+
+fn load_err(dir: &Path) -> String {
+    match WanTransformer::load(dir, DType::F32, &Device::Cpu) {
+        Ok(_) => panic!("{} loaded but should not", dir.display()),
+        Err(err) => err.to_string(),
+    }
+}
+
+fn rewrite_weights(dir: &Path, edit: impl FnOnce(&mut HashMap<String, Tensor>)) {
+    let path = dir.join(WEIGHTS);
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    edit(&mut tensors);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+}
+
+#[test]
+fn a_missing_directory_or_config_is_named() {
+    let (_tmp, model) = model_copy();
+    assert!(load_err(&model.join("nope")).contains("is not a directory"));
+    std::fs::remove_file(model.join("config.json")).unwrap();
+    assert!(load_err(&model).contains("has no config.json"));
+}
+
+#[test]
+fn a_config_that_is_not_json_is_named() {
+    let (_tmp, model) = model_copy();
+    std::fs::write(model.join("config.json"), "{ \"num_layers\": ").unwrap();
+    let err = load_err(&model);
+    assert!(err.contains("config.json") && err.contains("not valid diffusers JSON"), "{err}");
+    std::fs::write(model.join("config.json"), r#"{"num_layers": 0}"#).unwrap();
+    assert!(load_err(&model).contains("num_layers must be positive"));
+}
+
+#[test]
+fn missing_weights_are_named() {
+    let (_tmp, model) = model_copy();
+    std::fs::remove_file(model.join(WEIGHTS)).unwrap();
+    assert!(load_err(&model).contains("has neither"));
+}
+
+#[test]
+fn a_truncated_weights_file_names_the_file() {
+    let (_tmp, model) = model_copy();
+    let path = model.join(WEIGHTS);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_err(&model);
+    assert!(err.contains(WEIGHTS) && err.contains("cannot open the weights"), "{err}");
+    std::fs::write(&path, &bytes[..4]).unwrap();
+    assert!(load_err(&model).contains(WEIGHTS));
+}
+
+#[test]
+fn a_missing_key_is_named_with_its_expected_shape() {
+    let (_tmp, model) = model_copy();
+    rewrite_weights(&model, |t| {
+        t.remove("blocks.1.attn2.norm_k.weight");
+    });
+    let err = WanTransformer::load(&model, DType::F32, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, ModelError::MissingTensor { .. }));
+    assert_eq!(
+        err.to_string(),
+        "checkpoint is missing tensor `blocks.1.attn2.norm_k.weight` (expected shape [40])"
+    );
+}
+
+#[test]
+fn a_misshaped_key_is_named_with_both_shapes() {
+    let (_tmp, model) = model_copy();
+    rewrite_weights(&model, |t| {
+        t.insert(
+            "blocks.0.ffn.net.2.weight".into(),
+            Tensor::zeros((40, 63), DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    assert_eq!(
+        load_err(&model),
+        "checkpoint tensor `blocks.0.ffn.net.2.weight` has shape [40, 63], the config implies [40, 64]"
+    );
+}
+
+#[test]
+fn an_integer_weight_is_refused() {
+    let (_tmp, model) = model_copy();
+    rewrite_weights(&model, |t| {
+        t.insert("proj_out.bias".into(), Tensor::zeros(16, DType::U32, &Device::Cpu).unwrap());
+    });
+    assert!(load_err(&model).contains("`proj_out.bias` has dtype U32"));
+}
+
+#[test]
+fn sharded_checkpoints_load_and_bad_indexes_are_named() {
+    let (_tmp, model) = model_copy();
+    // Split the weights in two shards with an index, as diffusers does for large models.
+    let tensors = candle_core::safetensors::load(model.join(WEIGHTS), &Device::Cpu).unwrap();
+    std::fs::remove_file(model.join(WEIGHTS)).unwrap();
+    let (mut first, mut second) = (HashMap::new(), HashMap::new());
+    let mut weight_map = serde_json::Map::new();
+    for (i, (name, tensor)) in tensors.into_iter().enumerate() {
+        let (shard, file) =
+            if i % 2 == 0 { (&mut first, "a.safetensors") } else { (&mut second, "b.safetensors") };
+        weight_map.insert(name.clone(), file.into());
+        shard.insert(name, tensor);
+    }
+    candle_core::safetensors::save(&first, model.join("a.safetensors")).unwrap();
+    candle_core::safetensors::save(&second, model.join("b.safetensors")).unwrap();
+    let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+    let index_path = model.join(format!("{WEIGHTS}.index.json"));
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    WanTransformer::load(&model, DType::F32, &Device::Cpu).unwrap();
+    WanTransformer::load(&model, DType::BF16, &Device::Cpu).unwrap();
+
+    std::fs::remove_file(model.join("b.safetensors")).unwrap();
+    assert!(load_err(&model).contains("names") && load_err(&model).contains("b.safetensors"));
+    std::fs::write(&index_path, r#"{"weight_map": {"x": "../escape.safetensors"}}"#).unwrap();
+    assert!(load_err(&model).contains("outside the folder"));
+    std::fs::write(&index_path, "[]").unwrap();
+    assert!(load_err(&model).contains("not valid"));
+}
+
+#[test]
+fn half_precision_loads_and_stays_close_to_f32() {
+    let dir = fixture("parity/t2v_hd20");
+    let case = candle_core::safetensors::load(dir.join("case.safetensors"), &Device::Cpu).unwrap();
+    let input = stepscope_engine::model::ForwardInput {
+        latents: &case["hidden_states"],
+        timesteps: &case["timestep"],
+        text_embeds: &case["encoder_hidden_states"],
+    };
+    let probe = stepscope_engine::model::ForwardProbe::default();
+    for (dtype, tolerance) in [(DType::F16, 2e-2), (DType::BF16, 1e-1)] {
+        let model = WanTransformer::load(&dir, dtype, &Device::Cpu).unwrap();
+        let out = model.forward(&input, &probe).unwrap();
+        let err = stepscope_tests::max_abs_diff(&out.velocity, &case["output"]);
+        println!("{dtype:?}: max abs error {err:.2e}");
+        assert!(err < tolerance, "{dtype:?}: {err} exceeds {tolerance}");
+    }
+}
