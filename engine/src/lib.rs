@@ -8,3 +8,5 @@
 //!
 //! Conventions: latents are `[C, F, H, W]` for one sample (`[B, C, F, H, W]` inside the model);
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
+
+pub mod trajectory;
