@@ -9,6 +9,8 @@
 //! Conventions: latents are `[C, F, H, W]` for one sample (`[B, C, F, H, W]` inside the model);
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
 pub mod model;
+pub mod recording;
 pub mod scheduler;
 pub mod session;
 pub mod tensor_file;
+pub mod trajectory;

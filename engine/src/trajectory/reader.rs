@@ -1,0 +1,230 @@
+//! Reading a trajectory file lazily: opening parses and checks the header only; tensor data is
+//! read from the memory map when a tensor is asked for.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use memmap2::Mmap;
+use serde::Deserialize;
+
+use super::error::TrajectoryError;
+use super::header::{self, StorageDtype, TensorInfo};
+use super::manifest::Manifest;
+use super::names::{CaptureKind, TensorName};
+use super::{FORMAT_VERSION, MANIFEST_KEY, OLDEST_READABLE_VERSION};
+
+/// An open trajectory file.
+///
+/// [`open`](Self::open) maps the file and checks its header and manifest completely, so every
+/// later accessor can trust them; opening a multi-gigabyte file costs only its header. Tensors
+/// come back as `f32` CPU tensors whatever their stored dtype.
+#[derive(Debug)]
+pub struct TrajectoryReader {
+    path: PathBuf,
+    mmap: Mmap,
+    data_start: usize,
+    manifest: Manifest,
+    tensors: BTreeMap<TensorName, TensorInfo>,
+}
+
+impl TrajectoryReader {
+    /// Opens the trajectory file at `path` and checks its header and manifest.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TrajectoryError> {
+        let path = path.as_ref();
+        let io_error = |action, source| TrajectoryError::Io { path: path.to_owned(), action, source };
+        let file = File::open(path).map_err(|source| io_error("open the file", source))?;
+        let mmap = map_file(&file).map_err(|source| io_error("memory-map the file", source))?;
+
+        let layout = header::parse_layout(path, &mmap)?;
+        let manifest_json = layout
+            .metadata
+            .get(MANIFEST_KEY)
+            .ok_or_else(|| TrajectoryError::MissingManifest { path: path.to_owned() })?;
+        let manifest = parse_manifest(path, manifest_json)?;
+
+        let tensors = layout
+            .tensors
+            .into_iter()
+            .map(|(name, info)| {
+                let name = name
+                    .parse::<TensorName>()
+                    .map_err(|source| TrajectoryError::BadTensorName { path: path.to_owned(), source })?;
+                Ok((name, info))
+            })
+            .collect::<Result<BTreeMap<_, _>, TrajectoryError>>()?;
+        let shapes = tensors.iter().map(|(name, info)| (name, info.shape.as_slice()));
+        manifest
+            .check_tensor_set(shapes, |name| tensors.contains_key(name))
+            .map_err(|mismatch| mismatch.into_error(path))?;
+
+        Ok(Self { path: path.to_owned(), mmap, data_start: layout.data_start, manifest, tensors })
+    }
+
+    /// The file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's manifest.
+    #[must_use]
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The file's length in bytes.
+    #[must_use]
+    pub fn file_len(&self) -> usize {
+        self.mmap.len()
+    }
+
+    /// Every tensor name in the file, in file order (by seed, then step).
+    #[must_use]
+    pub fn tensor_names(&self) -> impl ExactSizeIterator<Item = &TensorName> + '_ {
+        self.tensors.keys()
+    }
+
+    /// How the tensor `name` is stored, or `None` when the file does not hold it.
+    #[must_use]
+    pub fn tensor_info(&self, name: &TensorName) -> Option<&TensorInfo> {
+        self.tensors.get(name)
+    }
+
+    /// The tensor with the string name `name` (e.g. `"s0/k3/x0"`), as `f32` on the CPU.
+    pub fn tensor(&self, name: &str) -> Result<Tensor, TrajectoryError> {
+        let parsed = name.parse::<TensorName>().map_err(|_| TrajectoryError::TensorNotFound {
+            path: self.path.clone(),
+            tensor: name.to_owned(),
+        })?;
+        self.load(&parsed)
+    }
+
+    /// The tensor `name`, as `f32` on the CPU. Reads (and converts) its bytes from the file.
+    pub fn load(&self, name: &TensorName) -> Result<Tensor, TrajectoryError> {
+        let not_found =
+            || TrajectoryError::TensorNotFound { path: self.path.clone(), tensor: name.to_string() };
+        let info = self.tensors.get(name).ok_or_else(not_found)?;
+        // `open` checked the range against the data section; `get` keeps this panic-free anyway.
+        let bytes = self
+            .data_start
+            .checked_add(info.data_range.start)
+            .zip(self.data_start.checked_add(info.data_range.end))
+            .and_then(|(start, end)| self.mmap.get(start..end))
+            .ok_or_else(not_found)?;
+        Tensor::from_vec(decode_f32(bytes, info.dtype), info.shape.as_slice(), &Device::Cpu).map_err(
+            |source| TrajectoryError::Tensor {
+                path: self.path.clone(),
+                tensor: name.to_string(),
+                source: Box::new(source),
+            },
+        )
+    }
+
+    /// The latents entering step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
+    pub fn latents(&self, seed_idx: usize, step_idx: usize) -> Result<Tensor, TrajectoryError> {
+        self.load(&TensorName::latents(seed_idx, step_idx))
+    }
+
+    /// The velocity predicted at step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
+    pub fn velocity(&self, seed_idx: usize, step_idx: usize) -> Result<Tensor, TrajectoryError> {
+        self.load(&TensorName::velocity(seed_idx, step_idx))
+    }
+
+    /// The predicted clean latents at step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
+    pub fn x0(&self, seed_idx: usize, step_idx: usize) -> Result<Tensor, TrajectoryError> {
+        self.load(&TensorName::x0(seed_idx, step_idx))
+    }
+
+    /// The latents after the last step of seed `seed_idx`, `[C, F, H, W]`.
+    pub fn final_latents(&self, seed_idx: usize) -> Result<Tensor, TrajectoryError> {
+        self.load(&TensorName::Final { seed_idx })
+    }
+
+    /// The capture `kind` of transformer block `layer_idx` at step `step_idx` of seed `seed_idx`
+    /// (shapes in [`CaptureKind`]).
+    pub fn capture(
+        &self,
+        seed_idx: usize,
+        step_idx: usize,
+        layer_idx: usize,
+        kind: CaptureKind,
+    ) -> Result<Tensor, TrajectoryError> {
+        self.load(&TensorName::Capture { seed_idx, step_idx, layer_idx, kind })
+    }
+
+    /// A plain-words description of the file: its manifest, then its size and storage dtypes.
+    /// What `stepscope info FILE` prints.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mut count_by_dtype = BTreeMap::<StorageDtype, usize>::new();
+        for info in self.tensors.values() {
+            *count_by_dtype.entry(info.dtype).or_default() += 1;
+        }
+        let dtypes: Vec<String> =
+            count_by_dtype.iter().map(|(dtype, count)| format!("{count} {dtype}")).collect();
+        format!(
+            "File: {} ({}), {} tensors ({})\n{}",
+            self.path.display(),
+            super::describe::format_bytes(self.file_len()),
+            self.tensors.len(),
+            dtypes.join(", "),
+            self.manifest
+        )
+    }
+}
+
+#[expect(
+    unsafe_code,
+    reason = "mapping a file is unsafe because another process may truncate or rewrite it while it is \
+              mapped; like every safetensors reader we accept that. Stepscope's own writer never \
+              modifies a file in place (it renames a new one over it), so it cannot cause this."
+)]
+fn map_file(file: &File) -> std::io::Result<Mmap> {
+    // SAFETY: see the `expect` reason above; the map is only ever read.
+    unsafe { Mmap::map(file) }
+}
+
+/// Parses the manifest: reads the format version first, so that a file from a newer Stepscope
+/// is reported as such rather than as a manifest with unknown fields.
+fn parse_manifest(path: &Path, json: &str) -> Result<Manifest, TrajectoryError> {
+    #[derive(Deserialize)]
+    struct VersionProbe {
+        format_version: u64,
+    }
+
+    let manifest_error = |source| TrajectoryError::ManifestJson { path: path.to_owned(), source };
+    let probe: VersionProbe = serde_json::from_str(json).map_err(manifest_error)?;
+    let manifest: Manifest = match probe.format_version {
+        // Version 1 is the first version. When version 2 arrives, the version-1 structs move to
+        // a `v1` module, and files of version 1 are parsed with them and upgraded here.
+        1 => serde_json::from_str(json).map_err(manifest_error)?,
+        found => {
+            return Err(TrajectoryError::UnsupportedVersion {
+                path: path.to_owned(),
+                found,
+                oldest: OLDEST_READABLE_VERSION,
+                newest: FORMAT_VERSION,
+            });
+        }
+    };
+    manifest.check().map_err(|reason| TrajectoryError::InvalidManifest { path: path.to_owned(), reason })?;
+    Ok(manifest)
+}
+
+/// Decodes little-endian elements of `dtype` to `f32`. The output's size is that of `bytes`,
+/// which lie inside the file.
+fn decode_f32(bytes: &[u8], dtype: StorageDtype) -> Vec<f32> {
+    match dtype {
+        StorageDtype::F32 => {
+            bytes.as_chunks::<4>().0.iter().map(|chunk| f32::from_le_bytes(*chunk)).collect()
+        }
+        StorageDtype::F16 => {
+            bytes.as_chunks::<2>().0.iter().map(|chunk| half::f16::from_le_bytes(*chunk).to_f32()).collect()
+        }
+        StorageDtype::Bf16 => {
+            bytes.as_chunks::<2>().0.iter().map(|chunk| half::bf16::from_le_bytes(*chunk).to_f32()).collect()
+        }
+    }
+}
