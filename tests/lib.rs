@@ -14,9 +14,9 @@ pub fn fixture(relative: &str) -> PathBuf {
 #[must_use]
 pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let diff = (a.to_dtype(candle_core::DType::F32).unwrap() - b.to_dtype(candle_core::DType::F32).unwrap())
-        .unwrap();
-    diff.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    let f32_of = |t: &candle_core::Tensor| t.to_dtype(candle_core::DType::F32);
+    let largest = (|| (f32_of(a)? - f32_of(b)?)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())();
+    largest.expect("tensors comparable in f32")
 }
 
 /// Path of a file under `tests/golden/` (committed files that later versions must keep reading).

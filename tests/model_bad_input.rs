@@ -1,4 +1,5 @@
 //! Malformed model directories: each gives one clear error naming the problem, never a panic.
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,8 @@
 //! Fixtures come from `tests/reference/generate_parity.py` (diffusers 0.42.1, torch 2.15, f32):
 //! every parameter re-drawn at random so no identity weight hides a bug, and every intermediate
 //! saved. Tolerance: 1e-4 absolute in f32 for every tensor.
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+#![allow(clippy::float_cmp, reason = "some checks demand bit-identical results")]
 use std::collections::HashMap;
 
 use candle_core::{D, DType, Device, Tensor};

@@ -1,6 +1,5 @@
 //! What a session records from inside the network at each step, and the reductions that turn
 //! per-token block outputs into pictures.
-use std::fmt;
 use std::str::FromStr;
 
 use candle_core::{D, DType, Tensor};
@@ -8,62 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, SessionError};
 use crate::model::{ForwardProbe, TokenGrid};
-
-/// The kinds of per-layer capture. Names are the trajectory file's tensor names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaptureKind {
-    /// The block output decoded through the final norm, `proj_out` and unpatchify (a "logit
-    /// lens" picture): `[C, F, H, W]`.
-    Decoded,
-    /// L2 norm of each token of the block output: `[F', H', W']` on the token grid.
-    TokenNorm,
-    /// Projection of the (centred) tokens on their first 3 principal components: `[3, F', H', W']`.
-    Pca3,
-    /// Self-attention probabilities of the query tokens: `[heads, Q, N]`.
-    SelfAttn,
-    /// Cross-attention probabilities of the query tokens over the prompt: `[heads, Q, L]`.
-    CrossAttn,
-}
-
-impl CaptureKind {
-    pub const ALL: [Self; 5] = [Self::Decoded, Self::TokenNorm, Self::Pca3, Self::SelfAttn, Self::CrossAttn];
-
-    /// The name used in tensor names and on the command line.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Decoded => "decoded",
-            Self::TokenNorm => "token_norm",
-            Self::Pca3 => "pca3",
-            Self::SelfAttn => "self_attn",
-            Self::CrossAttn => "cross_attn",
-        }
-    }
-
-    /// Whether this kind needs query tokens.
-    #[must_use]
-    pub fn is_attention(self) -> bool {
-        matches!(self, Self::SelfAttn | Self::CrossAttn)
-    }
-}
-
-impl fmt::Display for CaptureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for CaptureKind {
-    type Err = SessionError;
-
-    fn from_str(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|kind| kind.name() == name).ok_or_else(|| {
-            let known: Vec<_> = Self::ALL.iter().map(|k| k.name()).collect();
-            SessionError::Capture(format!("unknown capture kind `{name}` (known: {})", known.join(", ")))
-        })
-    }
-}
+pub use crate::trajectory::CaptureKind;
 
 /// Which layers to capture, before the model's depth is known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +39,8 @@ pub struct CaptureSpec {
     pub groups: Vec<CaptureGroup>,
 }
 
-/// A capture request resolved against a model: per layer, the kinds to keep.
+/// A capture request resolved against a model: per layer, the kinds to keep (the same kinds at
+/// every captured layer: the union of what was asked, as the trajectory file stores a grid).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolvedCapture {
     /// `(layer_idx, kinds)` sorted by layer, kinds sorted and distinct.
@@ -150,14 +95,16 @@ impl CaptureSpec {
                 per_layer[layer_idx].extend(group.kinds.iter().copied());
             }
         }
+        // A trajectory file stores one grid of layers x kinds, so every requested layer gets
+        // the union of the requested kinds.
+        let mut kinds: Vec<CaptureKind> = per_layer.iter().flatten().copied().collect();
+        kinds.sort_unstable();
+        kinds.dedup();
         let layers = per_layer
-            .into_iter()
+            .iter()
             .enumerate()
-            .filter_map(|(layer_idx, mut kinds)| {
-                kinds.sort_unstable();
-                kinds.dedup();
-                (!kinds.is_empty()).then_some((layer_idx, kinds))
-            })
+            .filter(|(_, requested)| !requested.is_empty())
+            .map(|(layer_idx, _)| (layer_idx, kinds.clone()))
             .collect();
         Ok(ResolvedCapture { layers, queries: queries.cloned().unwrap_or_default() })
     }
@@ -209,7 +156,7 @@ impl FromStr for CaptureSpec {
                 None => (rest, None),
             };
             let kinds =
-                kinds_text.split(',').map(|k| k.trim().parse()).collect::<Result<Vec<CaptureKind>>>()?;
+                kinds_text.split(',').map(|k| parse_kind(k.trim())).collect::<Result<Vec<CaptureKind>>>()?;
             let layers = if layers_text.trim() == "all" {
                 LayerSelection::All
             } else {
@@ -227,6 +174,13 @@ impl FromStr for CaptureSpec {
         }
         Ok(Self { groups })
     }
+}
+
+fn parse_kind(name: &str) -> Result<CaptureKind> {
+    CaptureKind::from_name(name).ok_or_else(|| {
+        let known: Vec<_> = CaptureKind::ALL.iter().map(|k| k.as_str()).collect();
+        SessionError::Capture(format!("unknown capture kind `{name}` (known: {})", known.join(", ")))
+    })
 }
 
 /// Longest index range accepted in a list (`a-b`), so a typo cannot ask for billions of entries.
@@ -346,10 +300,17 @@ mod tests {
         assert_eq!(spec.groups[1].queries, vec![0, 17]);
         let resolved = spec.resolve(6, 48).unwrap();
         assert_eq!(resolved.kinds_at(3).len(), 5);
-        assert_eq!(resolved.kinds_at(0).len(), 3);
+        assert_eq!(resolved.kinds_at(0).len(), 5, "the grid is uniform");
         let probe = resolved.probe();
         assert_eq!(probe.hidden_layers, vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(probe.attention_layers, vec![3, 5]);
+        assert_eq!(probe.attention_layers, vec![0, 1, 2, 3, 4, 5]);
+        let spec: CaptureSpec = "token_norm@1,3".parse().unwrap();
+        let resolved = spec.resolve(6, 48).unwrap();
+        assert_eq!(
+            resolved.layers,
+            vec![(1, vec![CaptureKind::TokenNorm]), (3, vec![CaptureKind::TokenNorm])]
+        );
+        assert!(resolved.probe().attention_layers.is_empty());
     }
 
     #[test]

@@ -247,6 +247,25 @@ impl SamplingSession {
         self.grid
     }
 
+    /// The latent shape `[C, F, H, W]`.
+    #[must_use]
+    pub fn latent_shape(&self) -> [usize; 4] {
+        let dims = self.latents.dims();
+        [dims[1], dims[2], dims[3], dims[4]]
+    }
+
+    /// Whether steps run the model twice for classifier-free guidance.
+    #[must_use]
+    pub fn uses_guidance(&self) -> bool {
+        self.conditioning.negative_prompt_embeds.is_some() && self.settings.guidance_scale > 1.0
+    }
+
+    /// Whether the first latent frames are a clean condition (TI2V).
+    #[must_use]
+    pub fn has_condition(&self) -> bool {
+        self.generated_mask.is_some()
+    }
+
     /// The current latent `x_t` (the final result once finished), `[C, F, H, W]`.
     pub fn latents(&self) -> Result<Tensor> {
         Ok(self.latents.squeeze(0)?)
@@ -275,8 +294,8 @@ impl SamplingSession {
         let text = &self.conditioning.prompt_embeds;
         let input = ForwardInput { latents: &self.latents, timesteps: &timesteps, text_embeds: text };
         let cond = self.model.forward(&input, &probe)?;
-        let velocity = match (&self.conditioning.negative_prompt_embeds, self.settings.guidance_scale > 1.0) {
-            (Some(negative), true) => {
+        let velocity = match &self.conditioning.negative_prompt_embeds {
+            Some(negative) if self.uses_guidance() => {
                 let input = ForwardInput { text_embeds: negative, ..input };
                 let uncond = self.model.forward(&input, &crate::model::ForwardProbe::default())?;
                 let scale = self.settings.guidance_scale;

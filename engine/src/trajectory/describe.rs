@@ -17,7 +17,7 @@ impl fmt::Display for Manifest {
         let schedule = &self.schedule;
         let scheduler = match schedule.scheduler {
             SchedulerKind::Euler => "Euler",
-            SchedulerKind::Unipc => "UniPC",
+            SchedulerKind::UniPc => "UniPC",
         };
         write!(f, "Schedule: {scheduler}, {} steps, shift {}", schedule.steps, schedule.shift)?;
         if let (Some(first), Some(last)) = (schedule.sigmas.first(), schedule.sigmas.last()) {

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::error::TrajectoryError;
 use super::names::{CaptureKind, StepTensor, TensorName};
+pub use crate::scheduler::SchedulerKind;
 
 /// The manifest of a trajectory file, format version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,27 +98,6 @@ pub struct Schedule {
     pub sigmas: Vec<f64>,
     /// The model timestep at each step (`sigma * 1000`), `steps` of them.
     pub timesteps: Vec<f64>,
-}
-
-/// The solver that advanced the latents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchedulerKind {
-    /// Flow-matching Euler (diffusers' `FlowMatchEulerDiscreteScheduler`).
-    Euler,
-    /// `UniPC` with flow prediction (diffusers' `UniPCMultistepScheduler`).
-    Unipc,
-}
-
-impl SchedulerKind {
-    /// The manifest spelling (`euler`, `unipc`).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Euler => "euler",
-            Self::Unipc => "unipc",
-        }
-    }
 }
 
 /// One seed's part of the run.

@@ -95,7 +95,9 @@ impl CaptureKind {
         matches!(self, Self::SelfAttn | Self::CrossAttn)
     }
 
-    fn from_name(text: &str) -> Option<Self> {
+    /// The kind named `text` (`decoded`, `token_norm`, ...), if any.
+    #[must_use]
+    pub fn from_name(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }

@@ -1,0 +1,139 @@
+//! `stepscope record`: load a model, run one session per seed, write the trajectory file.
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use stepscope_engine::model::WanTransformer;
+use stepscope_engine::recording::{Recorder, RunProvenance};
+use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
+use stepscope_engine::tensor_file::read_tensor;
+use stepscope_engine::trajectory::{self, StorageDtype};
+
+use crate::cli::{ComputeDtype, RecordArgs, StoreDtype};
+
+pub fn run(args: &RecordArgs) -> Result<()> {
+    let device = Device::Cpu;
+    let dtype = match args.dtype {
+        ComputeDtype::F32 => DType::F32,
+        ComputeDtype::F16 => DType::F16,
+        ComputeDtype::Bf16 => DType::BF16,
+    };
+    let model = WanTransformer::load(&args.model, dtype, &device)
+        .with_context(|| format!("loading the model from {}", args.model.display()))?;
+    let model = Arc::new(model);
+
+    let prompt_embeds = read_tensor(&args.prompt_embeds, "prompt_embeds", 3, &device)?;
+    let negative_prompt_embeds = match &args.negative_prompt_embeds {
+        Some(path) => Some(read_tensor(path, "prompt_embeds", 3, &device)?),
+        None => None,
+    };
+    let condition_latent = match &args.condition_latent {
+        Some(path) => Some(read_tensor(path, "condition_latent", 4, &device)?),
+        None => None,
+    };
+    let given_noise = match &args.noise {
+        Some(path) => Some(read_tensor(path, "noise", 4, &device)?),
+        None => None,
+    };
+    let latent_shape = latent_shape(args, &model, given_noise.as_ref())?;
+    let capture: CaptureSpec = match &args.capture {
+        Some(text) => text.parse().context("--capture")?,
+        None => CaptureSpec::default(),
+    };
+    let settings = SessionSettings {
+        steps: args.steps,
+        shift: args.shift,
+        scheduler: args.scheduler,
+        guidance_scale: args.guidance,
+        capture,
+    };
+    let conditioning = Arc::new(Conditioning { prompt_embeds, negative_prompt_embeds, condition_latent });
+    let noises: Vec<(NoiseSource, trajectory::NoiseSource)> = match given_noise {
+        Some(noise) => vec![(NoiseSource::Given(noise), trajectory::NoiseSource::Given)],
+        None => {
+            args.seeds.iter().map(|&s| (NoiseSource::Seed(s), trajectory::NoiseSource::RngSeed(s))).collect()
+        }
+    };
+
+    let progress = progress_bar(args.quiet, (noises.len() * args.steps) as u64);
+    let mut recorder: Option<Recorder> = None;
+    for (noise, noise_record) in noises {
+        let mut session = SamplingSession::new(
+            Arc::clone(&model),
+            Arc::clone(&conditioning),
+            settings.clone(),
+            latent_shape,
+            &noise,
+        )?;
+        let recorder =
+            recorder.get_or_insert_with(|| Recorder::new(&session, provenance(args), storage(args.store)));
+        let seed_idx = recorder.add_seed(noise_record, None);
+        progress.set_message(format!("seed {seed_idx}"));
+        while !session.is_finished() {
+            let record =
+                session.step().with_context(|| format!("seed {seed_idx}, step {}", session.step_idx()))?;
+            recorder.record_step(seed_idx, &record);
+            progress.inc(1);
+        }
+        recorder.finish_seed(seed_idx, session.latents()?);
+    }
+    progress.finish_and_clear();
+    let recorder = recorder.context("nothing to record: give --seed or --noise")?;
+    recorder.write(&args.output)?;
+    eprintln!("wrote {}", args.output.display());
+    Ok(())
+}
+
+fn latent_shape(args: &RecordArgs, model: &WanTransformer, noise: Option<&Tensor>) -> Result<[usize; 4]> {
+    if let Some(noise) = noise {
+        let dims: [usize; 4] = noise.dims().try_into().context("the noise must be [C, F, H, W]")?;
+        if args.size.is_some_and(|[f, h, w]| [f, h, w] != dims[1..]) {
+            bail!("--size {:?} disagrees with the noise's shape {dims:?}", args.size);
+        }
+        return Ok(dims);
+    }
+    let Some([frames, height, width]) = args.size else {
+        bail!("--size FxHxW is required with --seed (the latent's frames, height and width)");
+    };
+    Ok([model.config().in_channels, frames, height, width])
+}
+
+fn provenance(args: &RecordArgs) -> RunProvenance {
+    let config_path = args.model.join("config.json");
+    let model_config = std::fs::read_to_string(config_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    RunProvenance {
+        model_source: args.model.display().to_string(),
+        model_config,
+        prompt: args.prompt.clone(),
+        prompt_embeddings: format!("file:{}", file_name(&args.prompt_embeds)),
+        task: None,
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+}
+
+fn storage(store: StoreDtype) -> StorageDtype {
+    match store {
+        StoreDtype::F32 => StorageDtype::F32,
+        StoreDtype::F16 => StorageDtype::F16,
+    }
+}
+
+fn progress_bar(quiet: bool, total_steps: u64) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_steps);
+    let template = "{msg:>8} [{bar:40}] {pos}/{len} steps, {elapsed} (eta {eta})";
+    let style = ProgressStyle::with_template(template)
+        .map_or_else(|_| ProgressStyle::default_bar(), |style| style.progress_chars("=> "));
+    bar.set_style(style);
+    bar
+}

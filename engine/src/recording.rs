@@ -1,0 +1,138 @@
+//! Turning sampling sessions into a trajectory file: the manifest from the session's model,
+//! schedule and captures, and each step's tensors under their contract names.
+use candle_core::Tensor;
+use serde_json::{Map, Value};
+
+use crate::session::{SamplingSession, StepRecord};
+use crate::trajectory::{
+    CREATED_BY, Captures, Conditioning, FORMAT_VERSION, ForkPoint, Manifest, ModelInfo, NoiseSource,
+    Schedule, SeedRecord, StepTensor, StorageDtype, TaskInfo, TensorName, TrajectoryError, TrajectoryWriter,
+};
+
+/// What the session itself does not know about a run: where the model and prompt came from.
+#[derive(Debug, Clone, Default)]
+pub struct RunProvenance {
+    /// A path or name for the weights.
+    pub model_source: String,
+    /// The model's diffusers `config.json` as written in the checkpoint.
+    pub model_config: Map<String, Value>,
+    /// Prompt text, when known.
+    pub prompt: Option<String>,
+    /// Where the prompt embeddings came from (e.g. `file:embeds.safetensors`).
+    pub prompt_embeddings: String,
+    /// The built-in task instance, if the run solves one.
+    pub task: Option<TaskInfo>,
+}
+
+/// Collects the steps of one or more seeds of a run and writes them as one trajectory file.
+#[derive(Debug)]
+pub struct Recorder {
+    writer: TrajectoryWriter,
+}
+
+impl Recorder {
+    /// A recorder for runs shaped like `session` (same model, schedule, conditioning and
+    /// captures for every seed), storing tensors as `storage`.
+    #[must_use]
+    pub fn new(session: &SamplingSession, provenance: RunProvenance, storage: StorageDtype) -> Self {
+        let settings = session.settings();
+        let model = session.model();
+        let schedule = session.solver().schedule();
+        let capture = session.capture();
+        let mut layers: Vec<usize> = capture.layers.iter().map(|(layer_idx, _)| *layer_idx).collect();
+        layers.dedup();
+        let mut kinds: Vec<_> = capture.layers.iter().flat_map(|(_, kinds)| kinds.iter().copied()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let query_tokens = if kinds.iter().any(|kind| kind.is_attention()) {
+            capture.queries.iter().map(|&q| q as usize).collect()
+        } else {
+            Vec::new()
+        };
+        let latent_shape = session.latent_shape();
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            created_by: CREATED_BY.to_owned(),
+            model: ModelInfo {
+                source: provenance.model_source,
+                config: provenance.model_config,
+                dtype: format!("{:?}", model.dtype()).to_lowercase(),
+            },
+            conditioning: Conditioning {
+                prompt: provenance.prompt,
+                prompt_embeddings: provenance.prompt_embeddings,
+                guidance_scale: settings.guidance_scale,
+                negative_prompt: session.uses_guidance(),
+                condition_frame: session.has_condition(),
+                task: provenance.task,
+            },
+            schedule: Schedule {
+                scheduler: schedule.kind,
+                steps: schedule.steps(),
+                shift: schedule.shift,
+                sigmas: schedule.sigmas.clone(),
+                timesteps: schedule.timesteps.clone(),
+            },
+            latent_shape,
+            patch_size: model.config().patch_size,
+            step_tensors: StepTensor::ALL.to_vec(),
+            seeds: Vec::new(),
+            captures: Captures { layers, kinds, query_tokens },
+        };
+        Self { writer: TrajectoryWriter::new(manifest).with_storage(storage) }
+    }
+
+    /// Registers a new seed and returns its index in tensor names.
+    pub fn add_seed(&mut self, noise: NoiseSource, forked_from: Option<ForkPoint>) -> usize {
+        let seeds = &mut self.writer.manifest_mut().seeds;
+        seeds.push(SeedRecord {
+            noise,
+            forked_from,
+            steps: Vec::new(),
+            capture_steps: Vec::new(),
+            final_latents: false,
+        });
+        seeds.len() - 1
+    }
+
+    /// Stores one step of seed `seed_idx`.
+    pub fn record_step(&mut self, seed_idx: usize, record: &StepRecord) {
+        let step_idx = record.step_idx;
+        self.writer.insert(TensorName::latents(seed_idx, step_idx), record.latents.clone());
+        self.writer.insert(TensorName::velocity(seed_idx, step_idx), record.velocity.clone());
+        self.writer.insert(TensorName::x0(seed_idx, step_idx), record.x0.clone());
+        let mut captured = false;
+        for layer in &record.layers {
+            for (kind, tensor) in &layer.tensors {
+                self.writer
+                    .insert(TensorName::capture(seed_idx, step_idx, layer.layer_idx, *kind), tensor.clone());
+                captured = true;
+            }
+        }
+        if let Some(seed) = self.writer.manifest_mut().seeds.get_mut(seed_idx) {
+            seed.steps.push(step_idx);
+            if captured {
+                seed.capture_steps.push(step_idx);
+            }
+        }
+    }
+
+    /// Stores the final latents `[C, F, H, W]` of seed `seed_idx`.
+    pub fn finish_seed(&mut self, seed_idx: usize, final_latents: Tensor) {
+        self.writer.insert(TensorName::final_latents(seed_idx), final_latents);
+        if let Some(seed) = self.writer.manifest_mut().seeds.get_mut(seed_idx) {
+            seed.final_latents = true;
+        }
+    }
+
+    /// The manifest so far.
+    #[must_use]
+    pub fn manifest(&self) -> &Manifest {
+        self.writer.manifest()
+    }
+
+    /// Writes the file atomically (see [`TrajectoryWriter::write`]).
+    pub fn write(&self, path: &std::path::Path) -> Result<(), TrajectoryError> {
+        self.writer.write(path)
+    }
+}
