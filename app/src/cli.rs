@@ -32,10 +32,10 @@ pub struct RecordArgs {
     #[arg(long)]
     pub prompt_embeds: PathBuf,
     /// Safetensors file with `prompt_embeds` `[1, L, text_dim]` for the negative prompt.
-    #[arg(long, requires = "guidance")]
+    #[arg(long)]
     pub negative_prompt_embeds: Option<PathBuf>,
     /// Classifier-free guidance scale (applies above 1; needs --negative-prompt-embeds).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub guidance: f64,
     /// Random seeds, one recorded run each (seed index = position).
     #[arg(long = "seed", num_args = 1.., conflicts_with = "noise", required_unless_present = "noise")]
@@ -53,7 +53,7 @@ pub struct RecordArgs {
     #[arg(long)]
     pub steps: usize,
     /// Timestep shift (Wan: 3 at 480p, 5 at 720p).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub shift: f64,
     #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
     pub scheduler: SchedulerKind,

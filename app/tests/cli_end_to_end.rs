@@ -1,0 +1,271 @@
+//! The `stepscope` binary end to end: record runs from a tiny diffusers model, read them back,
+//! and refuse bad input with one clear message and a non-zero exit.
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{Device, Tensor};
+use stepscope_engine::trajectory::{CaptureKind, TrajectoryReader};
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+fn model_dir() -> PathBuf {
+    repo_path("tests/fixtures/parity/t2v_hd20")
+}
+
+fn stepscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepscope")).args(args).output().unwrap()
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes the prompt, negative prompt and noise of the diffusers reference run as input files.
+fn reference_inputs(dir: &Path) -> HashMap<String, Tensor> {
+    let reference = candle_core::safetensors::load(
+        repo_path("tests/fixtures/parity/sample_t2v_unipc.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let save =
+        |name: &str, file: &str, tensor: &Tensor| tensor.save_safetensors(name, dir.join(file)).unwrap();
+    save("prompt_embeds", "prompt.safetensors", &reference["prompt_embeds"]);
+    save("prompt_embeds", "negative.safetensors", &reference["negative_prompt_embeds"]);
+    save("noise", "noise.safetensors", &reference["noise"].squeeze(0).unwrap());
+    reference
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+}
+
+#[test]
+fn record_reproduces_the_diffusers_run_and_info_describes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = reference_inputs(dir.path());
+    let out = dir.path().join("run.safetensors");
+    let output = stepscope(&[
+        "record",
+        "--model",
+        arg(&model_dir()),
+        "--prompt-embeds",
+        arg(&dir.path().join("prompt.safetensors")),
+        "--negative-prompt-embeds",
+        arg(&dir.path().join("negative.safetensors")),
+        "--guidance",
+        "4",
+        "--noise",
+        arg(&dir.path().join("noise.safetensors")),
+        "--steps",
+        "6",
+        "--shift",
+        "3",
+        "--scheduler",
+        "unipc",
+        "--capture",
+        "decoded,token_norm@0,1;self_attn,cross_attn@1:q=0,5",
+        "--quiet",
+        "-o",
+        arg(&out),
+    ]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+
+    let reader = TrajectoryReader::open(&out).unwrap();
+    // Tolerance 1e-4 absolute in f32, as for the engine's parity tests.
+    let final_latents = reader.final_latents(0).unwrap();
+    let err = max_abs_diff(&final_latents, &reference["final/latents"].squeeze(0).unwrap());
+    assert!(err < 1e-4, "final latents differ from diffusers by {err}");
+    for step_idx in 0..6 {
+        let x0 = reader.x0(0, step_idx).unwrap();
+        let theirs = reference[&format!("k{step_idx}/x0")].squeeze(0).unwrap();
+        assert!(max_abs_diff(&x0, &theirs) < 1e-4);
+    }
+    let attention = reader.capture(0, 3, 1, CaptureKind::SelfAttn).unwrap();
+    assert_eq!(attention.dims(), &[2, 2, 48]);
+
+    let info = stepscope(&["info", arg(&out)]);
+    let text = String::from_utf8(info.stdout).unwrap();
+    assert!(text.contains("UniPC, 6 steps, shift 3"), "{text}");
+    assert!(text.contains("guidance scale 4"), "{text}");
+    let json = stepscope(&["info", "--json", arg(&out)]);
+    let manifest: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(manifest["schedule"]["steps"], 6);
+    assert_eq!(manifest["captures"]["query_tokens"], serde_json::json!([0, 5]));
+}
+
+#[test]
+fn several_seeds_make_several_runs_in_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    reference_inputs(dir.path());
+    let out = dir.path().join("seeds.safetensors");
+    let output = stepscope(&[
+        "record",
+        "--model",
+        arg(&model_dir()),
+        "--prompt-embeds",
+        arg(&dir.path().join("prompt.safetensors")),
+        "--seed",
+        "1",
+        "2",
+        "--size",
+        "3x8x8",
+        "--steps",
+        "4",
+        "--shift",
+        "5",
+        "--scheduler",
+        "euler",
+        "--store",
+        "f16",
+        "--quiet",
+        "-o",
+        arg(&out),
+    ]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let reader = TrajectoryReader::open(&out).unwrap();
+    assert_eq!(reader.manifest().seeds.len(), 2);
+    let a = reader.latents(0, 0).unwrap();
+    let b = reader.latents(1, 0).unwrap();
+    assert!(max_abs_diff(&a, &b) > 0.1, "different seeds give different noise");
+    // Step k stores x_t, v and x0 = x_t - sigma_k v (to f16 storage precision).
+    let sigma = reader.manifest().schedule.sigmas[2];
+    let (x_t, v, x0) =
+        (reader.latents(1, 2).unwrap(), reader.velocity(1, 2).unwrap(), reader.x0(1, 2).unwrap());
+    let implied = (x_t - (v * sigma).unwrap()).unwrap();
+    assert!(max_abs_diff(&implied, &x0) < 1e-2);
+}
+
+/// Runs `record` with the base arguments plus `extra`, expecting one clear failure.
+fn record_fails(dir: &Path, extra: &[&str], needle: &str) {
+    let mut args = vec!["record", "--steps", "2", "--quiet", "-o"];
+    let out = dir.join("out.safetensors");
+    args.push(arg(&out));
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--shift") {
+        args.extend_from_slice(&["--shift", "3"]);
+    }
+    let output = stepscope(&args);
+    let stderr = stderr_of(&output);
+    assert!(!output.status.success(), "{extra:?} should fail");
+    assert!(stderr.contains(needle), "{extra:?}: expected `{needle}` in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{extra:?} panicked: {stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "one error message: {stderr}");
+}
+
+/// Writes the malformed input files the bad-input test feeds to `record`.
+fn write_bad_inputs(dir: &Path) {
+    let zeros = |shape: &[usize]| Tensor::zeros(shape, candle_core::DType::F32, &Device::Cpu).unwrap();
+    zeros(&[4, 3]).save_safetensors("noise", dir.join("rank2.safetensors")).unwrap();
+    let nan = Tensor::new(&[f32::NAN; 4], &Device::Cpu).unwrap().reshape((1, 1, 2, 2)).unwrap();
+    nan.save_safetensors("noise", dir.join("nan.safetensors")).unwrap();
+    std::fs::write(dir.join("garbage.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......")
+        .unwrap();
+    zeros(&[1, 7, 99]).save_safetensors("prompt_embeds", dir.join("wide.safetensors")).unwrap();
+}
+
+#[test]
+fn bad_inputs_give_one_clear_error_each() {
+    let dir = tempfile::tempdir().unwrap();
+    reference_inputs(dir.path());
+    write_bad_inputs(dir.path());
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let model = model_dir().to_str().unwrap().to_owned();
+    // (model, prompt file, further arguments, expected words)
+    let seeded = "--seed 1 --size 3x8x8";
+    let cases = [
+        ("/nonexistent".to_owned(), p("prompt.safetensors"), seeded, "is not a directory"),
+        (model.clone(), p("missing.safetensors"), seeded, "cannot open"),
+        (model.clone(), p("noise.safetensors"), seeded, "no tensor `prompt_embeds`"),
+        (model.clone(), p("garbage.safetensors"), seeded, "not a valid safetensors"),
+        (model.clone(), p("wide.safetensors"), seeded, "expected [1, L, 16]"),
+        (model.clone(), p("prompt.safetensors"), "--noise RANK2", "expected 4 dimensions"),
+        (model.clone(), p("prompt.safetensors"), "--noise NAN", "NaN"),
+        (model.clone(), p("prompt.safetensors"), "--seed 1", "--size FxHxW is required"),
+        (model.clone(), p("prompt.safetensors"), "--seed 1 --size 3x7x8", "not a positive multiple"),
+        (
+            model.clone(),
+            p("prompt.safetensors"),
+            "--seed 1 --size 3x8x8 --capture decoded@9",
+            "layer 9 does not exist",
+        ),
+        (
+            model.clone(),
+            p("prompt.safetensors"),
+            "--seed 1 --size 3x8x8 --capture bogus@all",
+            "unknown capture kind",
+        ),
+        (
+            model.clone(),
+            p("prompt.safetensors"),
+            "--seed 1 --size 3x8x8 --shift -1",
+            "shift must be finite and positive",
+        ),
+        (
+            model.clone(),
+            p("prompt.safetensors"),
+            "--seed 1 --size 3x8x8 --guidance NaN",
+            "guidance scale NaN",
+        ),
+        (
+            model.clone(),
+            p("prompt.safetensors"),
+            "--seed 1 --size 3x8x8 --guidance 5",
+            "needs negative prompt",
+        ),
+    ];
+    for (model, prompt, further, needle) in &cases {
+        let further = further.replace("RANK2", &p("rank2.safetensors")).replace("NAN", &p("nan.safetensors"));
+        let mut extra = vec!["--model", model.as_str(), "--prompt-embeds", prompt.as_str()];
+        extra.extend(further.split(' '));
+        record_fails(dir.path(), &extra, needle);
+    }
+}
+
+#[test]
+fn a_failed_record_leaves_an_existing_output_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    reference_inputs(dir.path());
+    let out = dir.path().join("out.safetensors");
+    std::fs::write(&out, b"precious").unwrap();
+    let output = stepscope(&[
+        "record",
+        "--model",
+        arg(&model_dir()),
+        "--prompt-embeds",
+        arg(&dir.path().join("prompt.safetensors")),
+        "--seed",
+        "1",
+        "--size",
+        "3x8x8",
+        "--steps",
+        "2",
+        "--shift",
+        "3",
+        "--capture",
+        "decoded@7",
+        "-o",
+        arg(&out),
+    ]);
+    assert!(!output.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+}
+
+#[test]
+fn info_on_a_broken_file_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.safetensors");
+    std::fs::write(&path, [0xff; 32]).unwrap();
+    let output = stepscope(&["info", arg(&path)]);
+    let stderr = stderr_of(&output);
+    assert!(!output.status.success());
+    assert!(stderr.starts_with("error: ") && stderr.contains("broken.safetensors"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
