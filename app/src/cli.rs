@@ -60,6 +60,9 @@ pub struct RecordArgs {
     /// What to capture inside the network, e.g. `decoded,token_norm,pca3@all;self_attn@3:q=0,17`.
     #[arg(long)]
     pub capture: Option<String>,
+    /// Compute device: `cpu`, `cuda:N` (build with `--features cuda`) or `metal` (`--features metal`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Dtype the model computes in.
     #[arg(long, value_enum, default_value_t = ComputeDtype::F32)]
     pub dtype: ComputeDtype,

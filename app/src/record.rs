@@ -14,7 +14,7 @@ use stepscope_engine::trajectory::{self, StorageDtype};
 use crate::cli::{ComputeDtype, RecordArgs, StoreDtype};
 
 pub fn run(args: &RecordArgs) -> Result<()> {
-    let device = Device::Cpu;
+    let device = device(&args.device)?;
     let dtype = match args.dtype {
         ComputeDtype::F32 => DType::F32,
         ComputeDtype::F16 => DType::F16,
@@ -84,6 +84,24 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     recorder.write(&args.output)?;
     eprintln!("wrote {}", args.output.display());
     Ok(())
+}
+
+fn device(name: &str) -> Result<Device> {
+    let device = match name {
+        "cpu" => Ok(Device::Cpu),
+        "metal" => Device::new_metal(0),
+        cuda if cuda.starts_with("cuda") => {
+            let ordinal = match cuda.strip_prefix("cuda:") {
+                Some(n) => {
+                    n.parse().with_context(|| format!("--device {name}: `{n}` is not a GPU number"))?
+                }
+                None => 0,
+            };
+            Device::new_cuda(ordinal)
+        }
+        other => bail!("--device {other}: expected cpu, cuda, cuda:N or metal"),
+    };
+    device.with_context(|| format!("--device {name} is not available in this build or on this machine"))
 }
 
 fn latent_shape(args: &RecordArgs, model: &WanTransformer, noise: Option<&Tensor>) -> Result<[usize; 4]> {

@@ -269,3 +269,50 @@ fn info_on_a_broken_file_names_the_problem() {
     assert!(stderr.starts_with("error: ") && stderr.contains("broken.safetensors"), "{stderr}");
     assert!(!stderr.contains("panicked"));
 }
+
+#[test]
+fn record_with_a_condition_latent_reproduces_the_ti2v_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = candle_core::safetensors::load(
+        repo_path("tests/fixtures/parity/sample_ti2v_euler.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let save = |name: &str, tensor: &Tensor| {
+        let path = dir.path().join(format!("{name}.safetensors"));
+        tensor.save_safetensors(name, &path).unwrap();
+        path
+    };
+    let prompt = save("prompt_embeds", &reference["prompt_embeds"]);
+    let noise = save("noise", &reference["noise"].squeeze(0).unwrap());
+    let condition = save("condition_latent", &reference["condition"].squeeze(0).unwrap());
+    let out = dir.path().join("ti2v.safetensors");
+    let model = repo_path("tests/fixtures/parity/ti2v_hd24");
+    let output = stepscope(&[
+        "record",
+        "--model",
+        arg(&model),
+        "--prompt-embeds",
+        arg(&prompt),
+        "--noise",
+        arg(&noise),
+        "--condition-latent",
+        arg(&condition),
+        "--steps",
+        "5",
+        "--shift",
+        "5",
+        "--scheduler",
+        "euler",
+        "--quiet",
+        "-o",
+        arg(&out),
+    ]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let reader = TrajectoryReader::open(&out).unwrap();
+    assert!(reader.manifest().conditioning.condition_frame);
+    // Tolerance 1e-4 absolute in f32.
+    let err =
+        max_abs_diff(&reader.final_latents(0).unwrap(), &reference["final/latents"].squeeze(0).unwrap());
+    assert!(err < 1e-4, "final latents differ from diffusers by {err}");
+}

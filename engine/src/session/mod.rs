@@ -327,17 +327,15 @@ impl SamplingSession {
     pub fn fork_renoised(&self, last_x0: Option<&Tensor>, seed: u64) -> Result<Self> {
         let sigma = self.current_sigma()?;
         let eps = noise::gaussian_noise(seed, self.latents.dims().to_vec(), self.model.device())?;
-        let latents = match last_x0 {
-            Some(x0) if self.step_idx() > 0 => {
-                let x0 = x0.unsqueeze(0)?;
-                ((x0 * (1.0 - sigma))? + (eps * sigma)?)?
-            }
-            Some(_) | None if self.step_idx() == 0 => eps,
-            _ => {
-                return Err(SessionError::Setup(
+        let latents = if self.step_idx() == 0 {
+            eps
+        } else {
+            let x0 = last_x0.ok_or_else(|| {
+                SessionError::Setup(
                     "re-noising after step 0 needs the previous step's x0 prediction".to_owned(),
-                ));
-            }
+                )
+            })?;
+            ((x0.unsqueeze(0)? * (1.0 - sigma))? + (eps * sigma)?)?
         };
         self.fork_with_latents(&latents.squeeze(0)?)
     }
