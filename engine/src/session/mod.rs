@@ -9,54 +9,25 @@
 //!
 //! [`step`]: SamplingSession::step
 pub mod capture;
+pub mod condition;
 pub mod error;
+pub mod inputs;
 pub mod noise;
+pub mod step_record;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Tensor};
-use serde::{Deserialize, Serialize};
 
 pub use capture::{CaptureKind, CaptureSpec, ResolvedCapture};
+pub use condition::ConditionFrames;
 pub use error::{Result, SessionError};
+pub use inputs::{Conditioning, NoiseSource, SessionSettings};
+pub use step_record::{LayerCapture, StepRecord};
 
 use crate::model::{ForwardInput, TokenGrid, WanTransformer};
-use crate::scheduler::{SchedulerKind, Solver};
-
-/// What conditions a run: prompt embeddings, optional negative embeddings for guidance, and an
-/// optional clean condition (the first latent frames, Wan2.2 TI2V style).
-#[derive(Debug, Clone)]
-pub struct Conditioning {
-    /// `[1, L, text_dim]`
-    pub prompt_embeds: Tensor,
-    /// `[1, L', text_dim]`, required when the guidance scale exceeds 1.
-    pub negative_prompt_embeds: Option<Tensor>,
-    /// `[C, F_c, H, W]`: the first `F_c` latent frames, kept clean (timestep 0) and re-imposed
-    /// after every step.
-    pub condition_latent: Option<Tensor>,
-}
-
-/// The settings of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionSettings {
-    pub steps: usize,
-    /// Timestep shift (Wan: 3.0 at 480p, 5.0 at 720p).
-    pub shift: f64,
-    pub scheduler: SchedulerKind,
-    /// Classifier-free guidance scale; guidance applies when it is above 1.
-    pub guidance_scale: f64,
-    pub capture: CaptureSpec,
-}
-
-/// Where a run's initial noise comes from.
-#[derive(Debug, Clone)]
-pub enum NoiseSource {
-    /// [`noise::gaussian_noise`] from this seed.
-    Seed(u64),
-    /// A given tensor `[C, F, H, W]`.
-    Given(Tensor),
-}
+use crate::scheduler::Solver;
 
 /// A shared flag that stops a session before its next step.
 #[derive(Debug, Clone, Default)]
@@ -73,32 +44,6 @@ impl CancelToken {
     }
 }
 
-/// One layer's captures at one step (each present when requested).
-#[derive(Debug, Clone)]
-pub struct LayerCapture {
-    pub layer_idx: usize,
-    /// `(kind, tensor)`; shapes as documented on [`CaptureKind`].
-    pub tensors: Vec<(CaptureKind, Tensor)>,
-}
-
-/// Everything recorded for one denoising step.
-#[derive(Debug, Clone)]
-pub struct StepRecord {
-    pub step_idx: usize,
-    /// Noise level entering the step.
-    pub sigma: f64,
-    /// Timestep the model was conditioned on.
-    pub timestep: f64,
-    /// `x_t`, the latent fed to the model, `[C, F, H, W]`.
-    pub latents: Tensor,
-    /// The velocity after guidance, `[C, F, H, W]`.
-    pub velocity: Tensor,
-    /// `x0_hat = x_t - sigma * v` (condition frames exactly the condition), `[C, F, H, W]`.
-    pub x0: Tensor,
-    /// Captures of the conditional pass, by layer.
-    pub layers: Vec<LayerCapture>,
-}
-
 /// A run of the denoiser, one step at a time.
 #[derive(Debug, Clone)]
 pub struct SamplingSession {
@@ -109,11 +54,8 @@ pub struct SamplingSession {
     solver: Solver,
     /// Current `x_t`, `[1, C, F, H, W]`, f32 (condition frames already imposed).
     latents: Tensor,
-    /// 1 where the latent is generated, 0 on condition frames: `[1, 1, F, 1, 1]`; `None`
-    /// without a condition.
-    generated_mask: Option<Tensor>,
-    /// Condition padded to the latent's frames, `[1, C, F, H, W]`.
-    condition_full: Option<Tensor>,
+    /// The clean condition frames, when the run has them.
+    condition: Option<ConditionFrames>,
     grid: TokenGrid,
     cancel: CancelToken,
 }
@@ -145,12 +87,9 @@ impl SamplingSession {
         Self::check_conditioning(&model, &conditioning, &settings, latent_shape)?;
         let capture = settings.capture.resolve(model.num_layers(), grid.len())?;
         let solver = Solver::new(settings.scheduler, settings.steps, settings.shift)?;
-        let (generated_mask, condition_full) = match &conditioning.condition_latent {
-            Some(condition) => {
-                let (mask, full) = condition_layout(condition, latent_shape, model.config().patch_size[0])?;
-                (Some(mask), Some(full))
-            }
-            None => (None, None),
+        let condition = match &conditioning.condition_latent {
+            Some(latent) => Some(ConditionFrames::new(latent, latent_shape, model.config().patch_size[0])?),
+            None => None,
         };
         let mut session = Self {
             model,
@@ -159,8 +98,7 @@ impl SamplingSession {
             capture,
             solver,
             latents: noise,
-            generated_mask,
-            condition_full,
+            condition,
             grid,
             cancel: CancelToken::default(),
         };
@@ -263,7 +201,7 @@ impl SamplingSession {
     /// Whether the first latent frames are a clean condition (TI2V).
     #[must_use]
     pub fn has_condition(&self) -> bool {
-        self.generated_mask.is_some()
+        self.condition.is_some()
     }
 
     /// The current latent `x_t` (the final result once finished), `[C, F, H, W]`.
@@ -366,32 +304,19 @@ impl SamplingSession {
 
     /// The model's timesteps for this step: `[1]`, or `[1, N]` with 0 on condition tokens.
     fn timesteps_for(&self, timestep: f64) -> Result<Tensor> {
-        let device = self.model.device();
-        let Some(mask) = &self.generated_mask else {
-            return Ok(Tensor::new(&[timestep as f32], device)?);
-        };
-        // The mask is per latent frame; tokens run frame-major, each token frame covering p_t
-        // latent frames, which share the mask value.
-        let p_t = self.model.config().patch_size[0];
-        let frames: Vec<f32> = mask.flatten_all()?.to_vec1()?;
-        let per_frame = self.grid.rows * self.grid.cols;
-        let values: Vec<f32> = (0..self.grid.frames)
-            .flat_map(|token_frame| {
-                std::iter::repeat_n(frames[token_frame * p_t] * timestep as f32, per_frame)
-            })
-            .collect();
-        Ok(Tensor::from_vec(values, (1, self.grid.len()), device)?)
+        match &self.condition {
+            Some(condition) => {
+                condition.token_timesteps(timestep, self.grid, self.model.config().patch_size[0])
+            }
+            None => Ok(Tensor::new(&[timestep as f32], self.model.device())?),
+        }
     }
 
-    /// Puts the clean condition back on its frames: `mask * x + (1 - mask) * condition`.
+    /// Puts the clean condition back on its frames (identity without a condition).
     fn impose_condition(&self, latents: &Tensor) -> Result<Tensor> {
-        match (&self.generated_mask, &self.condition_full) {
-            (Some(mask), Some(condition)) => {
-                let keep = latents.broadcast_mul(mask)?;
-                let clean = condition.broadcast_mul(&mask.affine(-1.0, 1.0)?)?;
-                Ok((keep + clean)?)
-            }
-            _ => Ok(latents.clone()),
+        match &self.condition {
+            Some(condition) => condition.impose(latents),
+            None => Ok(latents.clone()),
         }
     }
 
@@ -428,21 +353,4 @@ fn probs_of(probs: Option<&Tensor>, layer_idx: usize) -> Result<Tensor> {
     let probs = probs
         .ok_or_else(|| SessionError::Capture(format!("layer {layer_idx} was not probed for attention")))?;
     Ok(probs.squeeze(0)?)
-}
-
-/// The generated-frame mask `[1, 1, F, 1, 1]` and the condition padded to `[1, C, F, H, W]`.
-fn condition_layout(condition: &Tensor, latent_shape: [usize; 4], p_t: usize) -> Result<(Tensor, Tensor)> {
-    let [c, f, h, w] = latent_shape;
-    let condition_frames = condition.dim(1)?;
-    if condition_frames % p_t != 0 {
-        return Err(SessionError::Setup(format!(
-            "the condition has {condition_frames} frames, not a multiple of the temporal patch {p_t}"
-        )));
-    }
-    let device = condition.device();
-    let mask: Vec<f32> = (0..f).map(|frame| if frame < condition_frames { 0.0 } else { 1.0 }).collect();
-    let mask = Tensor::from_vec(mask, (1, 1, f, 1, 1), device)?;
-    let padding = Tensor::zeros((c, f - condition_frames, h, w), DType::F32, device)?;
-    let full = Tensor::cat(&[condition.to_dtype(DType::F32)?, padding], 1)?.unsqueeze(0)?;
-    Ok((mask, full))
 }
