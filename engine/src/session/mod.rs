@@ -13,6 +13,7 @@ pub mod condition;
 pub mod error;
 pub mod inputs;
 pub mod noise;
+pub mod reduce;
 pub mod step_record;
 
 use std::sync::Arc;
@@ -330,8 +331,8 @@ impl SamplingSession {
                         let hidden = hidden_of(trace)?;
                         self.model.head(hidden, &out.temb, out.grid)?.squeeze(0)?
                     }
-                    CaptureKind::TokenNorm => capture::token_norms(hidden_of(trace)?, out.grid)?,
-                    CaptureKind::Pca3 => capture::pca3(hidden_of(trace)?, out.grid)?,
+                    CaptureKind::TokenNorm => reduce::token_norms(hidden_of(trace)?, out.grid)?,
+                    CaptureKind::Pca3 => reduce::pca3(hidden_of(trace)?, out.grid)?,
                     CaptureKind::SelfAttn => probs_of(trace.self_attn_probs.as_ref(), trace.layer_idx)?,
                     CaptureKind::CrossAttn => probs_of(trace.cross_attn_probs.as_ref(), trace.layer_idx)?,
                 };
