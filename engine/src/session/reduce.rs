@@ -16,7 +16,8 @@ const PCA_ITERATIONS: usize = 60;
 /// Projections of the centred tokens on their first three principal components:
 /// `[1, N, D]` -> `[3, F', H', W']`, f32.
 ///
-/// Block power iteration on `X^T X` applied as `X^T (X V)`, so no `D x D` matrix is formed.
+/// Block power iteration on `X^T X` (through the `D x D` Gram matrix when `D <= N`, otherwise as
+/// `X^T (X V)` so no `D x D` matrix is formed).
 /// Deterministic: starts from a fixed basis; each component's sign makes its largest loading
 /// positive, so colours are stable from step to step.
 pub fn pca3(hidden: &Tensor, grid: TokenGrid) -> Result<Tensor> {
@@ -34,8 +35,14 @@ pub fn pca3(hidden: &Tensor, grid: TokenGrid) -> Result<Tensor> {
         .collect();
     let mut basis = Tensor::from_vec(start, (width, components), tokens.device())?;
     let centred_t = centred.t()?.contiguous()?;
+    // Apply X^T X either through its D x D Gram matrix, formed once (cheap when D <= N), or as
+    // X^T (X V) each time (when D > N, so no D x D matrix is ever formed).
+    let gram = if width <= num_tokens { Some(centred_t.matmul(&centred)?) } else { None };
     for _ in 0..PCA_ITERATIONS {
-        let grown = centred_t.matmul(&centred.matmul(&basis)?)?;
+        let grown = match &gram {
+            Some(gram) => gram.matmul(&basis)?,
+            None => centred_t.matmul(&centred.matmul(&basis)?)?,
+        };
         basis = orthonormal_columns(&grown)?;
     }
     let basis = fix_signs(&basis)?;
@@ -111,5 +118,21 @@ mod tests {
         }
         let norms = token_norms(&hidden, grid).unwrap();
         assert_eq!(norms.dims(), &[1, 3, 4]);
+    }
+
+    #[test]
+    fn pca_works_when_tokens_are_fewer_than_channels() {
+        // 6 tokens in 20 dimensions along one direction: the X^T (X V) path.
+        let direction: Vec<f32> = (0..20).map(|d| if d % 2 == 0 { 0.5 } else { -0.25 }).collect();
+        let norm = direction.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let data: Vec<f32> =
+            (0..6).flat_map(|i| direction.iter().map(move |x| x * (i as f32 - 2.5))).collect();
+        let hidden = Tensor::from_vec(data, (1, 6, 20), &Device::Cpu).unwrap();
+        let pcs = pca3(&hidden, TokenGrid { frames: 1, rows: 2, cols: 3 }).unwrap();
+        let first: Vec<f32> = pcs.get(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        for (i, value) in first.iter().enumerate() {
+            let expected = (i as f32 - 2.5) * norm;
+            assert!((value.abs() - expected.abs()).abs() < 1e-3, "{i}: {value} vs {expected}");
+        }
     }
 }
