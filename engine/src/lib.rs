@@ -14,3 +14,4 @@ pub mod scheduler;
 pub mod session;
 pub mod tensor_file;
 pub mod trajectory;
+pub mod worker;

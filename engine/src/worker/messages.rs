@@ -1,0 +1,63 @@
+//! What the UI asks of the engine thread, and what it hears back.
+use std::sync::Arc;
+
+use candle_core::Tensor;
+
+use crate::model::WanTransformer;
+use crate::scheduler::Schedule;
+use crate::session::{Conditioning, NoiseSource, SessionSettings, StepRecord};
+
+/// Everything needed to start a run (its first seed).
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub model: Arc<WanTransformer>,
+    pub conditioning: Arc<Conditioning>,
+    pub settings: SessionSettings,
+    /// `[C, F, H, W]`
+    pub latent_shape: [usize; 4],
+    pub noise: NoiseSource,
+}
+
+/// Commands from the UI to the engine thread. Between two steps the thread always reads its
+/// commands, so `Pause` and `Cancel` take effect after the step in progress.
+#[derive(Debug)]
+pub enum EngineCommand {
+    /// Starts a new run as seed 0, dropping any previous run.
+    Start(Box<RunRequest>),
+    /// Takes one step of `seed_idx`.
+    Step { seed_idx: usize },
+    /// Steps `seed_idx` until it finishes or is paused.
+    RunToEnd { seed_idx: usize },
+    /// Stops running after the current step.
+    Pause,
+    /// Adds a seed that branches from `seed_idx` at the state entering `step_idx`, re-noised
+    /// with `rng_seed` (see [`crate::session::SamplingSession::fork_renoised`]).
+    Fork { seed_idx: usize, step_idx: usize, rng_seed: u64 },
+    /// Puts `seed_idx` back to the state entering `step_idx`; later steps are forgotten.
+    Rewind { seed_idx: usize, step_idx: usize },
+    /// Ends the thread.
+    Shutdown,
+}
+
+/// Events from the engine thread to the UI; each send is followed by a repaint request.
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    /// A seed exists and is at `step_idx` (0 for a new run, the fork step for a fork).
+    SeedStarted {
+        seed_idx: usize,
+        step_idx: usize,
+        forked_from: Option<(usize, usize)>,
+        schedule: Schedule,
+        latent_shape: [usize; 4],
+    },
+    /// One step of one seed was taken.
+    StepCaptured { seed_idx: usize, record: Arc<StepRecord> },
+    /// A seed took its last step; `final_latents` is `[C, F, H, W]`.
+    Finished { seed_idx: usize, final_latents: Tensor },
+    /// A seed was put back to `step_idx`.
+    Rewound { seed_idx: usize, step_idx: usize },
+    /// Running stopped on request.
+    Paused { seed_idx: usize, step_idx: usize },
+    /// A command failed, or a step failed or panicked; the thread carries on.
+    Error { message: String },
+}

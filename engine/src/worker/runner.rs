@@ -1,0 +1,142 @@
+//! The engine thread's state: the seeds of the current run, each with the session state
+//! entering every step taken so far (sessions share their tensors, so this is cheap).
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use candle_core::Tensor;
+
+use super::messages::{EngineEvent, RunRequest};
+use crate::session::{SamplingSession, SessionError};
+
+/// One seed: its session, the session as it entered each step, and each step's `x0_hat`.
+#[derive(Debug)]
+struct SeedRun {
+    session: SamplingSession,
+    /// `history[k]` is the session entering step `k`.
+    history: Vec<SamplingSession>,
+    /// `x0[k]` is step `k`'s `x0_hat`, `[C, F, H, W]`.
+    x0: Vec<Tensor>,
+}
+
+/// The run the engine thread is working on.
+#[derive(Debug, Default)]
+pub(crate) struct Runner {
+    seeds: Vec<SeedRun>,
+}
+
+impl Runner {
+    pub(crate) fn start(&mut self, request: RunRequest) -> Result<EngineEvent, SessionError> {
+        let session = SamplingSession::new(
+            request.model,
+            request.conditioning,
+            request.settings,
+            request.latent_shape,
+            &request.noise,
+        )?;
+        let event = seed_started(0, &session, None);
+        self.seeds = vec![SeedRun { session, history: Vec::new(), x0: Vec::new() }];
+        Ok(event)
+    }
+
+    fn seed(&mut self, seed_idx: usize) -> Result<&mut SeedRun, SessionError> {
+        let count = self.seeds.len();
+        self.seeds.get_mut(seed_idx).ok_or_else(|| {
+            SessionError::Setup(if count == 0 {
+                "no run is started".to_owned()
+            } else {
+                format!("there is no seed {seed_idx} (the run has {count})")
+            })
+        })
+    }
+
+    pub(crate) fn is_finished(&self, seed_idx: usize) -> bool {
+        self.seeds.get(seed_idx).is_none_or(|seed| seed.session.is_finished())
+    }
+
+    pub(crate) fn step_idx(&self, seed_idx: usize) -> usize {
+        self.seeds.get(seed_idx).map_or(0, |seed| seed.session.step_idx())
+    }
+
+    /// Takes one step of `seed_idx`; a panic inside the model becomes an error.
+    pub(crate) fn step(&mut self, seed_idx: usize) -> Result<Vec<EngineEvent>, SessionError> {
+        let seed = self.seed(seed_idx)?;
+        let before = seed.session.clone();
+        let record = catch_unwind(AssertUnwindSafe(|| seed.session.step())).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            Err(SessionError::Setup(format!("the step panicked: {what}")))
+        });
+        let record = match record {
+            Ok(record) => record,
+            Err(err) => {
+                seed.session = before;
+                return Err(err);
+            }
+        };
+        seed.history.push(before);
+        seed.x0.push(record.x0.clone());
+        let mut events = vec![EngineEvent::StepCaptured { seed_idx, record: Arc::new(record) }];
+        if seed.session.is_finished() {
+            events.push(EngineEvent::Finished { seed_idx, final_latents: seed.session.latents()? });
+        }
+        Ok(events)
+    }
+
+    pub(crate) fn fork(
+        &mut self,
+        seed_idx: usize,
+        step_idx: usize,
+        rng_seed: u64,
+    ) -> Result<EngineEvent, SessionError> {
+        let seed = self.seed(seed_idx)?;
+        let base = state_entering(seed, step_idx)?;
+        let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k));
+        let session = base.fork_renoised(previous_x0, rng_seed)?;
+        let new_idx = self.seeds.len();
+        let event = seed_started(new_idx, &session, Some((seed_idx, step_idx)));
+        // The fork shares the history before the branch point, so it can be rewound there too.
+        let seed = &self.seeds[seed_idx];
+        let history = seed.history[..step_idx].to_vec();
+        let x0 = seed.x0[..step_idx].to_vec();
+        self.seeds.push(SeedRun { session, history, x0 });
+        Ok(event)
+    }
+
+    pub(crate) fn rewind(&mut self, seed_idx: usize, step_idx: usize) -> Result<EngineEvent, SessionError> {
+        let seed = self.seed(seed_idx)?;
+        seed.session = state_entering(seed, step_idx)?;
+        seed.history.truncate(step_idx);
+        seed.x0.truncate(step_idx);
+        Ok(EngineEvent::Rewound { seed_idx, step_idx })
+    }
+}
+
+/// The session entering `step_idx`: from the history, or the live one when it is there.
+fn state_entering(seed: &SeedRun, step_idx: usize) -> Result<SamplingSession, SessionError> {
+    if step_idx == seed.session.step_idx() {
+        return Ok(seed.session.clone());
+    }
+    seed.history.get(step_idx).cloned().ok_or_else(|| {
+        SessionError::Setup(format!(
+            "step {step_idx} has not been reached (the seed is at step {})",
+            seed.session.step_idx()
+        ))
+    })
+}
+
+fn seed_started(
+    seed_idx: usize,
+    session: &SamplingSession,
+    forked_from: Option<(usize, usize)>,
+) -> EngineEvent {
+    EngineEvent::SeedStarted {
+        seed_idx,
+        step_idx: session.step_idx(),
+        forked_from,
+        schedule: session.solver().schedule().clone(),
+        latent_shape: session.latent_shape(),
+    }
+}

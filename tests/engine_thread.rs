@@ -1,0 +1,149 @@
+//! The engine thread: runs stepped from "UI" commands arrive as events, forks and rewinds work,
+//! errors come back as events, and dropping the handle stops and joins the thread.
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use candle_core::{DType, Device};
+use stepscope_engine::model::WanTransformer;
+use stepscope_engine::scheduler::SchedulerKind;
+use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SessionSettings};
+use stepscope_engine::worker::{EngineCommand, EngineEvent, EngineHandle, RunRequest};
+use stepscope_tests::{fixture, max_abs_diff};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn request(steps: usize) -> RunRequest {
+    let tensors =
+        candle_core::safetensors::load(fixture("parity/sample_t2v_unipc.safetensors"), &Device::Cpu).unwrap();
+    let model = WanTransformer::load(&fixture("parity/t2v_hd20"), DType::F32, &Device::Cpu).unwrap();
+    RunRequest {
+        model: Arc::new(model),
+        conditioning: Arc::new(Conditioning {
+            prompt_embeds: tensors["prompt_embeds"].clone(),
+            negative_prompt_embeds: None,
+            condition_latent: None,
+        }),
+        settings: SessionSettings {
+            steps,
+            shift: 3.0,
+            scheduler: SchedulerKind::UniPc,
+            guidance_scale: 1.0,
+            capture: CaptureSpec::default(),
+        },
+        latent_shape: [4, 3, 8, 8],
+        noise: NoiseSource::Seed(11),
+    }
+}
+
+fn next(engine: &EngineHandle) -> EngineEvent {
+    engine.recv_timeout(WAIT).expect("an event from the engine")
+}
+
+fn spawn() -> (EngineHandle, Arc<AtomicUsize>) {
+    let repaints = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&repaints);
+    let engine = EngineHandle::spawn(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    })
+    .unwrap();
+    (engine, repaints)
+}
+
+#[test]
+fn a_run_steps_on_command_and_runs_to_the_end() {
+    let (engine, repaints) = spawn();
+    engine.send(EngineCommand::Start(Box::new(request(5)))).unwrap();
+    assert!(matches!(next(&engine), EngineEvent::SeedStarted { seed_idx: 0, step_idx: 0, .. }));
+    engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
+    match next(&engine) {
+        EngineEvent::StepCaptured { seed_idx: 0, record } => assert_eq!(record.step_idx, 0),
+        other => panic!("expected step 0, got {other:?}"),
+    }
+    engine.send(EngineCommand::RunToEnd { seed_idx: 0 }).unwrap();
+    let mut steps = Vec::new();
+    loop {
+        match next(&engine) {
+            EngineEvent::StepCaptured { record, .. } => steps.push(record.step_idx),
+            EngineEvent::Finished { seed_idx: 0, final_latents } => {
+                assert_eq!(final_latents.dims(), &[4, 3, 8, 8]);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(steps, vec![1, 2, 3, 4]);
+    assert!(repaints.load(Ordering::Relaxed) >= 7, "a repaint request follows every event");
+}
+
+#[test]
+fn forks_and_rewinds_reproduce_the_same_steps() {
+    let (engine, _) = spawn();
+    engine.send(EngineCommand::Start(Box::new(request(4)))).unwrap();
+    next(&engine);
+    let mut first_pass = Vec::new();
+    for _ in 0..3 {
+        engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
+        if let EngineEvent::StepCaptured { record, .. } = next(&engine) {
+            first_pass.push(record);
+        }
+    }
+    // Back to step 1 and forward again: the same x0.
+    engine.send(EngineCommand::Rewind { seed_idx: 0, step_idx: 1 }).unwrap();
+    assert!(matches!(next(&engine), EngineEvent::Rewound { seed_idx: 0, step_idx: 1 }));
+    engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
+    let EngineEvent::StepCaptured { record, .. } = next(&engine) else { panic!("expected a step") };
+    assert_eq!(record.step_idx, 1);
+    assert!(max_abs_diff(&record.x0, &first_pass[1].x0) == 0.0);
+
+    // A fork at step 2 with fresh noise is a new seed that starts at step 2 and diverges.
+    engine.send(EngineCommand::Fork { seed_idx: 0, step_idx: 2, rng_seed: 99 }).unwrap();
+    match next(&engine) {
+        EngineEvent::SeedStarted { seed_idx: 1, step_idx: 2, forked_from: Some((0, 2)), .. } => {}
+        other => panic!("expected the fork, got {other:?}"),
+    }
+    engine.send(EngineCommand::Step { seed_idx: 1 }).unwrap();
+    let EngineEvent::StepCaptured { seed_idx: 1, record } = next(&engine) else { panic!("expected a step") };
+    assert_eq!(record.step_idx, 2);
+    assert!(max_abs_diff(&record.x0, &first_pass[2].x0) > 1e-3);
+}
+
+#[test]
+fn errors_come_back_as_events_and_the_thread_carries_on() {
+    let (engine, _) = spawn();
+    engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
+    let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+    assert!(message.contains("no run is started"), "{message}");
+    let mut bad = request(3);
+    bad.latent_shape = [4, 3, 7, 8];
+    engine.send(EngineCommand::Start(Box::new(bad))).unwrap();
+    let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+    assert!(message.contains("not a positive multiple"), "{message}");
+    engine.send(EngineCommand::Start(Box::new(request(3)))).unwrap();
+    assert!(matches!(next(&engine), EngineEvent::SeedStarted { .. }));
+    engine.send(EngineCommand::Rewind { seed_idx: 0, step_idx: 2 }).unwrap();
+    let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+    assert!(message.contains("has not been reached"), "{message}");
+}
+
+#[test]
+fn pausing_stops_a_long_run_and_dropping_joins_the_thread() {
+    let (engine, _) = spawn();
+    engine.send(EngineCommand::Start(Box::new(request(200)))).unwrap();
+    next(&engine);
+    engine.send(EngineCommand::RunToEnd { seed_idx: 0 }).unwrap();
+    next(&engine);
+    engine.send(EngineCommand::Pause).unwrap();
+    let paused_at = loop {
+        match next(&engine) {
+            EngineEvent::Paused { step_idx, .. } => break step_idx,
+            EngineEvent::StepCaptured { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(paused_at < 200, "paused before the end");
+    engine.send(EngineCommand::RunToEnd { seed_idx: 0 }).unwrap();
+    // Dropping mid-run stops after the current step and joins (the test would hang otherwise).
+    drop(engine);
+}
