@@ -8,9 +8,12 @@ use stepscope_engine::scheduler::SchedulerKind;
 #[command(
     name = "stepscope",
     version,
-    about = "Step through the denoising trajectory of video diffusion transformers"
+    about = "Step through the denoising trajectory of video diffusion transformers",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// A trajectory file to open in the window (default: the built-in sample).
+    pub file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -1,7 +1,7 @@
 //! `stepscope`: a microscope for the denoising trajectory of video diffusion transformers.
 //!
-//! With a subcommand it runs the engine headless (`record`, `info`); the window arrives with the
-//! desktop app.
+//! With no subcommand it opens the window, on `FILE` or on the built-in sample trajectory; with a
+//! subcommand it runs the engine headless (`record`, `info`).
 mod cli;
 mod info;
 mod record;
@@ -15,7 +15,10 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(cli::Command::Record(record_args)) => record::run(&record_args),
         Some(cli::Command::Info(info_args)) => info::run(&info_args),
-        None => info::run_default(),
+        None => {
+            let path = args.file.unwrap_or_else(stepscope::sample_trajectory_path);
+            stepscope::viewer::run_native(&path)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

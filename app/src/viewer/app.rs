@@ -1,0 +1,262 @@
+//! The eframe application: owns the viewer state and lays out the panels.
+
+use std::path::Path;
+
+use egui::{Key, Modifiers};
+
+use super::file_picker::FilePicker;
+use super::frame_cache::{FrameCache, FrameKey};
+use super::frame_view::frame_view_ui;
+use super::settings::{StepView, ViewerSettings};
+use super::side_panel::side_panel_ui;
+use super::time_control::{TimeCommand, TimeControl};
+use super::timeline::timeline_ui;
+use super::trajectory::{OpenFailure, OpenTrajectory};
+
+/// The longest frame time play advances by, in seconds, so that a stall does not skip steps.
+const MAX_PLAY_DT_S: f32 = 0.25;
+
+/// Stepscope's window.
+#[derive(Debug)]
+pub struct StepscopeApp {
+    /// Persisted choices. `fps` and `looping` live in `time` while the app runs.
+    settings: ViewerSettings,
+    trajectory: Option<OpenTrajectory>,
+    /// The last file that failed to open, shown until dismissed or another file opens.
+    open_failure: Option<OpenFailure>,
+    time: TimeControl,
+    frames: FrameCache,
+    file_picker: Box<dyn FilePicker>,
+}
+
+impl StepscopeApp {
+    /// The app with the settings from the last session (if eframe has storage), showing the
+    /// trajectory at `path` if given.
+    #[must_use]
+    pub fn new(
+        cc: &eframe::CreationContext<'_>,
+        path: Option<&Path>,
+        file_picker: Box<dyn FilePicker>,
+    ) -> Self {
+        let settings: ViewerSettings =
+            cc.storage.and_then(|storage| eframe::get_value(storage, eframe::APP_KEY)).unwrap_or_default();
+        let time = TimeControl::new(0, settings.fps, settings.looping);
+        let mut app = Self {
+            settings,
+            trajectory: None,
+            open_failure: None,
+            time,
+            frames: FrameCache::default(),
+            file_picker,
+        };
+        if let Some(path) = path {
+            app.open(path);
+        }
+        app
+    }
+
+    /// Opens the trajectory at `path` in place of the current one. On failure the current one
+    /// stays and the error shows in the window.
+    pub fn open(&mut self, path: &Path) {
+        match OpenTrajectory::open(path) {
+            Ok(trajectory) => {
+                self.settings.remember_file(path);
+                self.time = TimeControl::new(trajectory.num_steps(), self.time.fps(), self.time.is_looping());
+                if !trajectory.has_view(self.settings.view) {
+                    self.settings.view =
+                        StepView::ALL.into_iter().find(|&view| trajectory.has_view(view)).unwrap_or_default();
+                }
+                self.frames.clear();
+                self.trajectory = Some(trajectory);
+                self.open_failure = None;
+            }
+            Err(err) => {
+                self.open_failure = Some(OpenFailure { path: path.to_owned(), message: format!("{err:#}") });
+            }
+        }
+    }
+
+    /// The step cursor.
+    #[must_use]
+    pub fn time(&self) -> &TimeControl {
+        &self.time
+    }
+
+    /// The persisted settings, with the cursor's current fps and looping.
+    #[must_use]
+    pub fn settings(&self) -> ViewerSettings {
+        ViewerSettings { fps: self.time.fps(), looping: self.time.is_looping(), ..self.settings.clone() }
+    }
+
+    /// How many (seed, step, view) frame sets have textures uploaded.
+    #[must_use]
+    pub fn cached_frame_sets(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn open_with_picker(&mut self) {
+        if let Some(path) = self.file_picker.pick_trajectory() {
+            self.open(&path);
+        }
+    }
+
+    /// Files dropped on the window: the first one opens.
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped = ctx.input(|input| input.raw.dropped_files.first().map(|file| file.path().to_owned()));
+        if let Some(path) = dropped {
+            self.open(&path);
+        }
+    }
+
+    /// Space, Left/Right, Home/End drive the cursor; Ctrl+O opens a file. Not while a text
+    /// field has the keyboard.
+    fn handle_keys(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let bindings = [
+            (Key::Space, TimeCommand::TogglePlay),
+            (Key::ArrowLeft, TimeCommand::Step(-1)),
+            (Key::ArrowRight, TimeCommand::Step(1)),
+            (Key::Home, TimeCommand::First),
+            (Key::End, TimeCommand::Last),
+        ];
+        for (key, command) in bindings {
+            if ctx.input_mut(|input| input.consume_key(Modifiers::NONE, key)) {
+                self.time.apply(command);
+            }
+        }
+        if ctx.input_mut(|input| input.consume_key(Modifiers::COMMAND, Key::O)) {
+            self.open_with_picker();
+        }
+    }
+
+    fn menu_bar_ui(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open…").clicked() {
+                    self.open_with_picker();
+                }
+                let recent = self.settings.recent_files.clone();
+                ui.add_enabled_ui(!recent.is_empty(), |ui| {
+                    ui.menu_button("Open Recent", |ui| {
+                        for path in &recent {
+                            if ui.button(path.display().to_string()).clicked() {
+                                self.open(path);
+                            }
+                        }
+                    });
+                });
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.settings.show_side_panel, "Side panel");
+            });
+        });
+    }
+
+    fn central_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(failure) = &self.open_failure {
+            if open_failure_ui(ui, failure) {
+                self.open_failure = None;
+            }
+            ui.add_space(8.0);
+        }
+        let Some(trajectory) = &self.trajectory else {
+            if self.open_failure.is_none() {
+                ui.centered_and_justified(|ui| {
+                    ui.label("Open a trajectory with File > Open, or drop a .safetensors file here.");
+                });
+            }
+            return;
+        };
+        let key = FrameKey {
+            seed_idx: trajectory.seed_idx,
+            step_idx: self.time.step_idx(),
+            view: self.settings.view,
+        };
+        match self.frames.get_or_load(ui.ctx(), trajectory, key) {
+            Ok(frames) => frame_view_ui(ui, frames, &mut self.settings.zoom),
+            Err(message) => {
+                ui.colored_label(ui.visuals().warn_fg_color, message);
+            }
+        }
+    }
+}
+
+/// A panel naming the file that failed to open and why. Returns whether it was dismissed.
+fn open_failure_ui(ui: &mut egui::Ui, failure: &OpenFailure) -> bool {
+    let visuals = ui.visuals();
+    egui::Frame::group(ui.style())
+        .fill(visuals.extreme_bg_color)
+        .stroke(egui::Stroke::new(1.0, visuals.error_fg_color))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                egui::RichText::new(format!("Could not open {}", failure.path.display())).strong(),
+            );
+            ui.label(&failure.message);
+            ui.button("Dismiss").clicked()
+        })
+        .inner
+}
+
+/// A hint over the whole window while files are dragged over it.
+fn drop_hint_ui(ctx: &egui::Context) {
+    if ctx.input(|input| input.raw.hovered_files.is_empty()) {
+        return;
+    }
+    let painter =
+        ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop_hint")));
+    let rect = ctx.content_rect();
+    painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(180));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop a trajectory (.safetensors) to open it",
+        egui::FontId::proportional(24.0),
+        egui::Color32::WHITE,
+    );
+}
+
+impl eframe::App for StepscopeApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.handle_dropped_files(&ctx);
+        self.handle_keys(&ctx);
+        let dt_s = ctx.input(|input| input.stable_dt).min(MAX_PLAY_DT_S);
+        if self.time.advance(dt_s) {
+            ctx.request_repaint();
+        }
+
+        egui::Panel::top("menu_bar").show(ui, |ui| self.menu_bar_ui(ui));
+        if let Some(trajectory) = &mut self.trajectory {
+            let commands = egui::Panel::bottom("timeline")
+                .show(ui, |ui| timeline_ui(ui, &self.time, &trajectory.manifest().schedule))
+                .inner;
+            for command in commands {
+                self.time.apply(command);
+            }
+            if self.settings.show_side_panel {
+                egui::Panel::left("side_panel")
+                    .resizable(true)
+                    .default_size(300.0)
+                    .size_range(200.0..=520.0)
+                    .show(ui, |ui| {
+                        egui::ScrollArea::vertical()
+                            .show(ui, |ui| side_panel_ui(ui, trajectory, &mut self.settings.view));
+                    });
+            }
+        }
+        egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
+        drop_hint_ui(&ctx);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings());
+    }
+}

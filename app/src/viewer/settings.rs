@@ -1,0 +1,104 @@
+//! What the viewer remembers between sessions (eframe storage), apart from any GPU resource.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How many recently opened files File > Open Recent lists.
+pub const MAX_RECENT_FILES: usize = 10;
+
+/// Which per-step tensor the frame view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum StepView {
+    /// The predicted clean video `x0_hat`.
+    #[default]
+    X0,
+    /// The noisy latents `x_t` entering the step.
+    Latents,
+    /// The predicted velocity `v = eps - x0`.
+    Velocity,
+}
+
+impl StepView {
+    pub const ALL: [Self; 3] = [Self::X0, Self::Latents, Self::Velocity];
+
+    /// The name shown in the view picker.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::X0 => "x0_hat",
+            Self::Latents => "x_t",
+            Self::Velocity => "velocity",
+        }
+    }
+
+    /// The tensor in the file this view reads.
+    #[must_use]
+    pub fn step_tensor(self) -> stepscope_engine::trajectory::StepTensor {
+        use stepscope_engine::trajectory::StepTensor;
+        match self {
+            Self::X0 => StepTensor::X0,
+            Self::Latents => StepTensor::Latents,
+            Self::Velocity => StepTensor::Velocity,
+        }
+    }
+}
+
+/// The viewer's persisted choices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ViewerSettings {
+    pub view: StepView,
+    /// Playback speed, steps per second.
+    pub fps: f32,
+    /// Whether playback wraps from the last step to the first.
+    pub looping: bool,
+    /// Screen points per latent pixel in the frame view.
+    pub zoom: f32,
+    /// Whether the side panel is shown.
+    pub show_side_panel: bool,
+    /// Most recent first, without repeats.
+    pub recent_files: Vec<PathBuf>,
+}
+
+impl Default for ViewerSettings {
+    fn default() -> Self {
+        Self {
+            view: StepView::default(),
+            fps: 8.0,
+            looping: true,
+            zoom: 12.0,
+            show_side_panel: true,
+            recent_files: Vec::new(),
+        }
+    }
+}
+
+impl ViewerSettings {
+    /// Puts `path` first in the recent files, dropping an older entry for it and the oldest
+    /// beyond [`MAX_RECENT_FILES`].
+    pub fn remember_file(&mut self, path: &Path) {
+        self.recent_files.retain(|recent| recent != path);
+        self.recent_files.insert(0, path.to_owned());
+        self.recent_files.truncate(MAX_RECENT_FILES);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_files_are_most_recent_first_without_repeats() {
+        let mut settings = ViewerSettings::default();
+        for name in ["a", "b", "a"] {
+            settings.remember_file(Path::new(name));
+        }
+        assert_eq!(settings.recent_files, [PathBuf::from("a"), PathBuf::from("b")]);
+        for i in 0..20 {
+            settings.remember_file(Path::new(&format!("f{i}")));
+        }
+        assert_eq!(settings.recent_files.len(), MAX_RECENT_FILES);
+        assert_eq!(settings.recent_files[0], PathBuf::from("f19"));
+    }
+}

@@ -1,0 +1,79 @@
+//! The side panel: what the open file holds, and which seed and tensor the views show.
+
+use stepscope_engine::trajectory::{Manifest, NoiseSource};
+
+use super::settings::StepView;
+use super::trajectory::OpenTrajectory;
+
+/// The file summary, the seed picker (when there are several seeds) and the view picker.
+pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &mut OpenTrajectory, view: &mut StepView) {
+    ui.heading("Trajectory");
+    summary_ui(ui, trajectory);
+    ui.separator();
+
+    let num_seeds = trajectory.manifest().seeds.len();
+    if num_seeds > 1 {
+        ui.strong("Seed");
+        for seed_idx in 0..num_seeds {
+            let text = seed_label(trajectory.manifest(), seed_idx);
+            ui.radio_value(&mut trajectory.seed_idx, seed_idx, text);
+        }
+        ui.separator();
+    }
+
+    ui.strong("View");
+    for candidate in StepView::ALL {
+        let available = trajectory.has_view(candidate);
+        ui.add_enabled_ui(available, |ui| {
+            ui.radio_value(view, candidate, candidate.label())
+                .on_disabled_hover_text("Not stored in this file");
+        });
+    }
+}
+
+fn summary_ui(ui: &mut egui::Ui, trajectory: &OpenTrajectory) {
+    let manifest = trajectory.manifest();
+    let file_name = trajectory
+        .path()
+        .file_name()
+        .map_or_else(|| trajectory.path().display().to_string(), |name| name.to_string_lossy().into_owned());
+    ui.label(egui::RichText::new(file_name).strong()).on_hover_text(trajectory.path().display().to_string());
+    let [channels, frames, height, width] = manifest.latent_shape;
+    let schedule = &manifest.schedule;
+    egui::Grid::new("manifest_summary").num_columns(2).striped(true).show(ui, |ui| {
+        let mut row = |key: &str, value: String| {
+            ui.label(key);
+            ui.add(egui::Label::new(value).truncate());
+            ui.end_row();
+        };
+        row("Model", manifest.model.source.clone());
+        row("Latents", format!("{channels} x {frames} x {height} x {width} (C x F x H x W)"));
+        row(
+            "Schedule",
+            format!("{}, {} steps, shift {}", schedule.scheduler, schedule.steps, schedule.shift),
+        );
+        row("Seeds", manifest.seeds.len().to_string());
+        if let Some(prompt) = &manifest.conditioning.prompt {
+            row("Prompt", prompt.clone());
+        }
+        if let Some(task) = &manifest.conditioning.task {
+            row("Task", format!("{} (seed {})", task.name, task.seed));
+        }
+    });
+    ui.collapsing("Full description", |ui| {
+        ui.add(egui::Label::new(egui::RichText::new(trajectory.describe()).monospace().small()).wrap());
+    });
+}
+
+/// "seed 0 (RNG 1)", or "seed 2 (forked from 0 at step 5)".
+fn seed_label(manifest: &Manifest, seed_idx: usize) -> String {
+    let Some(seed) = manifest.seeds.get(seed_idx) else {
+        return format!("seed {seed_idx}");
+    };
+    let origin = match (seed.forked_from, seed.noise) {
+        (Some(fork), _) => format!("forked from {} at step {}", fork.seed_index, fork.step),
+        (None, NoiseSource::RngSeed(rng_seed)) => format!("RNG {rng_seed}"),
+        (None, NoiseSource::Given) => "given noise".to_owned(),
+    };
+    format!("seed {seed_idx} ({origin})")
+}

@@ -1,0 +1,178 @@
+//! The window, driven headless through `egui_kittest` on the wgpu renderer (Mesa's lavapipe on a
+//! machine without a GPU): open the sample, scrub with keys, switch views and seeds, open broken
+//! and dropped files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use egui::Key;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use stepscope::viewer::file_picker::FilePicker;
+use stepscope::viewer::{StepView, StepscopeApp};
+
+/// A file picker that answers with a file given in advance, once.
+#[derive(Debug, Default)]
+struct FixedPicker(Option<PathBuf>);
+
+impl FilePicker for FixedPicker {
+    fn pick_trajectory(&mut self) -> Option<PathBuf> {
+        self.0.take()
+    }
+}
+
+/// A file dropped on the window in a test.
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|err| err.to_string())
+    }
+}
+
+fn sample() -> PathBuf {
+    stepscope::sample_trajectory_path()
+}
+
+fn harness_with(path: Option<&Path>, picker: FixedPicker) -> Harness<'static, StepscopeApp> {
+    let path = path.map(Path::to_owned);
+    let mut harness = Harness::builder()
+        .with_size([960.0, 600.0])
+        .wgpu()
+        .build_eframe(move |cc| StepscopeApp::new(cc, path.as_deref(), Box::new(picker)));
+    harness.run();
+    harness
+}
+
+fn harness_on_sample() -> Harness<'static, StepscopeApp> {
+    harness_with(Some(&sample()), FixedPicker::default())
+}
+
+fn press(harness: &mut Harness<'_, StepscopeApp>, key: Key) {
+    harness.key_press(key);
+    harness.run();
+}
+
+#[test]
+fn keys_move_the_step_cursor() {
+    let mut harness = harness_on_sample();
+    harness.get_by_label("Step 0 / 11");
+    harness.get_by_label("frame 2");
+
+    press(&mut harness, Key::ArrowRight);
+    harness.get_by_label("Step 1 / 11");
+    press(&mut harness, Key::End);
+    harness.get_by_label("Step 11 / 11");
+    press(&mut harness, Key::ArrowRight);
+    harness.get_by_label("Step 11 / 11");
+    press(&mut harness, Key::ArrowLeft);
+    harness.get_by_label("Step 10 / 11");
+    press(&mut harness, Key::Home);
+    harness.get_by_label("Step 0 / 11");
+}
+
+#[test]
+fn transport_buttons_move_the_step_cursor() {
+    let mut harness = harness_on_sample();
+    harness.get_by_label("⏭").click();
+    harness.run();
+    harness.get_by_label("Step 11 / 11");
+    harness.get_by_label("⏴").click();
+    harness.run();
+    harness.get_by_label("Step 10 / 11");
+}
+
+#[test]
+fn space_plays_at_the_chosen_fps_and_pauses() {
+    let mut harness = harness_on_sample();
+    harness.key_press(Key::Space);
+    // Playing asks for a frame after every frame, so the harness never settles: step it by hand.
+    harness.run_steps(60);
+    assert!(harness.state().time().is_playing());
+    assert!(harness.state().time().step_idx() > 0, "a second at 8 fps moves the cursor");
+    harness.get_by_label("⏸ Pause");
+
+    harness.key_press(Key::Space);
+    harness.run();
+    assert!(!harness.state().time().is_playing());
+    harness.get_by_label("▶ Play");
+}
+
+#[test]
+fn the_view_picker_switches_the_tensor_shown() {
+    let mut harness = harness_on_sample();
+    assert_eq!(harness.state().settings().view, StepView::X0);
+    harness.get_by_label("x_t").click();
+    harness.run();
+    assert_eq!(harness.state().settings().view, StepView::Latents);
+    harness.get_by_label("velocity").click();
+    harness.run();
+    assert_eq!(harness.state().settings().view, StepView::Velocity);
+    harness.get_by_label("frame 0");
+    assert_eq!(harness.state().cached_frame_sets(), 3, "one upload per (seed, step, view)");
+}
+
+#[test]
+fn textures_are_uploaded_once_per_seed_step_and_view() {
+    let mut harness = harness_on_sample();
+    for _ in 0..3 {
+        press(&mut harness, Key::ArrowRight);
+        press(&mut harness, Key::ArrowLeft);
+    }
+    assert_eq!(harness.state().cached_frame_sets(), 2);
+    harness.get_by_label("seed 1 (RNG 2)").click();
+    harness.run();
+    assert_eq!(harness.state().cached_frame_sets(), 3);
+}
+
+#[test]
+fn a_broken_file_shows_its_error_and_the_app_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.safetensors");
+    std::fs::write(&broken, b"this is not a safetensors file").unwrap();
+
+    let mut harness = harness_with(Some(&sample()), FixedPicker(Some(broken)));
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label("Open…").click();
+    harness.run();
+
+    harness.get_by_label_contains("Could not open");
+    harness.get_by_label_contains("broken.safetensors as a trajectory");
+    // The sample stays open and usable.
+    press(&mut harness, Key::End);
+    harness.get_by_label("Step 11 / 11");
+    harness.get_by_label("Dismiss").click();
+    harness.run();
+    assert!(harness.query_by_label_contains("Could not open").is_none());
+}
+
+#[test]
+fn a_missing_file_on_start_shows_its_error() {
+    let harness = harness_with(Some(Path::new("/nonexistent/run.safetensors")), FixedPicker::default());
+    harness.get_by_label_contains("Could not open /nonexistent/run.safetensors");
+    assert!(harness.query_by_label_contains("Step 0").is_none());
+}
+
+#[test]
+fn a_dropped_file_opens_and_is_remembered() {
+    let mut harness = harness_with(None, FixedPicker::default());
+    harness.get_by_label_contains("drop a .safetensors file here");
+    harness.input_mut().dropped_files.push(Arc::new(DroppedPath(sample())));
+    harness.run();
+    harness.get_by_label("Step 0 / 11");
+    harness.get_by_label("sample.safetensors");
+    assert_eq!(harness.state().settings().recent_files, [sample()]);
+}
+
+#[test]
+fn snapshot_of_the_sample_at_its_last_step() {
+    let mut harness = harness_on_sample();
+    press(&mut harness, Key::End);
+    harness.snapshot("sample_last_step");
+}
