@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use candle_core::{DType, Device};
 use stepscope_engine::model::WanTransformer;
+use stepscope_engine::recording::RunProvenance;
 use stepscope_engine::scheduler::SchedulerKind;
-use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SessionSettings};
-use stepscope_engine::worker::{EngineCommand, EngineEvent, EngineHandle, RunRequest};
+use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
+use stepscope_engine::trajectory::{ForkPoint, StorageDtype, TensorName, TrajectoryReader};
+use stepscope_engine::worker::{
+    EngineCommand, EngineEvent, EngineHandle, LiveRecord, RecordChange, RunRequest,
+};
 use stepscope_tests::{fixture, max_abs_diff};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -34,6 +38,7 @@ fn request(steps: usize) -> RunRequest {
         },
         latent_shape: [4, 3, 8, 8],
         noise: NoiseSource::Seed(11),
+        provenance: RunProvenance { model_source: "t2v_hd20".to_owned(), ..RunProvenance::default() },
     }
 }
 
@@ -146,4 +151,72 @@ fn pausing_stops_a_long_run_and_dropping_joins_the_thread() {
     engine.send(EngineCommand::RunToEnd { seed_idx: 0 }).unwrap();
     // Dropping mid-run stops after the current step and joins (the test would hang otherwise).
     drop(engine);
+}
+
+/// Sends `command` and feeds the events up to `until` into `record`.
+fn drive(
+    engine: &EngineHandle,
+    record: &mut LiveRecord,
+    command: EngineCommand,
+    until: impl Fn(&EngineEvent) -> bool,
+) -> Vec<RecordChange> {
+    engine.send(command).unwrap();
+    let mut changes = Vec::new();
+    loop {
+        let event = next(engine);
+        assert!(!matches!(event, EngineEvent::Error { .. }), "{event:?}");
+        changes.extend(record.apply(&event));
+        if until(&event) {
+            return changes;
+        }
+    }
+}
+
+#[test]
+fn a_live_record_of_a_rewound_and_forked_run_saves_what_a_straight_run_computes() {
+    let (engine, _) = spawn();
+    let request = request(4);
+    let mut record = LiveRecord::new(&request, StorageDtype::F32).unwrap();
+    let straight = {
+        let mut session = SamplingSession::new(
+            Arc::clone(&request.model),
+            Arc::clone(&request.conditioning),
+            request.settings.clone(),
+            request.latent_shape,
+            &request.noise,
+        )
+        .unwrap();
+        (0..4).map(|_| session.step().unwrap().x0).collect::<Vec<_>>()
+    };
+    let started = |e: &EngineEvent| matches!(e, EngineEvent::SeedStarted { .. });
+    let finished = |e: &EngineEvent| matches!(e, EngineEvent::Finished { .. });
+    drive(&engine, &mut record, EngineCommand::Start(Box::new(request)), started);
+    for _ in 0..3 {
+        drive(&engine, &mut record, EngineCommand::Step { seed_idx: 0 }, |e| {
+            matches!(e, EngineEvent::StepCaptured { .. })
+        });
+    }
+    let rewound = EngineCommand::Rewind { seed_idx: 0, step_idx: 1 };
+    let changes = drive(&engine, &mut record, rewound, |e| matches!(e, EngineEvent::Rewound { .. }));
+    assert_eq!(changes, [RecordChange::Rewound { seed_idx: 0, step_idx: 1 }]);
+    assert_eq!(record.steps_taken(0), 1);
+    assert!(record.tensor(&TensorName::x0(0, 2)).is_none(), "rewinding drops the later steps");
+    drive(&engine, &mut record, EngineCommand::RunToEnd { seed_idx: 0 }, finished);
+    let fork = EngineCommand::Fork { seed_idx: 0, step_idx: 2, rng_seed: 5 };
+    assert_eq!(drive(&engine, &mut record, fork, started), [RecordChange::SeedAdded { seed_idx: 1 }]);
+    drive(&engine, &mut record, EngineCommand::RunToEnd { seed_idx: 1 }, finished);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.safetensors");
+    record.recorder().write(&path).unwrap();
+    let reader = TrajectoryReader::open(&path).unwrap();
+    let seeds = &reader.manifest().seeds;
+    assert_eq!(seeds[0].steps, [0, 1, 2, 3]);
+    assert_eq!(seeds[1].steps, [2, 3]);
+    assert_eq!(seeds[1].forked_from, Some(ForkPoint { seed_index: 0, step: 2 }));
+    assert_eq!(reader.manifest().model.source, "t2v_hd20");
+    for (step_idx, expected) in straight.iter().enumerate() {
+        let saved = reader.load(&TensorName::x0(0, step_idx)).unwrap();
+        assert!(max_abs_diff(&saved, expected) == 0.0, "x0 at step {step_idx} is saved bit for bit");
+    }
 }

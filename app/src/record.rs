@@ -1,5 +1,4 @@
 //! `stepscope record`: load a model, run one session per seed, write the trajectory file.
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -119,22 +118,7 @@ fn latent_shape(args: &RecordArgs, model: &WanTransformer, noise: Option<&Tensor
 }
 
 fn provenance(args: &RecordArgs) -> RunProvenance {
-    let config_path = args.model.join("config.json");
-    let model_config = std::fs::read_to_string(config_path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default();
-    RunProvenance {
-        model_source: args.model.display().to_string(),
-        model_config,
-        prompt: args.prompt.clone(),
-        prompt_embeddings: format!("file:{}", file_name(&args.prompt_embeds)),
-        task: None,
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+    stepscope::viewer::live::provenance(&args.model, &args.prompt_embeds, args.prompt.clone())
 }
 
 fn storage(store: StoreDtype) -> StorageDtype {

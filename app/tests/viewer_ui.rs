@@ -139,7 +139,7 @@ fn a_broken_file_shows_its_error_and_the_app_stays_up() {
     let mut harness = harness_with(Some(&sample()), FixedPicker(Some(broken)));
     harness.get_by_label("File").click();
     harness.run();
-    harness.get_by_label("Open…").click();
+    harness.get_by_label_contains("Open…").click();
     harness.run();
 
     harness.get_by_label_contains("Could not open");
@@ -175,4 +175,22 @@ fn snapshot_of_the_sample_at_its_last_step() {
     let mut harness = harness_on_sample();
     press(&mut harness, Key::End);
     harness.snapshot("sample_last_step");
+}
+
+#[test]
+fn dragging_along_the_step_strip_scrubs() {
+    let mut harness = harness_on_sample();
+    let strip = harness.get_by_label("Step strip").rect();
+    let at = |fraction: f32| egui::pos2(strip.left() + strip.width() * fraction, strip.center().y);
+    harness.drag_at(at(0.02));
+    harness.run();
+    harness.hover_at(at(0.5));
+    harness.run();
+    // 12 steps: the middle of the strip is step 6.
+    harness.get_by_label("Step 6 / 11");
+    harness.hover_at(at(0.97));
+    harness.run();
+    harness.drop_at(at(0.97));
+    harness.run();
+    harness.get_by_label("Step 11 / 11");
 }

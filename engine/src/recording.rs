@@ -25,7 +25,9 @@ pub struct RunProvenance {
 }
 
 /// Collects the steps of one or more seeds of a run and writes them as one trajectory file.
-#[derive(Debug)]
+///
+/// Cloning is cheap (tensors are shared), so a live run can hand a snapshot to a saving thread.
+#[derive(Debug, Clone)]
 pub struct Recorder {
     writer: TrajectoryWriter,
 }
@@ -123,6 +125,37 @@ impl Recorder {
         if let Some(seed) = self.writer.manifest_mut().seeds.get_mut(seed_idx) {
             seed.final_latents = true;
         }
+    }
+
+    /// Forgets what seed `seed_idx` recorded from step `step_idx` on (a live run was rewound
+    /// there): its step tensors, captures and final latents.
+    pub fn forget_from(&mut self, seed_idx: usize, step_idx: usize) {
+        let manifest = self.writer.manifest();
+        let Some(seed) = manifest.seeds.get(seed_idx) else { return };
+        let dropped: Vec<usize> = seed.steps.iter().copied().filter(|&k| k >= step_idx).collect();
+        let mut names = vec![TensorName::final_latents(seed_idx)];
+        for &k in &dropped {
+            names.extend(StepTensor::ALL.map(|kind| TensorName::Step { seed_idx, step_idx: k, kind }));
+            for &layer_idx in &manifest.captures.layers {
+                for &kind in &manifest.captures.kinds {
+                    names.push(TensorName::capture(seed_idx, k, layer_idx, kind));
+                }
+            }
+        }
+        for name in &names {
+            self.writer.remove(name);
+        }
+        if let Some(seed) = self.writer.manifest_mut().seeds.get_mut(seed_idx) {
+            seed.steps.retain(|&k| k < step_idx);
+            seed.capture_steps.retain(|&k| k < step_idx);
+            seed.final_latents = false;
+        }
+    }
+
+    /// The tensor recorded as `name`, if any.
+    #[must_use]
+    pub fn tensor(&self, name: &TensorName) -> Option<&Tensor> {
+        self.writer.get(name)
     }
 
     /// The manifest so far.

@@ -4,14 +4,15 @@ use std::path::Path;
 
 use egui::{Key, Modifiers};
 
+use super::document::{Document, OpenFailure};
 use super::file_picker::FilePicker;
 use super::frame_cache::{FrameCache, FrameKey};
 use super::frame_view::frame_view_ui;
+use super::live::{LiveAction, LiveSession, NewRunDialog};
 use super::settings::{StepView, ViewerSettings};
 use super::side_panel::side_panel_ui;
 use super::time_control::{TimeCommand, TimeControl};
 use super::timeline::timeline_ui;
-use super::trajectory::{OpenFailure, OpenTrajectory};
 
 /// The longest frame time play advances by, in seconds, so that a stall does not skip steps.
 const MAX_PLAY_DT_S: f32 = 0.25;
@@ -20,13 +21,19 @@ const MAX_PLAY_DT_S: f32 = 0.25;
 #[derive(Debug)]
 pub struct StepscopeApp {
     /// Persisted choices. `fps` and `looping` live in `time` while the app runs.
-    settings: ViewerSettings,
-    trajectory: Option<OpenTrajectory>,
+    pub(super) settings: ViewerSettings,
+    /// The file or live run the views show.
+    pub(super) document: Option<Document>,
     /// The last file that failed to open, shown until dismissed or another file opens.
     open_failure: Option<OpenFailure>,
-    time: TimeControl,
-    frames: FrameCache,
-    file_picker: Box<dyn FilePicker>,
+    pub(super) time: TimeControl,
+    pub(super) frames: FrameCache,
+    /// Set when a document opens: the frame view fits its zoom to the window once.
+    pub(super) fit_zoom_pending: bool,
+    pub(super) file_picker: Box<dyn FilePicker>,
+    /// The engine thread, started with the first live run.
+    pub(super) live: Option<LiveSession>,
+    pub(super) new_run_dialog: NewRunDialog,
 }
 
 impl StepscopeApp {
@@ -43,11 +50,14 @@ impl StepscopeApp {
         let time = TimeControl::new(0, settings.fps, settings.looping);
         let mut app = Self {
             settings,
-            trajectory: None,
+            document: None,
             open_failure: None,
             time,
             frames: FrameCache::default(),
+            fit_zoom_pending: false,
             file_picker,
+            live: None,
+            new_run_dialog: NewRunDialog::default(),
         };
         if let Some(path) = path {
             app.open(path);
@@ -58,22 +68,34 @@ impl StepscopeApp {
     /// Opens the trajectory at `path` in place of the current one. On failure the current one
     /// stays and the error shows in the window.
     pub fn open(&mut self, path: &Path) {
-        match OpenTrajectory::open(path) {
-            Ok(trajectory) => {
+        match Document::open(path) {
+            Ok(document) => {
                 self.settings.remember_file(path);
-                self.time = TimeControl::new(trajectory.num_steps(), self.time.fps(), self.time.is_looping());
-                if !trajectory.has_view(self.settings.view) {
-                    self.settings.view =
-                        StepView::ALL.into_iter().find(|&view| trajectory.has_view(view)).unwrap_or_default();
-                }
-                self.frames.clear();
-                self.trajectory = Some(trajectory);
-                self.open_failure = None;
+                self.show_document(document);
             }
             Err(err) => {
                 self.open_failure = Some(OpenFailure { path: path.to_owned(), message: format!("{err:#}") });
             }
         }
+    }
+
+    /// Shows `document` in place of the current one, on its first step.
+    pub(super) fn show_document(&mut self, document: Document) {
+        self.time = TimeControl::new(document.num_steps(), self.time.fps(), self.time.is_looping());
+        if !document.has_view(self.settings.view) {
+            self.settings.view =
+                StepView::ALL.into_iter().find(|&view| document.has_view(view)).unwrap_or_default();
+        }
+        self.frames.clear();
+        self.document = Some(document);
+        self.open_failure = None;
+        self.fit_zoom_pending = true;
+    }
+
+    /// What the window shows: a file or a live run.
+    #[must_use]
+    pub fn document(&self) -> Option<&Document> {
+        self.document.as_ref()
     }
 
     /// The step cursor.
@@ -108,12 +130,14 @@ impl StepscopeApp {
         }
     }
 
-    /// Space, Left/Right, Home/End drive the cursor; Ctrl+O opens a file. Not while a text
-    /// field has the keyboard.
+    /// Space, Left/Right, Home/End drive the cursor; Ctrl+O opens a file, Ctrl+N starts a live
+    /// run, Ctrl+S saves one; S, R, P step, run and pause it. Not while a text field has the
+    /// keyboard.
     fn handle_keys(&mut self, ctx: &egui::Context) {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
+        let pressed = |modifiers, key| ctx.input_mut(|input| input.consume_key(modifiers, key));
         let bindings = [
             (Key::Space, TimeCommand::TogglePlay),
             (Key::ArrowLeft, TimeCommand::Step(-1)),
@@ -122,19 +146,35 @@ impl StepscopeApp {
             (Key::End, TimeCommand::Last),
         ];
         for (key, command) in bindings {
-            if ctx.input_mut(|input| input.consume_key(Modifiers::NONE, key)) {
+            if pressed(Modifiers::NONE, key) {
                 self.time.apply(command);
             }
         }
-        if ctx.input_mut(|input| input.consume_key(Modifiers::COMMAND, Key::O)) {
+        if pressed(Modifiers::COMMAND, Key::O) {
             self.open_with_picker();
+        }
+        if pressed(Modifiers::COMMAND, Key::N) {
+            self.new_run_dialog.show(self.settings.live_setup.clone());
+        }
+        let live_bindings = [
+            (Modifiers::COMMAND, Key::S, LiveAction::Save),
+            (Modifiers::NONE, Key::S, LiveAction::Step),
+            (Modifiers::NONE, Key::R, LiveAction::RunToEnd),
+            (Modifiers::NONE, Key::P, LiveAction::Pause),
+        ];
+        if self.is_live() {
+            for (modifiers, key, action) in live_bindings {
+                if pressed(modifiers, key) {
+                    self.apply_live_action(ctx, action);
+                }
+            }
         }
     }
 
     fn menu_bar_ui(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
-                if ui.button("Open…").clicked() {
+                if ui.add(egui::Button::new("Open…").shortcut_text("Ctrl+O")).clicked() {
                     self.open_with_picker();
                 }
                 let recent = self.settings.recent_files.clone();
@@ -147,6 +187,13 @@ impl StepscopeApp {
                         }
                     });
                 });
+                if ui.add(egui::Button::new("New live run…").shortcut_text("Ctrl+N")).clicked() {
+                    self.new_run_dialog.show(self.settings.live_setup.clone());
+                }
+                let save = egui::Button::new("Save live run…").shortcut_text("Ctrl+S");
+                if ui.add_enabled(self.is_live(), save).clicked() {
+                    self.apply_live_action(ui.ctx(), LiveAction::Save);
+                }
                 ui.separator();
                 if ui.button("Quit").clicked() {
                     ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
@@ -165,22 +212,30 @@ impl StepscopeApp {
             }
             ui.add_space(8.0);
         }
-        let Some(trajectory) = &self.trajectory else {
+        if self.document.is_none() {
             if self.open_failure.is_none() {
                 ui.centered_and_justified(|ui| {
-                    ui.label("Open a trajectory with File > Open, or drop a .safetensors file here.");
+                    ui.label(
+                        "Open a trajectory with File > Open, drop a .safetensors file here, \
+                         or start a live run with File > New live run.",
+                    );
                 });
             }
             return;
-        };
+        }
+        self.live_controls_ui(ui);
+        let Some(document) = &self.document else { return };
         let key = FrameKey {
-            seed_idx: trajectory.seed_idx,
+            seed_idx: document.seed_idx,
             step_idx: self.time.step_idx(),
             view: self.settings.view,
         };
-        match self.frames.get_or_load(ui.ctx(), trajectory, key) {
-            Ok(frames) => frame_view_ui(ui, frames, &mut self.settings.zoom),
+        let fit_zoom = std::mem::take(&mut self.fit_zoom_pending);
+        match self.frames.get_or_load(ui.ctx(), document, key) {
+            Ok(frames) => frame_view_ui(ui, frames, &mut self.settings.zoom, fit_zoom),
             Err(message) => {
+                // Nothing to fit yet: try again when frames arrive.
+                self.fit_zoom_pending = fit_zoom;
                 ui.colored_label(ui.visuals().warn_fg_color, message);
             }
         }
@@ -233,10 +288,18 @@ impl eframe::App for StepscopeApp {
             ctx.request_repaint();
         }
 
+        self.poll_live();
+        if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
+            self.start_live(&ctx, setup);
+        }
+
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_bar_ui(ui));
-        if let Some(trajectory) = &mut self.trajectory {
+        if let Some(document) = &mut self.document {
+            let recorded: Vec<bool> = (0..document.num_steps())
+                .map(|step_idx| document.has_step(document.seed_idx, step_idx))
+                .collect();
             let commands = egui::Panel::bottom("timeline")
-                .show(ui, |ui| timeline_ui(ui, &self.time, &trajectory.manifest().schedule))
+                .show(ui, |ui| timeline_ui(ui, &self.time, &document.manifest().schedule, &recorded))
                 .inner;
             for command in commands {
                 self.time.apply(command);
@@ -248,7 +311,7 @@ impl eframe::App for StepscopeApp {
                     .size_range(200.0..=520.0)
                     .show(ui, |ui| {
                         egui::ScrollArea::vertical()
-                            .show(ui, |ui| side_panel_ui(ui, trajectory, &mut self.settings.view));
+                            .show(ui, |ui| side_panel_ui(ui, document, &mut self.settings.view));
                     });
             }
         }

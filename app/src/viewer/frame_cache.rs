@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use egui::{TextureHandle, TextureOptions};
 
+use super::document::Document;
 use super::latent_rgb::{LatentVideo, RgbMapping};
 use super::settings::StepView;
-use super::trajectory::OpenTrajectory;
 
 /// How many (seed, step, view) entries stay uploaded. 50 steps x 4 seeds of one view fit.
 const CAPACITY: usize = 256;
@@ -63,11 +63,16 @@ impl FrameCache {
         self.entries.len()
     }
 
-    /// The frames for `key`, read from `trajectory` and uploaded through `ctx` on first use.
+    /// Forgets the entries `stale` picks (a live run's step arrived or was rewound).
+    pub fn forget(&mut self, stale: impl Fn(&FrameKey) -> bool) {
+        self.entries.retain(|key, _| !stale(key));
+    }
+
+    /// The frames for `key`, read from `document` and uploaded through `ctx` on first use.
     pub fn get_or_load(
         &mut self,
         ctx: &egui::Context,
-        trajectory: &OpenTrajectory,
+        document: &Document,
         key: FrameKey,
     ) -> Result<&FrameStack, &str> {
         self.clock += 1;
@@ -75,8 +80,8 @@ impl FrameCache {
             self.evict_to(CAPACITY - 1);
         }
         let entry = self.entries.entry(key).or_insert_with(|| Entry {
-            frames: trajectory
-                .load_video(key.step_idx, key.view)
+            frames: document
+                .load_video(key.seed_idx, key.step_idx, key.view)
                 .map(|video| upload(ctx, key, video))
                 .map_err(|err| format!("{err:#}")),
             last_used: 0,

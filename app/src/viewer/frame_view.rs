@@ -17,9 +17,14 @@ const MAX_HOVER_CHANNELS: usize = 4;
 const FRAME_GAP: f32 = 8.0;
 
 /// The zoom bar, then the frames of `frames` at `zoom` screen points per latent pixel.
-/// Ctrl + scroll over the frames zooms too.
-pub fn frame_view_ui(ui: &mut egui::Ui, frames: &FrameStack, zoom: &mut f32) {
+/// Ctrl + scroll over the frames zooms too; `fit` first sets the zoom that fits the view.
+pub fn frame_view_ui(ui: &mut egui::Ui, frames: &FrameStack, zoom: &mut f32, fit: bool) {
     let video = &frames.video;
+    if fit {
+        // The bar above the frames takes about two rows.
+        let available = ui.available_size() - Vec2::new(0.0, 3.0 * ui.spacing().interact_size.y);
+        *zoom = fit_zoom(available, video);
+    }
     let [height, width] = video.frame_size();
     ui.horizontal_wrapped(|ui| {
         ui.label(format!(

@@ -6,21 +6,24 @@
 //! `*_ui` function in its own module.
 
 mod app;
+mod app_live;
+mod document;
 pub mod file_picker;
 mod frame_cache;
 mod frame_view;
 pub mod latent_rgb;
+pub mod live;
 mod settings;
 mod side_panel;
 pub mod time_control;
 mod timeline;
-mod trajectory;
 
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
 
 pub use app::StepscopeApp;
+pub use document::Document;
 pub use settings::{StepView, ViewerSettings};
 
 /// Opens the window on the trajectory at `path` and runs until it closes.

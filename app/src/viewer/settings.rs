@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::live::LiveSetup;
+
 /// How many recently opened files File > Open Recent lists.
 pub const MAX_RECENT_FILES: usize = 10;
 
@@ -59,6 +61,8 @@ pub struct ViewerSettings {
     pub show_side_panel: bool,
     /// Most recent first, without repeats.
     pub recent_files: Vec<PathBuf>,
+    /// The last live run's choices, the next "New live run" starts from.
+    pub live_setup: LiveSetup,
 }
 
 impl Default for ViewerSettings {
@@ -70,6 +74,7 @@ impl Default for ViewerSettings {
             zoom: 12.0,
             show_side_panel: true,
             recent_files: Vec::new(),
+            live_setup: LiveSetup::default(),
         }
     }
 }

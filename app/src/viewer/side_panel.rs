@@ -2,11 +2,11 @@
 
 use stepscope_engine::trajectory::{Manifest, NoiseSource};
 
+use super::document::Document;
 use super::settings::StepView;
-use super::trajectory::OpenTrajectory;
 
 /// The file summary, the seed picker (when there are several seeds) and the view picker.
-pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &mut OpenTrajectory, view: &mut StepView) {
+pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &mut Document, view: &mut StepView) {
     ui.heading("Trajectory");
     summary_ui(ui, trajectory);
     ui.separator();
@@ -31,13 +31,12 @@ pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &mut OpenTrajectory, view: &
     }
 }
 
-fn summary_ui(ui: &mut egui::Ui, trajectory: &OpenTrajectory) {
+fn summary_ui(ui: &mut egui::Ui, trajectory: &Document) {
     let manifest = trajectory.manifest();
-    let file_name = trajectory
-        .path()
-        .file_name()
-        .map_or_else(|| trajectory.path().display().to_string(), |name| name.to_string_lossy().into_owned());
-    ui.label(egui::RichText::new(file_name).strong()).on_hover_text(trajectory.path().display().to_string());
+    let title = ui.label(egui::RichText::new(trajectory.title()).strong());
+    if let Some(path) = trajectory.path() {
+        title.on_hover_text(path.display().to_string());
+    }
     let [channels, frames, height, width] = manifest.latent_shape;
     let schedule = &manifest.schedule;
     egui::Grid::new("manifest_summary").num_columns(2).striped(true).show(ui, |ui| {

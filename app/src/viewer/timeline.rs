@@ -12,8 +12,14 @@ use super::time_control::{FPS_RANGE, TimeCommand, TimeControl};
 /// Height of the step strip, in points.
 const STRIP_HEIGHT: f32 = 36.0;
 
-/// The whole timeline; returns the commands the user gave.
-pub fn timeline_ui(ui: &mut egui::Ui, time: &TimeControl, schedule: &Schedule) -> Vec<TimeCommand> {
+/// The whole timeline; `recorded[k]` says whether step `k` has data for the shown seed (a live
+/// run fills them in as it goes). Returns the commands the user gave.
+pub fn timeline_ui(
+    ui: &mut egui::Ui,
+    time: &TimeControl,
+    schedule: &Schedule,
+    recorded: &[bool],
+) -> Vec<TimeCommand> {
     let mut commands = Vec::new();
     ui.horizontal(|ui| {
         transport_ui(ui, time, &mut commands);
@@ -23,7 +29,7 @@ pub fn timeline_ui(ui: &mut egui::Ui, time: &TimeControl, schedule: &Schedule) -
         ui.separator();
         settings_ui(ui, time, &mut commands);
     });
-    if let Some(step_idx) = step_strip_ui(ui, time, schedule) {
+    if let Some(step_idx) = step_strip_ui(ui, time, schedule, recorded) {
         commands.push(TimeCommand::SetStep(step_idx));
     }
     commands
@@ -76,8 +82,14 @@ fn settings_ui(ui: &mut egui::Ui, time: &TimeControl, commands: &mut Vec<TimeCom
 }
 
 /// One cell per step, its bar as tall as the step's starting noise level, the current step
-/// highlighted. Returns the step the user clicked or dragged to.
-fn step_strip_ui(ui: &mut egui::Ui, time: &TimeControl, schedule: &Schedule) -> Option<usize> {
+/// highlighted, steps without data drawn as outlines. Returns the step the user clicked or
+/// dragged to.
+fn step_strip_ui(
+    ui: &mut egui::Ui,
+    time: &TimeControl,
+    schedule: &Schedule,
+    recorded: &[bool],
+) -> Option<usize> {
     let num_steps = time.num_steps().max(1);
     let (rect, response) =
         ui.allocate_exact_size(Vec2::new(ui.available_width(), STRIP_HEIGHT), Sense::click_and_drag());
@@ -105,7 +117,16 @@ fn step_strip_ui(ui: &mut egui::Ui, time: &TimeControl, schedule: &Schedule) -> 
             } else {
                 visuals.widgets.inactive.bg_fill
             };
-            painter.rect_filled(bar, CornerRadius::ZERO, colour);
+            if recorded.get(step_idx).copied().unwrap_or(true) {
+                painter.rect_filled(bar, CornerRadius::ZERO, colour);
+            } else {
+                painter.rect_stroke(
+                    bar,
+                    CornerRadius::ZERO,
+                    Stroke::new(1.0, colour),
+                    egui::StrokeKind::Inside,
+                );
+            }
         }
         let cursor_x = rect.left() + (time.step_idx() as f32 + 0.5) * cell_width;
         painter.vline(cursor_x, rect.y_range(), Stroke::new(2.0, visuals.strong_text_color()));

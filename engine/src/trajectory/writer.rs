@@ -28,7 +28,7 @@ use super::{FORMAT_VERSION, MANIFEST_KEY};
 /// writer.write("run.safetensors")?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TrajectoryWriter {
     manifest: Manifest,
     default_storage: StorageDtype,
@@ -38,7 +38,7 @@ pub struct TrajectoryWriter {
 /// The tensors in the order their bytes follow each other in the data section.
 type DataOrder<'a> = Vec<(&'a TensorName, &'a PendingTensor)>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingTensor {
     tensor: Tensor,
     storage: StorageDtype,
@@ -83,6 +83,12 @@ impl TrajectoryWriter {
     /// Removes the tensor `name` (e.g. when a live run is rewound), returning it.
     pub fn remove(&mut self, name: &TensorName) -> Option<Tensor> {
         self.tensors.remove(name).map(|pending| pending.tensor)
+    }
+
+    /// The tensor collected as `name`, if any (as inserted, before any storage conversion).
+    #[must_use]
+    pub fn get(&self, name: &TensorName) -> Option<&Tensor> {
+        self.tensors.get(name).map(|pending| &pending.tensor)
     }
 
     /// Number of tensors collected so far.

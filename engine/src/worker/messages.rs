@@ -4,8 +4,10 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::model::WanTransformer;
+use crate::recording::{Recorder, RunProvenance};
 use crate::scheduler::Schedule;
-use crate::session::{Conditioning, NoiseSource, SessionSettings, StepRecord};
+use crate::session::{Conditioning, NoiseSource, SamplingSession, SessionError, SessionSettings, StepRecord};
+use crate::trajectory::{self, StorageDtype};
 
 /// Everything needed to start a run (its first seed).
 #[derive(Debug, Clone)]
@@ -16,6 +18,34 @@ pub struct RunRequest {
     /// `[C, F, H, W]`
     pub latent_shape: [usize; 4],
     pub noise: NoiseSource,
+    /// Where the model and prompt came from, for the file a live run is saved to.
+    pub provenance: RunProvenance,
+}
+
+impl RunRequest {
+    /// An empty recorder for this run, with seed 0 registered: what the UI fills from the
+    /// engine's events and saves. Checks the request as starting it would.
+    pub fn recorder(&self, storage: StorageDtype) -> Result<Recorder, SessionError> {
+        let session = SamplingSession::new(
+            Arc::clone(&self.model),
+            Arc::clone(&self.conditioning),
+            self.settings.clone(),
+            self.latent_shape,
+            &self.noise,
+        )?;
+        let mut recorder = Recorder::new(&session, self.provenance.clone(), storage);
+        recorder.add_seed(self.noise_record(), None);
+        Ok(recorder)
+    }
+
+    /// How the file describes this run's noise.
+    #[must_use]
+    pub fn noise_record(&self) -> trajectory::NoiseSource {
+        match self.noise {
+            NoiseSource::Seed(rng_seed) => trajectory::NoiseSource::RngSeed(rng_seed),
+            NoiseSource::Given(_) => trajectory::NoiseSource::Given,
+        }
+    }
 }
 
 /// Commands from the UI to the engine thread. Between two steps the thread always reads its
@@ -47,6 +77,9 @@ pub enum EngineEvent {
         seed_idx: usize,
         step_idx: usize,
         forked_from: Option<(usize, usize)>,
+        /// The seed of the noise it started from (or was re-noised with, for a fork); `None`
+        /// for given noise.
+        rng_seed: Option<u64>,
         schedule: Schedule,
         latent_shape: [usize; 4],
     },

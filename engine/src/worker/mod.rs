@@ -5,6 +5,7 @@
 //! full, and [`EngineHandle::drain`] takes what has arrived within a time budget. After every
 //! event the thread calls the repaint callback, so an idle UI wakes up. Dropping the handle stops
 //! the thread after its current step and joins it.
+mod live_record;
 mod messages;
 mod runner;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
+pub use live_record::{LiveRecord, RecordChange};
 pub use messages::{EngineCommand, EngineEvent, RunRequest};
 use runner::Runner;
 

@@ -33,7 +33,11 @@ impl Runner {
             request.latent_shape,
             &request.noise,
         )?;
-        let event = seed_started(0, &session, None);
+        let rng_seed = match request.noise {
+            crate::session::NoiseSource::Seed(rng_seed) => Some(rng_seed),
+            crate::session::NoiseSource::Given(_) => None,
+        };
+        let event = seed_started(0, &session, None, rng_seed);
         self.seeds = vec![SeedRun { session, history: Vec::new(), x0: Vec::new() }];
         Ok(event)
     }
@@ -96,7 +100,7 @@ impl Runner {
         let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k));
         let session = base.fork_renoised(previous_x0, rng_seed)?;
         let new_idx = self.seeds.len();
-        let event = seed_started(new_idx, &session, Some((seed_idx, step_idx)));
+        let event = seed_started(new_idx, &session, Some((seed_idx, step_idx)), Some(rng_seed));
         // The fork shares the history before the branch point, so it can be rewound there too.
         let seed = &self.seeds[seed_idx];
         let history = seed.history[..step_idx].to_vec();
@@ -131,11 +135,13 @@ fn seed_started(
     seed_idx: usize,
     session: &SamplingSession,
     forked_from: Option<(usize, usize)>,
+    rng_seed: Option<u64>,
 ) -> EngineEvent {
     EngineEvent::SeedStarted {
         seed_idx,
         step_idx: session.step_idx(),
         forked_from,
+        rng_seed,
         schedule: session.solver().schedule().clone(),
         latent_shape: session.latent_shape(),
     }

@@ -1,0 +1,122 @@
+//! The window's live-run half: starting a run on the engine thread, taking in its steps,
+//! and the user's step / run / pause / fork / rewind / save.
+
+use stepscope_engine::trajectory::StorageDtype;
+use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange};
+
+use super::app::StepscopeApp;
+use super::document::Document;
+use super::live::{LiveAction, LiveSession, LiveSetup, live_controls_ui};
+use super::time_control::TimeCommand;
+
+impl StepscopeApp {
+    /// Whether the window shows a live run.
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        self.document.as_ref().is_some_and(|document| document.live_record().is_some())
+    }
+
+    /// The engine thread's state, once a live run was started.
+    #[must_use]
+    pub fn live_session(&self) -> Option<&LiveSession> {
+        self.live.as_ref()
+    }
+
+    /// Loads what `setup` names and starts it on the engine thread, showing it as it arrives.
+    /// A failure (the model does not load, ...) reopens the dialog with the reason.
+    pub fn start_live(&mut self, ctx: &egui::Context, setup: LiveSetup) {
+        self.settings.live_setup = setup.clone();
+        if let Err(err) = self.try_start_live(ctx, &setup) {
+            self.new_run_dialog.show(setup);
+            self.new_run_dialog.error = Some(format!("{err:#}"));
+        }
+    }
+
+    fn try_start_live(&mut self, ctx: &egui::Context, setup: &LiveSetup) -> anyhow::Result<()> {
+        let request = setup.to_request()?;
+        let record = LiveRecord::new(&request, StorageDtype::F32)?;
+        if self.live.is_none() {
+            self.live = Some(LiveSession::spawn(ctx)?);
+        }
+        if let Some(live) = &mut self.live {
+            live.start(request);
+        }
+        self.show_document(Document::live(record));
+        Ok(())
+    }
+
+    /// Takes in the engine's events: new steps drop stale cached frames, and the cursor follows
+    /// the newest step of the shown seed when it was on the one before.
+    pub(super) fn poll_live(&mut self) {
+        let Some(live) = &mut self.live else { return };
+        let Some(document) = &mut self.document else { return };
+        let changes = live.poll(document.live_record_mut());
+        for change in changes {
+            match change {
+                RecordChange::Step { seed_idx, step_idx } => {
+                    self.frames.forget(|key| key.seed_idx == seed_idx && key.step_idx == step_idx);
+                    let follows = step_idx == 0 || self.time.step_idx() + 1 >= step_idx;
+                    if seed_idx == document.seed_idx && follows {
+                        self.time.apply(TimeCommand::SetStep(step_idx));
+                    }
+                }
+                RecordChange::Rewound { seed_idx, step_idx } => {
+                    self.frames.forget(|key| key.seed_idx == seed_idx && key.step_idx >= step_idx);
+                }
+                RecordChange::SeedAdded { seed_idx } => document.seed_idx = seed_idx,
+                RecordChange::Finished { .. } => {}
+            }
+        }
+    }
+
+    /// Carries out what the user asked of the live run.
+    pub(super) fn apply_live_action(&mut self, ctx: &egui::Context, action: LiveAction) {
+        let (Some(live), Some(document)) = (&mut self.live, &self.document) else { return };
+        let Some(record) = document.live_record() else { return };
+        let seed_idx = document.seed_idx;
+        match action {
+            LiveAction::Step => {
+                live.send(EngineCommand::Step { seed_idx });
+            }
+            LiveAction::RunToEnd => {
+                live.send(EngineCommand::RunToEnd { seed_idx });
+            }
+            LiveAction::Pause => {
+                live.send(EngineCommand::Pause);
+            }
+            LiveAction::Fork { step_idx, rng_seed } => {
+                if live.send(EngineCommand::Fork { seed_idx, step_idx, rng_seed }) {
+                    live.fork_rng_seed = rng_seed.wrapping_add(1);
+                }
+            }
+            LiveAction::Rewind { step_idx } => {
+                live.send(EngineCommand::Rewind { seed_idx, step_idx });
+            }
+            LiveAction::Save => {
+                let default_name = format!("live-seed{}.safetensors", self.settings.live_setup.rng_seed);
+                if let Some(path) = self.file_picker.save_trajectory(&default_name) {
+                    live.save(record, &path, ctx);
+                    self.settings.remember_file(&path);
+                }
+            }
+        }
+    }
+
+    /// The live run's tool bar, when the window shows one.
+    pub(super) fn live_controls_ui(&mut self, ui: &mut egui::Ui) {
+        let (Some(live), Some(document)) = (&mut self.live, &self.document) else { return };
+        let Some(record) = document.live_record() else { return };
+        let action = live_controls_ui(ui, live, record, document.seed_idx, self.time.step_idx());
+        ui.separator();
+        if let Some(action) = action {
+            self.apply_live_action(ui.ctx(), action);
+        }
+    }
+
+    /// Waits for a save in progress (so a test or a closing window does not lose it).
+    pub fn wait_for_save(&mut self, timeout: std::time::Duration) {
+        if let Some(live) = &mut self.live {
+            live.wait_for_save(timeout);
+        }
+    }
+}

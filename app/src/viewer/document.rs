@@ -1,0 +1,178 @@
+//! What the views show: a trajectory file, or a live run as it arrives from the engine thread.
+//! Both read the same way, as a manifest plus tensors by their contract names, so every view
+//! works on either.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use candle_core::Tensor;
+use stepscope_engine::trajectory::{Manifest, TensorName, TrajectoryReader};
+use stepscope_engine::worker::LiveRecord;
+
+use super::latent_rgb::LatentVideo;
+use super::settings::StepView;
+
+/// Where a document's tensors come from.
+#[derive(Debug)]
+enum Source {
+    /// A file, read lazily from its memory map.
+    File(Box<TrajectoryReader>),
+    /// A live run: the steps the engine has sent so far.
+    Live(Box<LiveRecord>),
+}
+
+/// A trajectory the window shows, with the seed the views follow.
+#[derive(Debug)]
+pub struct Document {
+    source: Source,
+    /// The seed the views show, an index into the manifest's seeds.
+    pub seed_idx: usize,
+}
+
+impl Document {
+    /// Opens and checks the file at `path` (its header only; no tensor is read yet).
+    pub fn open(path: &Path) -> Result<Self> {
+        let reader = TrajectoryReader::open(path)
+            .with_context(|| format!("could not open {} as a trajectory", path.display()))?;
+        Ok(Self { source: Source::File(Box::new(reader)), seed_idx: 0 })
+    }
+
+    /// A live run, empty until the engine's steps arrive.
+    #[must_use]
+    pub fn live(record: LiveRecord) -> Self {
+        Self { source: Source::Live(Box::new(record)), seed_idx: 0 }
+    }
+
+    #[must_use]
+    pub fn manifest(&self) -> &Manifest {
+        match &self.source {
+            Source::File(reader) => reader.manifest(),
+            Source::Live(record) => record.manifest(),
+        }
+    }
+
+    /// The file, for a document read from one.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::File(reader) => Some(reader.path()),
+            Source::Live(_) => None,
+        }
+    }
+
+    /// The file name, or "Live run".
+    #[must_use]
+    pub fn title(&self) -> String {
+        self.path().map_or_else(
+            || "Live run".to_owned(),
+            |path| {
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
+            },
+        )
+    }
+
+    /// The plain-words description (what `stepscope info` prints for a file).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::File(reader) => reader.describe(),
+            Source::Live(record) => format!("Live run (not saved)\n{}", record.manifest()),
+        }
+    }
+
+    /// The live run's record, if this is one.
+    #[must_use]
+    pub fn live_record(&self) -> Option<&LiveRecord> {
+        match &self.source {
+            Source::File(_) => None,
+            Source::Live(record) => Some(record),
+        }
+    }
+
+    pub fn live_record_mut(&mut self) -> Option<&mut LiveRecord> {
+        match &mut self.source {
+            Source::File(_) => None,
+            Source::Live(record) => Some(record),
+        }
+    }
+
+    #[must_use]
+    pub fn num_steps(&self) -> usize {
+        self.manifest().schedule.steps
+    }
+
+    #[must_use]
+    pub fn num_seeds(&self) -> usize {
+        self.manifest().seeds.len()
+    }
+
+    /// Whether the document stores `view`'s tensor at its recorded steps.
+    #[must_use]
+    pub fn has_view(&self, view: StepView) -> bool {
+        self.manifest().step_tensors.contains(&view.step_tensor())
+    }
+
+    /// The seed whose tensors hold `seed_idx`'s state at `step_idx`: the seed itself, or for a
+    /// step before a fork the seed it branched from (forks share the steps before the branch
+    /// point). `None` when nothing holds that step (not recorded, or not computed yet).
+    #[must_use]
+    pub fn owner_of(&self, seed_idx: usize, step_idx: usize) -> Option<usize> {
+        let seeds = &self.manifest().seeds;
+        let mut owner_idx = seed_idx;
+        // Each hop goes to an earlier seed, so this ends within `seeds.len()` hops.
+        for _ in 0..=seeds.len() {
+            let seed = seeds.get(owner_idx)?;
+            match seed.forked_from {
+                Some(fork) if step_idx < fork.step && fork.seed_index < owner_idx => {
+                    owner_idx = fork.seed_index;
+                }
+                _ => return seed.steps.contains(&step_idx).then_some(owner_idx),
+            }
+        }
+        None
+    }
+
+    /// Whether step `step_idx` of `seed_idx` can be shown.
+    #[must_use]
+    pub fn has_step(&self, seed_idx: usize, step_idx: usize) -> bool {
+        self.owner_of(seed_idx, step_idx).is_some()
+    }
+
+    /// The tensor `name`, read from the file or taken from the live record.
+    pub fn tensor(&self, name: &TensorName) -> Result<Tensor> {
+        match &self.source {
+            Source::File(reader) => reader.load(name).with_context(|| format!("reading {name}")),
+            Source::Live(record) => {
+                record.tensor(name).cloned().ok_or_else(|| anyhow!("{name} has not arrived from the engine"))
+            }
+        }
+    }
+
+    /// `view`'s tensor at step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
+    pub fn load_video(&self, seed_idx: usize, step_idx: usize, view: StepView) -> Result<LatentVideo> {
+        let Some(owner_idx) = self.owner_of(seed_idx, step_idx) else {
+            if self.live_record().is_some() {
+                bail!("seed {seed_idx} has not reached step {step_idx} yet");
+            }
+            bail!("seed {seed_idx} has nothing stored at step {step_idx}");
+        };
+        let name = TensorName::Step { seed_idx: owner_idx, step_idx, kind: view.step_tensor() };
+        tensor_to_video(&self.tensor(&name)?).with_context(|| format!("reading {name}"))
+    }
+}
+
+/// A `[C, F, H, W]` tensor's values on the CPU as f32.
+pub fn tensor_to_video(tensor: &Tensor) -> Result<LatentVideo> {
+    let shape: [usize; 4] =
+        tensor.dims().try_into().map_err(|_| anyhow!("shape {:?} is not [C, F, H, W]", tensor.dims()))?;
+    let values = tensor.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    LatentVideo::new(shape, values).ok_or_else(|| anyhow!("values disagree with shape {shape:?}"))
+}
+
+/// A file the viewer failed to open, with the reason.
+#[derive(Debug)]
+pub struct OpenFailure {
+    pub path: PathBuf,
+    /// The whole error chain, outermost first.
+    pub message: String,
+}

@@ -1,0 +1,103 @@
+//! The "New live run" window: pick a model folder, prompt embeddings, noise seed, size and
+//! schedule, then start.
+
+use stepscope_engine::scheduler::SchedulerKind;
+
+use super::setup::LiveSetup;
+use crate::viewer::file_picker::FilePicker;
+
+/// The dialog's state while it is open: the choices being edited and the last start failure.
+#[derive(Debug, Default)]
+pub struct NewRunDialog {
+    pub open: bool,
+    pub setup: LiveSetup,
+    /// Why the last start failed (the model did not load, ...), shown in the dialog.
+    pub error: Option<String>,
+}
+
+impl NewRunDialog {
+    /// Opens the dialog on `setup`.
+    pub fn show(&mut self, setup: LiveSetup) {
+        self.open = true;
+        self.setup = setup;
+        self.error = None;
+    }
+
+    /// Draws the dialog if open; returns the setup when the user pressed Start.
+    pub fn ui(&mut self, ctx: &egui::Context, picker: &mut dyn FilePicker) -> Option<LiveSetup> {
+        let mut start = false;
+        let mut open = self.open;
+        egui::Window::new("New live run").open(&mut open).resizable(false).collapsible(false).show(
+            ctx,
+            |ui| {
+                egui::Grid::new("new_run_grid").num_columns(3).show(ui, |ui| {
+                    path_row_ui(ui, "Model folder", &mut self.setup.model_dir, || picker.pick_model_dir());
+                    path_row_ui(ui, "Prompt embeddings", &mut self.setup.prompt_embeds, || {
+                        picker.pick_tensor_file()
+                    });
+                    let setup = &mut self.setup;
+                    drag_row_ui(ui, "Noise seed", egui::DragValue::new(&mut setup.rng_seed));
+                    ui.label("Latent size");
+                    ui.horizontal(|ui| {
+                        for (extent, name) in setup.size.iter_mut().zip(["frames", "height", "width"]) {
+                            let label = ui.label(name);
+                            ui.add(egui::DragValue::new(extent).range(1..=512)).labelled_by(label.id);
+                        }
+                    });
+                    ui.end_row();
+                    drag_row_ui(ui, "Steps", egui::DragValue::new(&mut setup.steps).range(1..=1000));
+                    drag_row_ui(
+                        ui,
+                        "Shift",
+                        egui::DragValue::new(&mut setup.shift).range(0.1..=20.0).speed(0.05),
+                    );
+                    ui.label("Scheduler");
+                    ui.horizontal(|ui| {
+                        ui.radio_value(&mut setup.scheduler, SchedulerKind::UniPc, "UniPC");
+                        ui.radio_value(&mut setup.scheduler, SchedulerKind::Euler, "Euler");
+                    });
+                    ui.end_row();
+                    let capture = ui.label("Capture");
+                    ui.text_edit_singleline(&mut setup.capture)
+                        .labelled_by(capture.id)
+                        .on_hover_text("e.g. token_norm,pca3,decoded@all;self_attn@2:q=0,5 (empty: none)");
+                    ui.end_row();
+                });
+                if let Some(error) = &self.error {
+                    ui.colored_label(ui.visuals().error_fg_color, error);
+                }
+                ui.separator();
+                start = ui.button("Start").clicked();
+            },
+        );
+        self.open = open && !start;
+        start.then(|| self.setup.clone())
+    }
+}
+
+/// A label, a text field holding a path, and a Browse button asking `pick`.
+fn path_row_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    path: &mut std::path::PathBuf,
+    pick: impl FnOnce() -> Option<std::path::PathBuf>,
+) {
+    let label = ui.label(label);
+    let mut text = path.display().to_string();
+    if ui.add(egui::TextEdit::singleline(&mut text).desired_width(280.0)).labelled_by(label.id).changed() {
+        *path = text.into();
+    }
+    if ui.button("Browse…").clicked()
+        && let Some(picked) = pick()
+    {
+        *path = picked;
+    }
+    ui.end_row();
+}
+
+/// A label and a number field it names.
+fn drag_row_ui(ui: &mut egui::Ui, label: &str, value: egui::DragValue<'_>) {
+    let label = ui.label(label);
+    ui.add(value).labelled_by(label.id);
+    ui.end_row();
+}

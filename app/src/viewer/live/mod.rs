@@ -1,0 +1,12 @@
+//! Live stepping: a model run one denoising step at a time on the engine thread, shown as it
+//! arrives and saved on request.
+
+mod controls;
+mod dialog;
+mod session;
+mod setup;
+
+pub use controls::{LiveAction, live_controls_ui};
+pub use dialog::NewRunDialog;
+pub use session::{Activity, LiveSession};
+pub use setup::{LiveSetup, provenance};

@@ -1,0 +1,156 @@
+//! Live stepping in the window, headless through `egui_kittest` on the wgpu renderer: a run of
+//! the tiny random-weight test model (`tests/fixtures/parity/t2v_hd20`) started on the engine
+//! thread, stepped, run to the end, forked, rewound and saved, with the state read back through
+//! accessibility labels and the saved file.
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use stepscope::viewer::StepscopeApp;
+use stepscope::viewer::file_picker::FilePicker;
+use stepscope::viewer::live::LiveSetup;
+use stepscope_engine::scheduler::SchedulerKind;
+use stepscope_engine::trajectory::{ForkPoint, TrajectoryReader};
+
+/// How long a test waits for the engine thread before failing.
+const ENGINE_WAIT: Duration = Duration::from_secs(60);
+
+/// Answers "save as" with a path given in advance.
+#[derive(Debug)]
+struct SaveTo(PathBuf);
+
+impl FilePicker for SaveTo {
+    fn pick_trajectory(&mut self) -> Option<PathBuf> {
+        None
+    }
+
+    fn save_trajectory(&mut self, _default_name: &str) -> Option<PathBuf> {
+        Some(self.0.clone())
+    }
+}
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+fn tiny_setup(steps: usize) -> LiveSetup {
+    LiveSetup {
+        model_dir: repo_path("tests/fixtures/parity/t2v_hd20"),
+        prompt_embeds: repo_path("tests/fixtures/parity/sample_t2v_unipc.safetensors"),
+        rng_seed: 7,
+        size: [3, 8, 8],
+        steps,
+        shift: 3.0,
+        scheduler: SchedulerKind::UniPc,
+        capture: "token_norm@all".to_owned(),
+    }
+}
+
+fn live_harness(picker: SaveTo, setup: LiveSetup) -> Harness<'static, StepscopeApp> {
+    let mut harness = Harness::builder()
+        .with_size([1100.0, 640.0])
+        .wgpu()
+        .build_eframe(move |cc| StepscopeApp::new(cc, None, Box::new(picker)));
+    let ctx = harness.ctx.clone();
+    harness.state_mut().start_live(&ctx, setup);
+    harness.step();
+    harness
+}
+
+/// Steps the UI (letting the engine thread work between frames) until `done` holds.
+fn run_until(
+    harness: &mut Harness<'_, StepscopeApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, StepscopeApp>) -> bool,
+) {
+    let start = Instant::now();
+    while start.elapsed() < ENGINE_WAIT {
+        harness.step();
+        if done(harness) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("waited {ENGINE_WAIT:?} for {what}");
+}
+
+fn has_label(harness: &Harness<'_, StepscopeApp>, label: &str) -> bool {
+    harness.query_by_label(label).is_some()
+}
+
+fn steps_of(harness: &Harness<'_, StepscopeApp>, seed_idx: usize) -> Vec<usize> {
+    let document = harness.state().document().unwrap();
+    document.manifest().seeds.get(seed_idx).map(|seed| seed.steps.clone()).unwrap_or_default()
+}
+
+#[test]
+fn a_live_run_steps_runs_to_the_end_forks_rewinds_and_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("live.safetensors");
+    let mut harness = live_harness(SaveTo(saved.clone()), tiny_setup(5));
+    assert!(harness.state().is_live());
+    harness.get_by_label("Live: seed 0");
+    harness.get_by_label("Step 0 / 4");
+
+    // One step: step 0's frames arrive and show.
+    harness.get_by_label("Step").click();
+    run_until(&mut harness, "step 0", |h| has_label(h, "frame 2"));
+    assert_eq!(steps_of(&harness, 0), [0]);
+
+    // Run to the end: the cursor follows the newest step.
+    harness.get_by_label("Run to end").click();
+    run_until(&mut harness, "the last step", |h| has_label(h, "Step 4 / 4") && steps_of(h, 0).len() == 5);
+    assert!(!harness.state().live_session().unwrap().is_busy() || steps_of(&harness, 0).len() == 5);
+
+    // Fork at step 2: seed 1 appears, is shown, and shares steps 0-1 with seed 0.
+    harness.get_by_label("Step strip").hover();
+    harness.key_press(egui::Key::Home);
+    harness.key_press(egui::Key::ArrowRight);
+    harness.key_press(egui::Key::ArrowRight);
+    harness.step();
+    harness.get_by_label("Step 2 / 4");
+    harness.get_by_label("Fork at step 2").click();
+    run_until(&mut harness, "the fork", |h| has_label(h, "Live: seed 1"));
+    harness.get_by_label("Run to end").click();
+    run_until(&mut harness, "the fork's steps", |h| steps_of(h, 1) == [2, 3, 4]);
+
+    // Rewind the fork to step 3 and take that step again.
+    harness.key_press(egui::Key::ArrowLeft);
+    harness.step();
+    harness.get_by_label("Step 3 / 4");
+    harness.get_by_label("Rewind to step 3").click();
+    run_until(&mut harness, "the rewind", |h| steps_of(h, 1) == [2]);
+    harness.get_by_label("Step").click();
+    run_until(&mut harness, "the step after the rewind", |h| steps_of(h, 1) == [2, 3]);
+
+    // Save: the file holds both seeds as the window showed them.
+    harness.get_by_label("Save…").click();
+    harness.step();
+    harness.state_mut().wait_for_save(ENGINE_WAIT);
+    harness.step();
+    let reader = TrajectoryReader::open(&saved).unwrap();
+    let seeds = &reader.manifest().seeds;
+    assert_eq!(seeds.len(), 2);
+    assert_eq!(seeds[0].steps, [0, 1, 2, 3, 4]);
+    assert!(seeds[0].final_latents);
+    assert_eq!(seeds[1].steps, [2, 3]);
+    assert_eq!(seeds[1].forked_from, Some(ForkPoint { seed_index: 0, step: 2 }));
+    assert_eq!(reader.manifest().captures.layers, [0, 1]);
+    let live_status = harness.state().live_session().unwrap().save_status.clone().unwrap();
+    assert!(live_status.starts_with("Saved"), "{live_status}");
+}
+
+#[test]
+fn a_model_that_does_not_load_reopens_the_dialog_with_the_reason() {
+    let mut setup = tiny_setup(3);
+    setup.model_dir = repo_path("tests/fixtures/no_such_model");
+    let mut harness = live_harness(SaveTo(PathBuf::from("unused")), setup);
+    harness.run();
+    assert!(!harness.state().is_live());
+    harness.get_by_label("New live run");
+    harness.get_by_label_contains("loading the model from");
+    harness.get_by_label_contains("no_such_model");
+}
