@@ -5,9 +5,11 @@
 //! - [`scheduler`]: flow-matching schedules and solvers (Euler, UniPC) as Wan uses them.
 //! - [`session`]: a sampling run advanced one denoising step at a time, with optional captures.
 //! - [`trajectory`]: the trajectory file format (safetensors + a JSON manifest).
+//! - [`analysis`]: statistics over a recorded or live run (seed distances, step x frame maps).
 //!
 //! Conventions: latents are `[C, F, H, W]` for one sample (`[B, C, F, H, W]` inside the model);
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
+pub mod analysis;
 pub mod model;
 pub mod recording;
 pub mod scheduler;

@@ -112,24 +112,11 @@ impl Document {
         self.manifest().step_tensors.contains(&view.step_tensor())
     }
 
-    /// The seed whose tensors hold `seed_idx`'s state at `step_idx`: the seed itself, or for a
-    /// step before a fork the seed it branched from (forks share the steps before the branch
-    /// point). `None` when nothing holds that step (not recorded, or not computed yet).
+    /// The seed whose tensors hold `seed_idx`'s state at `step_idx` (see
+    /// [`Manifest::step_owner`]).
     #[must_use]
     pub fn owner_of(&self, seed_idx: usize, step_idx: usize) -> Option<usize> {
-        let seeds = &self.manifest().seeds;
-        let mut owner_idx = seed_idx;
-        // Each hop goes to an earlier seed, so this ends within `seeds.len()` hops.
-        for _ in 0..=seeds.len() {
-            let seed = seeds.get(owner_idx)?;
-            match seed.forked_from {
-                Some(fork) if step_idx < fork.step && fork.seed_index < owner_idx => {
-                    owner_idx = fork.seed_index;
-                }
-                _ => return seed.steps.contains(&step_idx).then_some(owner_idx),
-            }
-        }
-        None
+        self.manifest().step_owner(seed_idx, step_idx)
     }
 
     /// Whether step `step_idx` of `seed_idx` can be shown.

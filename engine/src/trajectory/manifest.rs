@@ -211,6 +211,33 @@ impl TensorSetMismatch {
 }
 
 impl Manifest {
+    /// The seed whose tensors hold seed `seed_idx`'s state at step `step_idx`: the seed itself,
+    /// or, for a step before a fork's branch point, the seed it forked from (forks share the
+    /// steps before it). `None` when no seed recorded that step.
+    #[must_use]
+    pub fn step_owner(&self, seed_idx: usize, step_idx: usize) -> Option<usize> {
+        self.owner(seed_idx, step_idx, |seed| &seed.steps)
+    }
+
+    /// Like [`step_owner`](Self::step_owner), for the steps with layer captures.
+    #[must_use]
+    pub fn capture_owner(&self, seed_idx: usize, step_idx: usize) -> Option<usize> {
+        self.owner(seed_idx, step_idx, |seed| &seed.capture_steps)
+    }
+
+    fn owner(&self, seed_idx: usize, step_idx: usize, steps: impl Fn(&SeedRecord) -> &[usize]) -> Option<usize> {
+        let mut owner_idx = seed_idx;
+        // Each hop goes to an earlier seed, so this ends within `seeds.len()` hops.
+        for _ in 0..=self.seeds.len() {
+            let seed = self.seeds.get(owner_idx)?;
+            match seed.forked_from {
+                Some(fork) if step_idx < fork.step && fork.seed_index < owner_idx => owner_idx = fork.seed_index,
+                _ => return steps(seed).contains(&step_idx).then_some(owner_idx),
+            }
+        }
+        None
+    }
+
     /// The token grid `[F', H', W']`: the latent shape divided by the patch size.
     #[must_use]
     pub fn token_grid(&self) -> [usize; 3] {
