@@ -4,6 +4,8 @@
 //!   loaded from a diffusers checkpoint directory by key name.
 //! - [`scheduler`]: flow-matching schedules and solvers (Euler, UniPC) as Wan uses them.
 //! - [`session`]: a sampling run advanced one denoising step at a time, with optional captures.
+//! - [`tasks`]: VBVR-style reasoning tasks (maze, symmetry, gravity, flood fill) as small RGB
+//!   videos, with rule-based scorers that read pixels only.
 //! - [`trajectory`]: the trajectory file format (safetensors + a JSON manifest).
 //! - [`analysis`]: statistics over a recorded or live run (seed distances, step x frame maps).
 //!
@@ -14,6 +16,7 @@ pub mod model;
 pub mod recording;
 pub mod scheduler;
 pub mod session;
+pub mod tasks;
 pub mod tensor_file;
 pub mod trajectory;
 pub mod worker;
