@@ -8,7 +8,8 @@ use stepscope_engine::analysis::{StepFrameStat, seed_distances, step_frame_map};
 use stepscope_engine::trajectory::{CaptureKind, StepTensor, TensorName, TrajectoryReader};
 
 fn sample() -> TrajectoryReader {
-    TrajectoryReader::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample.safetensors")).unwrap()
+    TrajectoryReader::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample.safetensors"))
+        .unwrap()
 }
 
 fn values(reader: &TrajectoryReader, name: &TensorName) -> Vec<f32> {

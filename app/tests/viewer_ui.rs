@@ -194,3 +194,34 @@ fn dragging_along_the_step_strip_scrubs() {
     harness.run();
     harness.get_by_label("Step 11 / 11");
 }
+
+#[test]
+fn the_layers_tab_shows_every_captured_layer_and_a_step_by_frame_heatmap() {
+    let mut harness = harness_on_sample();
+    harness.set_size(egui::vec2(1100.0, 760.0));
+    press(&mut harness, Key::End);
+    harness.get_by_label("Layers").click();
+    harness.run();
+    harness.get_by_label("layer 0");
+    harness.get_by_label("layer 1");
+    harness.get_by_label("token norm").click();
+    harness.run();
+    harness.get_by_label("token norm, layer 1").click();
+    harness.run();
+    harness.get_by_label("rows: steps 0-11, columns: frames");
+    harness.snapshot("sample_layers_token_norm");
+}
+
+#[test]
+fn the_seeds_tab_shows_seeds_side_by_side_their_difference_and_distance() {
+    let mut harness = harness_on_sample();
+    harness.set_size(egui::vec2(1100.0, 760.0));
+    press(&mut harness, Key::End);
+    harness.get_by_label("Compare seeds").click();
+    harness.run();
+    // Each seed: a checkbox, a row of frames, and a line in the plot.
+    assert!(harness.get_all_by_label("seed 1").count() >= 3);
+    harness.get_by_label("|0 - 1|");
+    harness.get_by_label_contains("Distance to seed 0");
+    harness.snapshot("sample_seeds");
+}

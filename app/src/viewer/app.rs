@@ -3,14 +3,21 @@
 use std::path::Path;
 
 use egui::{Key, Modifiers};
+use stepscope_engine::trajectory::TensorName;
 
 use super::document::{Document, OpenFailure};
 use super::file_picker::FilePicker;
 use super::frame_cache::{FrameCache, FrameKey};
-use super::frame_view::frame_view_ui;
+use super::frame_view::{FramePictures, frame_view_ui};
+use super::gpu;
+use super::layers_view::layers_view_ui;
 use super::live::{LiveAction, LiveSession, NewRunDialog};
+use super::seeds_view::{SeedsView, seeds_view_ui};
+use super::settings::CentralTab;
 use super::settings::{StepView, ViewerSettings};
 use super::side_panel::side_panel_ui;
+use super::stats_cache::StatsCache;
+use super::tensor_cache::TensorCache;
 use super::time_control::{TimeCommand, TimeControl};
 use super::timeline::timeline_ui;
 
@@ -27,7 +34,15 @@ pub struct StepscopeApp {
     /// The last file that failed to open, shown until dismissed or another file opens.
     open_failure: Option<OpenFailure>,
     pub(super) time: TimeControl,
+    /// Frame textures for the CPU fallback (no GPU image path).
     pub(super) frames: FrameCache,
+    /// Tensors the views draw through the GPU.
+    pub(super) tensors: TensorCache,
+    pub(super) stats: StatsCache,
+    /// Counts changes to what the document holds (a new document, each live step), so that
+    /// analyses of an older state are recomputed.
+    pub(super) generation: u64,
+    pub(super) seeds_view: SeedsView,
     /// Set when a document opens: the frame view fits its zoom to the window once.
     pub(super) fit_zoom_pending: bool,
     pub(super) file_picker: Box<dyn FilePicker>,
@@ -48,12 +63,18 @@ impl StepscopeApp {
         let settings: ViewerSettings =
             cc.storage.and_then(|storage| eframe::get_value(storage, eframe::APP_KEY)).unwrap_or_default();
         let time = TimeControl::new(0, settings.fps, settings.looping);
+        // Without the GPU image path the views fall back to CPU-mapped textures.
+        let _gpu_images = gpu::install_for_app(cc);
         let mut app = Self {
             settings,
             document: None,
             open_failure: None,
             time,
             frames: FrameCache::default(),
+            tensors: TensorCache::default(),
+            stats: StatsCache::default(),
+            generation: 0,
+            seeds_view: SeedsView::default(),
             fit_zoom_pending: false,
             file_picker,
             live: None,
@@ -87,6 +108,9 @@ impl StepscopeApp {
                 StepView::ALL.into_iter().find(|&view| document.has_view(view)).unwrap_or_default();
         }
         self.frames.clear();
+        self.tensors.clear();
+        self.generation += 1;
+        self.seeds_view = SeedsView::for_seeds(document.num_seeds());
         self.document = Some(document);
         self.open_failure = None;
         self.fit_zoom_pending = true;
@@ -110,10 +134,11 @@ impl StepscopeApp {
         ViewerSettings { fps: self.time.fps(), looping: self.time.is_looping(), ..self.settings.clone() }
     }
 
-    /// How many (seed, step, view) frame sets have textures uploaded.
+    /// How many (seed, step, view) frame sets are loaded (as GPU tensors, or as textures where
+    /// the GPU image path is unavailable).
     #[must_use]
     pub fn cached_frame_sets(&self) -> usize {
-        self.frames.len()
+        self.frames.len() + self.tensors.len()
     }
 
     fn open_with_picker(&mut self) {
@@ -224,15 +249,75 @@ impl StepscopeApp {
             return;
         }
         self.live_controls_ui(ui);
+        ui.horizontal(|ui| {
+            for tab in CentralTab::ALL {
+                ui.selectable_value(&mut self.settings.central_tab, tab, tab.label());
+            }
+        });
+        ui.separator();
         let Some(document) = &self.document else { return };
-        let key = FrameKey {
-            seed_idx: document.seed_idx,
-            step_idx: self.time.step_idx(),
-            view: self.settings.view,
-        };
+        let (seed_idx, step_idx) = (document.seed_idx, self.time.step_idx());
+        self.stats.sync(self.generation);
+        match self.settings.central_tab {
+            CentralTab::Frames => self.frames_tab_ui(ui),
+            CentralTab::Layers => layers_view_ui(
+                ui,
+                document,
+                &mut self.tensors,
+                &mut self.stats,
+                &mut self.settings.layers,
+                (seed_idx, step_idx),
+            ),
+            CentralTab::Seeds => {
+                let context = (self.settings.view, step_idx, self.settings.layers.colormap);
+                let clicked = seeds_view_ui(
+                    ui,
+                    document,
+                    &mut self.tensors,
+                    &mut self.stats,
+                    &mut self.seeds_view,
+                    context,
+                );
+                if let Some(step_idx) = clicked {
+                    self.time.apply(TimeCommand::SetStep(step_idx));
+                }
+            }
+        }
+    }
+
+    /// Every frame at the current step: through the GPU when it can draw images, else as
+    /// textures.
+    fn frames_tab_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(document) = &self.document else { return };
+        let (seed_idx, step_idx, view) = (document.seed_idx, self.time.step_idx(), self.settings.view);
         let fit_zoom = std::mem::take(&mut self.fit_zoom_pending);
-        match self.frames.get_or_load(ui.ctx(), document, key) {
-            Ok(frames) => frame_view_ui(ui, frames, &mut self.settings.zoom, fit_zoom),
+        let missing = || {
+            if document.live_record().is_some() {
+                format!("seed {seed_idx} has not reached step {step_idx} yet")
+            } else {
+                format!("seed {seed_idx} has nothing stored at step {step_idx}")
+            }
+        };
+        let pictures: Result<FramePictures<'_>, String> = if gpu::is_available(ui.ctx()) {
+            match document.owner_of(seed_idx, step_idx) {
+                Some(owner) => {
+                    let name = TensorName::Step { seed_idx: owner, step_idx, kind: view.step_tensor() };
+                    self.tensors.get(document, name).map(FramePictures::Gpu).map_err(str::to_owned)
+                }
+                None => Err(missing()),
+            }
+        } else {
+            let key = FrameKey { seed_idx, step_idx, view };
+            self.frames
+                .get_or_load(ui.ctx(), document, key)
+                .map(FramePictures::Textures)
+                .map_err(str::to_owned)
+        };
+        match pictures {
+            Ok(pictures) => {
+                let patch_size = document.manifest().patch_size;
+                frame_view_ui(ui, pictures, patch_size, &mut self.settings.zoom, fit_zoom);
+            }
             Err(message) => {
                 // Nothing to fit yet: try again when frames arrive.
                 self.fit_zoom_pending = fit_zoom;

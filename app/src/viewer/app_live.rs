@@ -51,10 +51,15 @@ impl StepscopeApp {
         let Some(live) = &mut self.live else { return };
         let Some(document) = &mut self.document else { return };
         let changes = live.poll(document.live_record_mut());
+        if !changes.is_empty() {
+            self.generation += 1;
+        }
         for change in changes {
             match change {
                 RecordChange::Step { seed_idx, step_idx } => {
                     self.frames.forget(|key| key.seed_idx == seed_idx && key.step_idx == step_idx);
+                    self.tensors
+                        .forget(|name| name.seed_idx() == seed_idx && name.step_idx() == Some(step_idx));
                     let follows = step_idx == 0 || self.time.step_idx() + 1 >= step_idx;
                     if seed_idx == document.seed_idx && follows {
                         self.time.apply(TimeCommand::SetStep(step_idx));
@@ -62,8 +67,17 @@ impl StepscopeApp {
                 }
                 RecordChange::Rewound { seed_idx, step_idx } => {
                     self.frames.forget(|key| key.seed_idx == seed_idx && key.step_idx >= step_idx);
+                    self.tensors.forget(|name| {
+                        name.seed_idx() == seed_idx && name.step_idx().is_none_or(|step| step >= step_idx)
+                    });
                 }
-                RecordChange::SeedAdded { seed_idx } => document.seed_idx = seed_idx,
+                RecordChange::SeedAdded { seed_idx } => {
+                    document.seed_idx = seed_idx;
+                    if self.seeds_view.shown.len() < super::seeds_view::MAX_SHOWN_SEEDS {
+                        self.seeds_view.shown.insert(seed_idx);
+                    }
+                    self.seeds_view.pair.1 = seed_idx;
+                }
                 RecordChange::Finished { .. } => {}
             }
         }

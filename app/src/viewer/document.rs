@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use candle_core::Tensor;
+use stepscope_engine::analysis::TensorSource;
 use stepscope_engine::trajectory::{Manifest, TensorName, TrajectoryReader};
 use stepscope_engine::worker::LiveRecord;
 
@@ -77,6 +78,15 @@ impl Document {
         match &self.source {
             Source::File(reader) => reader.describe(),
             Source::Live(record) => format!("Live run (not saved)\n{}", record.manifest()),
+        }
+    }
+
+    /// The document as the engine's analyses read it.
+    #[must_use]
+    pub fn source(&self) -> &dyn TensorSource {
+        match &self.source {
+            Source::File(reader) => reader.as_ref(),
+            Source::Live(record) => record.as_ref(),
         }
     }
 

@@ -5,7 +5,7 @@
 use egui::{Vec2, load::SizedTexture};
 
 use super::frame_cache::FrameStack;
-use super::latent_rgb::LatentVideo;
+use super::gpu::{self, GpuImage, GpuTensor, ImageStyle};
 
 /// Screen points per latent pixel the zoom allows.
 pub const ZOOM_RANGE: std::ops::RangeInclusive<f32> = 1.0..=64.0;
@@ -16,27 +16,69 @@ const MAX_HOVER_CHANNELS: usize = 4;
 /// Gap between frames, in points.
 const FRAME_GAP: f32 = 8.0;
 
-/// The zoom bar, then the frames of `frames` at `zoom` screen points per latent pixel.
-/// Ctrl + scroll over the frames zooms too; `fit` first sets the zoom that fits the view.
-pub fn frame_view_ui(ui: &mut egui::Ui, frames: &FrameStack, zoom: &mut f32, fit: bool) {
-    let video = &frames.video;
+/// One step's frames, ready to draw: on the GPU through the latent-to-RGB shader, or as
+/// textures mapped on the CPU where the GPU path is unavailable.
+#[derive(Debug, Clone, Copy)]
+pub enum FramePictures<'a> {
+    Gpu(&'a GpuTensor),
+    Textures(&'a FrameStack),
+}
+
+impl FramePictures<'_> {
+    /// `[C, F, H, W]`.
+    fn shape(&self) -> [usize; 4] {
+        match self {
+            Self::Gpu(tensor) => tensor.shape(),
+            Self::Textures(stack) => stack.video.shape,
+        }
+    }
+
+    fn values(&self) -> &[f32] {
+        match self {
+            Self::Gpu(tensor) => tensor.values(),
+            Self::Textures(stack) => &stack.video.values,
+        }
+    }
+
+    fn describe_colours(&self) -> String {
+        let channels = self.shape()[0];
+        match self {
+            Self::Gpu(tensor) => match ImageStyle::default_for(tensor) {
+                ImageStyle::Wan21Latent => "Wan2.1 latents to RGB (ComfyUI's factors, on the GPU)".to_owned(),
+                ImageStyle::Pixels => "RGB pixels, (x + 1) / 2".to_owned(),
+                _ => super::latent_rgb::RgbMapping::NormalisedChannels.describe(channels),
+            },
+            Self::Textures(stack) => stack.mapping.describe(channels),
+        }
+    }
+}
+
+/// The zoom bar, then the frames at `zoom` screen points per latent pixel. Ctrl + scroll over
+/// the frames zooms too; `fit` first sets the zoom that fits the view. `patch_size`
+/// (`[t, h, w]`) names the token under the pointer.
+pub fn frame_view_ui(
+    ui: &mut egui::Ui,
+    pictures: FramePictures<'_>,
+    patch_size: [usize; 3],
+    zoom: &mut f32,
+    fit: bool,
+) {
+    let shape = pictures.shape();
+    let [channels, frames, height, width] = shape;
     if fit {
         // The bar above the frames takes about two rows.
         let available = ui.available_size() - Vec2::new(0.0, 3.0 * ui.spacing().interact_size.y);
-        *zoom = fit_zoom(available, video);
+        *zoom = fit_zoom(available, shape);
     }
-    let [height, width] = video.frame_size();
     ui.horizontal_wrapped(|ui| {
         ui.label(format!(
-            "{} frames of {height} x {width}, {} channels: {}",
-            video.num_frames(),
-            video.num_channels(),
-            frames.mapping.describe(video.num_channels())
+            "{frames} frames of {height} x {width}, {channels} channels: {}",
+            pictures.describe_colours()
         ));
         ui.separator();
         ui.add(egui::Slider::new(zoom, ZOOM_RANGE).logarithmic(true).suffix(" pt/px").text("Zoom"));
         if ui.button("Fit").on_hover_text("Zoom so that every frame fits the view").clicked() {
-            *zoom = fit_zoom(ui.available_size(), video);
+            *zoom = fit_zoom(ui.available_size(), shape);
         }
     });
     ui.separator();
@@ -44,16 +86,30 @@ pub fn frame_view_ui(ui: &mut egui::Ui, frames: &FrameStack, zoom: &mut f32, fit
     let scroll = egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
         ui.spacing_mut().item_spacing = Vec2::splat(FRAME_GAP);
         ui.horizontal_wrapped(|ui| {
-            for (frame_idx, texture) in frames.textures.iter().enumerate() {
+            for frame_idx in 0..frames {
                 ui.vertical(|ui| {
                     ui.label(format!("frame {frame_idx}"));
                     let size = Vec2::new(width as f32, height as f32) * *zoom;
-                    let response = ui.add(egui::Image::from_texture(SizedTexture::new(texture.id(), size)));
+                    let response = match pictures {
+                        FramePictures::Gpu(tensor) => {
+                            let style = ImageStyle::default_for(tensor);
+                            let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style) else { return };
+                            gpu::image_ui(ui, image, size)
+                        }
+                        FramePictures::Textures(stack) => {
+                            let Some(texture) = stack.textures.get(frame_idx) else { return };
+                            ui.add(egui::Image::from_texture(SizedTexture::new(texture.id(), size)))
+                        }
+                    };
                     if let Some(pointer) = response.hover_pos() {
                         let local = (pointer - response.rect.min) / *zoom;
                         let (x, y) = (local.x.floor() as usize, local.y.floor() as usize);
                         if x < width && y < height {
-                            response.on_hover_text_at_pointer(hover_text(video, frame_idx, x, y));
+                            let [p_t, p_h, p_w] = patch_size.map(|p| p.max(1));
+                            let token = format!("token ({}, {}, {})", frame_idx / p_t, y / p_h, x / p_w);
+                            let text =
+                                format!("{}\n{token}", hover_text(shape, pictures.values(), frame_idx, x, y));
+                            response.on_hover_text_at_pointer(text);
                         }
                     }
                 });
@@ -68,23 +124,26 @@ pub fn frame_view_ui(ui: &mut egui::Ui, frames: &FrameStack, zoom: &mut f32, fit
     }
 }
 
-/// The largest zoom at which the frames, side by side, fit in `available` points.
-fn fit_zoom(available: Vec2, video: &LatentVideo) -> f32 {
-    let [height, width] = video.frame_size();
-    let frames = video.num_frames().max(1) as f32;
+/// The largest zoom at which the frames of a `[C, F, H, W]` tensor, side by side, fit in
+/// `available` points.
+fn fit_zoom(available: Vec2, [_, frames, height, width]: [usize; 4]) -> f32 {
+    let frames = frames.max(1) as f32;
     let across = (available.x - FRAME_GAP * (frames + 1.0)) / (frames * width.max(1) as f32);
     // Leave room for the frame labels and the scroll bar.
     let down = (available.y - 4.0 * FRAME_GAP) / height.max(1) as f32;
     across.min(down).floor().clamp(*ZOOM_RANGE.start(), *ZOOM_RANGE.end())
 }
 
-/// "frame f, x, y" and the first channels' values there.
-fn hover_text(video: &LatentVideo, frame_idx: usize, x: usize, y: usize) -> String {
+/// "frame f, x, y" and the first channels' values there, in a `[C, F, H, W]` tensor.
+fn hover_text(shape: [usize; 4], values: &[f32], frame_idx: usize, x: usize, y: usize) -> String {
+    let [channels, frames, height, width] = shape;
     let mut lines = vec![format!("frame {frame_idx}, x {x}, y {y}")];
-    lines.extend((0..video.num_channels().min(MAX_HOVER_CHANNELS)).filter_map(|channel_idx| {
-        video.value(channel_idx, frame_idx, y, x).map(|value| format!("c{channel_idx}: {value:+.4}"))
+    lines.extend((0..channels.min(MAX_HOVER_CHANNELS)).filter_map(|channel_idx| {
+        values
+            .get(((channel_idx * frames + frame_idx) * height + y) * width + x)
+            .map(|value| format!("c{channel_idx}: {value:+.4}"))
     }));
-    let hidden = video.num_channels().saturating_sub(MAX_HOVER_CHANNELS);
+    let hidden = channels.saturating_sub(MAX_HOVER_CHANNELS);
     if hidden > 0 {
         lines.push(format!("(+{hidden} more channels)"));
     }
@@ -97,17 +156,16 @@ mod tests {
 
     #[test]
     fn hover_text_names_the_pixel_and_its_first_channels() {
-        let video = LatentVideo::new([5, 1, 1, 1], vec![0.5, -1.0, 2.0, 0.0, 9.0]).unwrap();
+        let values = [0.5, -1.0, 2.0, 0.0, 9.0];
         assert_eq!(
-            hover_text(&video, 0, 0, 0),
+            hover_text([5, 1, 1, 1], &values, 0, 0, 0),
             "frame 0, x 0, y 0\nc0: +0.5000\nc1: -1.0000\nc2: +2.0000\nc3: +0.0000\n(+1 more channels)"
         );
     }
 
     #[test]
     fn fit_zoom_fits_all_frames_across() {
-        let video = LatentVideo::new([1, 3, 8, 8], vec![0.0; 192]).unwrap();
-        let zoom = fit_zoom(Vec2::new(800.0, 800.0), &video);
+        let zoom = fit_zoom(Vec2::new(800.0, 800.0), [1, 3, 8, 8]);
         assert!(zoom * 24.0 + FRAME_GAP * 4.0 <= 800.0, "zoom {zoom}");
         assert!(zoom >= 30.0, "zoom {zoom}");
     }

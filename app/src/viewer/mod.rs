@@ -11,10 +11,15 @@ mod document;
 pub mod file_picker;
 mod frame_cache;
 mod frame_view;
+pub mod gpu;
 pub mod latent_rgb;
+mod layers_view;
 pub mod live;
+mod seeds_view;
 mod settings;
 mod side_panel;
+mod stats_cache;
+mod tensor_cache;
 pub mod time_control;
 mod timeline;
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::layers_view::LayersSettings;
 use super::live::LiveSetup;
 
 /// How many recently opened files File > Open Recent lists.
@@ -46,6 +47,31 @@ impl StepView {
     }
 }
 
+/// What the centre of the window shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CentralTab {
+    /// Every frame of the video at the current step.
+    #[default]
+    Frames,
+    /// Every captured layer at the current step, and step x frame heatmaps.
+    Layers,
+    /// Seeds side by side, their difference and distance.
+    Seeds,
+}
+
+impl CentralTab {
+    pub const ALL: [Self; 3] = [Self::Frames, Self::Layers, Self::Seeds];
+
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Frames => "Frames",
+            Self::Layers => "Layers",
+            Self::Seeds => "Compare seeds",
+        }
+    }
+}
+
 /// The viewer's persisted choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -63,6 +89,8 @@ pub struct ViewerSettings {
     pub recent_files: Vec<PathBuf>,
     /// The last live run's choices, the next "New live run" starts from.
     pub live_setup: LiveSetup,
+    pub central_tab: CentralTab,
+    pub layers: LayersSettings,
 }
 
 impl Default for ViewerSettings {
@@ -75,6 +103,8 @@ impl Default for ViewerSettings {
             show_side_panel: true,
             recent_files: Vec::new(),
             live_setup: LiveSetup::default(),
+            central_tab: CentralTab::default(),
+            layers: LayersSettings::default(),
         }
     }
 }

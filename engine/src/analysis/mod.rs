@@ -1,9 +1,9 @@
 //! Statistics over a recorded run, computed the same way for a trajectory file and a live run:
 //! how far seeds are apart at each step, and per-(step, frame) maps such as how much the
 //! prediction changed since the step before or how strong a layer's tokens are.
+mod seed_distance;
 mod source;
 mod step_frame;
-mod seed_distance;
 
 pub use seed_distance::{SeedDistances, seed_distances};
 pub use source::{AnalysisError, TensorSource};

@@ -225,13 +225,20 @@ impl Manifest {
         self.owner(seed_idx, step_idx, |seed| &seed.capture_steps)
     }
 
-    fn owner(&self, seed_idx: usize, step_idx: usize, steps: impl Fn(&SeedRecord) -> &[usize]) -> Option<usize> {
+    fn owner(
+        &self,
+        seed_idx: usize,
+        step_idx: usize,
+        steps: impl Fn(&SeedRecord) -> &[usize],
+    ) -> Option<usize> {
         let mut owner_idx = seed_idx;
         // Each hop goes to an earlier seed, so this ends within `seeds.len()` hops.
         for _ in 0..=self.seeds.len() {
             let seed = self.seeds.get(owner_idx)?;
             match seed.forked_from {
-                Some(fork) if step_idx < fork.step && fork.seed_index < owner_idx => owner_idx = fork.seed_index,
+                Some(fork) if step_idx < fork.step && fork.seed_index < owner_idx => {
+                    owner_idx = fork.seed_index
+                }
                 _ => return steps(seed).contains(&step_idx).then_some(owner_idx),
             }
         }

@@ -183,6 +183,15 @@ impl TensorName {
         }
     }
 
+    /// The step the tensor belongs to; `None` for the final latents.
+    #[must_use]
+    pub const fn step_idx(&self) -> Option<usize> {
+        match *self {
+            Self::Step { step_idx, .. } | Self::Capture { step_idx, .. } => Some(step_idx),
+            Self::Final { .. } => None,
+        }
+    }
+
     /// The key that orders names in file order.
     fn order_key(&self) -> (usize, bool, usize, Option<(usize, CaptureKind)>, Option<StepTensor>) {
         match *self {

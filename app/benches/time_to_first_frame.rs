@@ -1,0 +1,126 @@
+//! Time from opening a 2 GB trajectory to its first frame on screen.
+//!
+//! Writes (once, under `target/bench-data/`) a synthetic 2 GB trajectory shaped like a real
+//! Wan2.1 run: 16-channel latents of 21 x 60 x 104 (480p, 81 frames), 80 UniPC steps, x_t /
+//! velocity / x0 at every step, f32 — the values are seeded noise, labelled as such in the
+//! manifest. Then, several times: builds the window on the file (the app's own constructor,
+//! as `stepscope FILE` runs it), runs its first frame and renders it through wgpu (Mesa's CPU
+//! adapter here), timing each part. The reader maps the file and reads only the tensors the
+//! first frame shows.
+//!
+//! `cargo bench -p stepscope --bench time_to_first_frame`
+#![allow(clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark binary: failures abort it")]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use serde_json::Map;
+use stepscope::viewer::StepscopeApp;
+use stepscope::viewer::file_picker::FilePicker;
+use stepscope_engine::scheduler::{SchedulerKind, Solver};
+use stepscope_engine::session::noise::gaussian_noise;
+use stepscope_engine::trajectory::{
+    Captures, Conditioning, FORMAT_VERSION, Manifest, ModelInfo, NoiseSource, Schedule, SeedRecord,
+    StepTensor, TensorName, TrajectoryWriter,
+};
+
+const STEPS: usize = 80;
+const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
+const RUNS: usize = 5;
+
+#[derive(Debug)]
+struct NoPicker;
+
+impl FilePicker for NoPicker {
+    fn pick_trajectory(&mut self) -> Option<PathBuf> {
+        None
+    }
+}
+
+fn write_big_file(path: &Path) {
+    let solver = Solver::new(SchedulerKind::UniPc, STEPS, 3.0).unwrap();
+    let schedule = solver.schedule();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        created_by: "stepscope benchmark time_to_first_frame".to_owned(),
+        model: ModelInfo {
+            source: "synthetic: seeded noise shaped like a Wan2.1 480p run (benchmark data, no model)"
+                .to_owned(),
+            config: Map::new(),
+            dtype: "f32".to_owned(),
+        },
+        conditioning: Conditioning {
+            prompt: None,
+            prompt_embeddings: "none".to_owned(),
+            guidance_scale: 1.0,
+            negative_prompt: false,
+            condition_frame: false,
+            task: None,
+        },
+        schedule: Schedule {
+            scheduler: schedule.kind,
+            steps: schedule.steps(),
+            shift: schedule.shift,
+            sigmas: schedule.sigmas.clone(),
+            timesteps: schedule.timesteps.clone(),
+        },
+        latent_shape: LATENT_SHAPE,
+        patch_size: [1, 2, 2],
+        step_tensors: StepTensor::ALL.to_vec(),
+        seeds: vec![SeedRecord {
+            noise: NoiseSource::RngSeed(0),
+            forked_from: None,
+            steps: (0..STEPS).collect(),
+            capture_steps: Vec::new(),
+            final_latents: false,
+        }],
+        captures: Captures::default(),
+    };
+    let mut writer = TrajectoryWriter::new(manifest);
+    // Three distinct tensors shared by every step keep the writer's memory small.
+    let tensors: Vec<_> =
+        (0..3u64).map(|seed| gaussian_noise(seed, LATENT_SHAPE, &Device::Cpu).unwrap()).collect();
+    for step_idx in 0..STEPS {
+        for (kind, tensor) in StepTensor::ALL.into_iter().zip(&tensors) {
+            writer.insert(TensorName::Step { seed_idx: 0, step_idx, kind }, tensor.clone());
+        }
+    }
+    writer.write(path).unwrap();
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("time_to_first_frame_2gb.safetensors");
+    if !path.exists() {
+        let start = Instant::now();
+        write_big_file(&path);
+        println!("wrote {} in {:.1} s", path.display(), start.elapsed().as_secs_f64());
+    }
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    println!("file: {:.2} GB, {STEPS} steps x 3 tensors of {LATENT_SHAPE:?} f32", bytes as f64 / 1e9);
+    for run in 0..RUNS {
+        let start = Instant::now();
+        let open = path.clone();
+        let mut harness = Harness::builder()
+            .with_size([1280.0, 800.0])
+            .wgpu()
+            .build_eframe(move |cc| StepscopeApp::new(cc, Some(&open), Box::new(NoPicker)));
+        let constructed = start.elapsed();
+        harness.step();
+        let first_ui_frame = start.elapsed();
+        harness.render().unwrap();
+        let rendered = start.elapsed();
+        harness.get_by_label("frame 20");
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "run {run}: window + open {:.1} ms, first UI frame done {:.1} ms, first frame rendered {:.1} ms",
+            ms(constructed),
+            ms(first_ui_frame),
+            ms(rendered)
+        );
+    }
+}

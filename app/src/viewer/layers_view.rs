@@ -1,0 +1,236 @@
+//! The layers view: what every captured transformer block holds at the current step, as a
+//! layer x frame grid of small pictures (the logit-lens image, token norms through a colormap,
+//! or the first three principal components as RGB), and a step x frame heatmap of a statistic
+//! over the whole run, with the current step marked.
+
+use egui::{Color32, Stroke, Vec2};
+use serde::{Deserialize, Serialize};
+use stepscope_engine::analysis::StepFrameStat;
+use stepscope_engine::trajectory::{CaptureKind, StepTensor, TensorName};
+
+use super::document::Document;
+use super::gpu::{self, Colormap, GpuImage, ImageStyle};
+use super::stats_cache::StatsCache;
+use super::tensor_cache::TensorCache;
+
+/// Largest and smallest side of a thumbnail, in points.
+const THUMB_SIDE: std::ops::RangeInclusive<f32> = 24.0..=160.0;
+/// Height of one step's row in the step x frame heatmap, in points.
+const HEATMAP_ROW: f32 = 10.0;
+
+/// Which picture of a layer the grid shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LayerPicture {
+    /// The block's output sent through the output head (logit lens), as the frames look.
+    #[default]
+    Decoded,
+    /// Each token's hidden-state norm, coloured.
+    TokenNorm,
+    /// The first three principal components of the hidden states as RGB.
+    Pca3,
+}
+
+impl LayerPicture {
+    const ALL: [Self; 3] = [Self::Decoded, Self::TokenNorm, Self::Pca3];
+
+    fn kind(self) -> CaptureKind {
+        match self {
+            Self::Decoded => CaptureKind::Decoded,
+            Self::TokenNorm => CaptureKind::TokenNorm,
+            Self::Pca3 => CaptureKind::Pca3,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Decoded => "logit lens",
+            Self::TokenNorm => "token norm",
+            Self::Pca3 => "PCA to RGB",
+        }
+    }
+}
+
+/// What the step x frame heatmap measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum HeatmapStat {
+    /// RMS change of `x0_hat` since the step before.
+    #[default]
+    X0Change,
+    /// Mean token norm at a captured layer.
+    TokenNorm { layer_idx: usize },
+}
+
+/// The layers view's persisted choices.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LayersSettings {
+    pub picture: LayerPicture,
+    pub heatmap: HeatmapStat,
+    pub colormap: Colormap,
+}
+
+/// The grid for the current step of `seed_idx`, then the heatmap.
+pub fn layers_view_ui(
+    ui: &mut egui::Ui,
+    document: &Document,
+    tensors: &mut TensorCache,
+    stats: &mut StatsCache,
+    settings: &mut LayersSettings,
+    (seed_idx, step_idx): (usize, usize),
+) {
+    let captures = &document.manifest().captures;
+    if captures.layers.is_empty() {
+        ui.label("This run captured no layers. Record with --capture (e.g. decoded,token_norm,pca3@all).");
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Picture");
+        for picture in LayerPicture::ALL {
+            ui.add_enabled_ui(captures.kinds.contains(&picture.kind()), |ui| {
+                ui.radio_value(&mut settings.picture, picture, picture.label())
+                    .on_disabled_hover_text("Not captured in this run");
+            });
+        }
+        ui.separator();
+        ui.label("Colormap");
+        for map in Colormap::ALL {
+            ui.radio_value(&mut settings.colormap, map, map.label());
+        }
+    });
+    ui.separator();
+    egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+        egui::CollapsingHeader::new(format!("Layer x frame at step {step_idx}")).default_open(true).show(
+            ui,
+            |ui| {
+                layer_grid_ui(ui, document, tensors, settings, (seed_idx, step_idx));
+            },
+        );
+        egui::CollapsingHeader::new("Step x frame").default_open(true).show(ui, |ui| {
+            heatmap_ui(ui, document, stats, settings, (seed_idx, step_idx));
+        });
+    });
+}
+
+fn layer_grid_ui(
+    ui: &mut egui::Ui,
+    document: &Document,
+    tensors: &mut TensorCache,
+    settings: &LayersSettings,
+    (seed_idx, step_idx): (usize, usize),
+) {
+    let manifest = document.manifest();
+    let Some(owner) = manifest.capture_owner(seed_idx, step_idx) else {
+        ui.label(format!("No captures at step {step_idx} of seed {seed_idx}."));
+        return;
+    };
+    let kind = settings.picture.kind();
+    // Grid cells only know their own width, so the row width is taken here.
+    let row_width = ui.available_width();
+    egui::Grid::new("layer_grid").spacing(Vec2::splat(4.0)).show(ui, |ui| {
+        for &layer_idx in &manifest.captures.layers {
+            ui.label(format!("layer {layer_idx}"));
+            let name = TensorName::capture(owner, step_idx, layer_idx, kind);
+            match tensors.get(document, name) {
+                Ok(tensor) => {
+                    let [_, frames, height, width] = tensor.shape();
+                    let side = thumb_scale(row_width, frames, width);
+                    let style = match settings.picture {
+                        LayerPicture::Decoded => ImageStyle::default_for(tensor),
+                        LayerPicture::Pca3 => ImageStyle::normalised_for(tensor),
+                        LayerPicture::TokenNorm => ImageStyle::Colormap {
+                            channel_idx: 0,
+                            map: settings.colormap,
+                            range: tensor.channel_range(0).unwrap_or([0.0, 1.0]),
+                        },
+                    };
+                    for frame_idx in 0..frames {
+                        let size = Vec2::new(width as f32, height as f32) * side;
+                        if let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style.clone()) {
+                            gpu::image_ui(ui, image, size)
+                                .on_hover_text(format!("layer {layer_idx}, frame {frame_idx}"));
+                        }
+                    }
+                    if settings.picture == LayerPicture::TokenNorm
+                        && let Some(range) = tensor.channel_range(0)
+                    {
+                        gpu::colormap_legend_ui(ui, settings.colormap, range);
+                    }
+                }
+                Err(message) => {
+                    ui.colored_label(ui.visuals().warn_fg_color, message);
+                }
+            }
+            ui.end_row();
+        }
+    });
+}
+
+/// Points per tensor pixel so that a row of `frames` thumbnails fills `row_width` (less room
+/// for the label and the legend).
+fn thumb_scale(row_width: f32, frames: usize, width: usize) -> f32 {
+    let per_frame = (row_width - 320.0) / frames.max(1) as f32;
+    let side = per_frame.clamp(*THUMB_SIDE.start(), *THUMB_SIDE.end());
+    (side / width.max(1) as f32).max(1.0)
+}
+
+fn heatmap_ui(
+    ui: &mut egui::Ui,
+    document: &Document,
+    stats: &mut StatsCache,
+    settings: &mut LayersSettings,
+    (seed_idx, step_idx): (usize, usize),
+) {
+    let captures = &document.manifest().captures;
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Statistic");
+        ui.radio_value(&mut settings.heatmap, HeatmapStat::X0Change, "x0_hat change since the last step");
+        if captures.kinds.contains(&CaptureKind::TokenNorm) {
+            for &layer_idx in &captures.layers {
+                let stat = HeatmapStat::TokenNorm { layer_idx };
+                ui.radio_value(&mut settings.heatmap, stat, format!("token norm, layer {layer_idx}"));
+            }
+        }
+    });
+    let stat = match settings.heatmap {
+        HeatmapStat::X0Change => StepFrameStat::Change { tensor: StepTensor::X0 },
+        HeatmapStat::TokenNorm { layer_idx } => StepFrameStat::TokenNorm { layer_idx },
+    };
+    let heatmap = match stats.heatmap(document, seed_idx, stat) {
+        Ok(heatmap) => heatmap,
+        Err(message) => {
+            ui.colored_label(ui.visuals().warn_fg_color, message);
+            return;
+        }
+    };
+    let map = &heatmap.map;
+    let Some(range) = map.range() else {
+        ui.label("Nothing to show yet: the map needs two steps in a row.");
+        return;
+    };
+    ui.horizontal(|ui| {
+        let cell_width = ((ui.available_width() - 220.0) / map.frames.max(1) as f32).clamp(16.0, 96.0);
+        let size = Vec2::new(cell_width * map.frames as f32, HEATMAP_ROW * map.steps as f32);
+        let style = ImageStyle::Colormap { channel_idx: 0, map: settings.colormap, range };
+        let Some(image) = GpuImage::new(heatmap.tensor.clone(), 0, style) else { return };
+        let response = gpu::image_ui(ui, image, size);
+        // The current step's row, outlined.
+        let row_top = response.rect.top() + HEATMAP_ROW * step_idx as f32;
+        let row = egui::Rect::from_min_size(
+            egui::pos2(response.rect.left(), row_top),
+            Vec2::new(size.x, HEATMAP_ROW),
+        );
+        ui.painter().rect_stroke(row, 0.0, Stroke::new(1.5, Color32::WHITE), egui::StrokeKind::Outside);
+        if let Some(pointer) = response.hover_pos() {
+            let local = pointer - response.rect.min;
+            let (hover_step, hover_frame) =
+                ((local.y / HEATMAP_ROW) as usize, (local.x / cell_width) as usize);
+            let value =
+                map.value(hover_step, hover_frame).map_or_else(|| "none".to_owned(), |v| format!("{v:.4}"));
+            response.on_hover_text_at_pointer(format!("step {hover_step}, frame {hover_frame}: {value}"));
+        }
+        ui.vertical(|ui| {
+            ui.label(format!("rows: steps 0-{}, columns: frames", map.steps.saturating_sub(1)));
+            gpu::colormap_legend_ui(ui, settings.colormap, range);
+        });
+    });
+}

@@ -1,0 +1,230 @@
+//! The seeds view: up to eight seeds side by side at the current step, the per-pixel
+//! difference between two of them, and how far every seed is from the reference seed over all
+//! steps (an `egui_plot` line per seed; click the plot to go to a step).
+
+use std::collections::BTreeSet;
+
+use egui::Vec2;
+use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
+use stepscope_engine::trajectory::{StepTensor, TensorName};
+
+use super::document::Document;
+use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageStyle};
+use super::settings::StepView;
+use super::stats_cache::StatsCache;
+use super::tensor_cache::TensorCache;
+
+/// The most seeds shown side by side.
+pub const MAX_SHOWN_SEEDS: usize = 8;
+const PLOT_HEIGHT: f32 = 220.0;
+
+/// Which seeds the view shows and compares; reset when a document opens.
+#[derive(Debug, Clone, Default)]
+pub struct SeedsView {
+    pub shown: BTreeSet<usize>,
+    /// The reference seed (A) and the one compared with it (B).
+    pub pair: (usize, usize),
+}
+
+impl SeedsView {
+    /// The first seeds of `num_seeds`, seed 0 against seed 1.
+    #[must_use]
+    pub fn for_seeds(num_seeds: usize) -> Self {
+        Self {
+            shown: (0..num_seeds.min(MAX_SHOWN_SEEDS)).collect(),
+            pair: (0, 1.min(num_seeds.saturating_sub(1))),
+        }
+    }
+}
+
+/// The whole view at `step_idx`; returns a step the user clicked on the plot.
+pub fn seeds_view_ui(
+    ui: &mut egui::Ui,
+    document: &Document,
+    tensors: &mut TensorCache,
+    stats: &mut StatsCache,
+    seeds: &mut SeedsView,
+    (view, step_idx, colormap): (StepView, usize, Colormap),
+) -> Option<usize> {
+    let num_seeds = document.num_seeds();
+    if num_seeds < 2 {
+        ui.label("This run has one seed. Fork it (live) or record several --seed values to compare them.");
+        return None;
+    }
+    seed_picker_ui(ui, document, seeds);
+    ui.separator();
+    let mut clicked_step = None;
+    egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+        egui::CollapsingHeader::new(format!("{} at step {step_idx}", view.label())).default_open(true).show(
+            ui,
+            |ui| {
+                // Grid cells only know their own width, so the row width is taken here.
+                let row_width = ui.available_width();
+                // One colour scale for every seed: the reference seed's.
+                let shared_style = seed_tensor(document, tensors, seeds.pair.0, step_idx, view)
+                    .ok()
+                    .map(|tensor| ImageStyle::default_for(&tensor));
+                egui::Grid::new("seed_grid").spacing(Vec2::splat(4.0)).show(ui, |ui| {
+                    for &seed_idx in &seeds.shown {
+                        ui.label(format!("seed {seed_idx}"));
+                        match seed_tensor(document, tensors, seed_idx, step_idx, view) {
+                            Ok(tensor) => frames_row_ui(ui, row_width, &tensor, shared_style.clone(), None),
+                            Err(message) => {
+                                ui.colored_label(ui.visuals().warn_fg_color, message);
+                            }
+                        }
+                        ui.end_row();
+                    }
+                    let (a, b) = seeds.pair;
+                    ui.label(format!("|{a} - {b}|"));
+                    let pair = seed_tensor(document, tensors, a, step_idx, view)
+                        .and_then(|ta| Ok((ta, seed_tensor(document, tensors, b, step_idx, view)?)));
+                    match pair {
+                        Ok((ta, tb)) => frames_row_ui(ui, row_width, &ta, None, Some((&tb, colormap))),
+                        Err(message) => {
+                            ui.colored_label(ui.visuals().warn_fg_color, message);
+                        }
+                    }
+                    ui.end_row();
+                });
+            },
+        );
+        egui::CollapsingHeader::new(format!("Distance to seed {} over the steps", seeds.pair.0))
+            .default_open(true)
+            .show(ui, |ui| clicked_step = distance_plot_ui(ui, document, stats, seeds, step_idx));
+    });
+    clicked_step
+}
+
+fn seed_picker_ui(ui: &mut egui::Ui, document: &Document, seeds: &mut SeedsView) {
+    let num_seeds = document.num_seeds();
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Show");
+        for seed_idx in 0..num_seeds {
+            let mut shown = seeds.shown.contains(&seed_idx);
+            let full = seeds.shown.len() >= MAX_SHOWN_SEEDS && !shown;
+            if ui.add_enabled(!full, egui::Checkbox::new(&mut shown, format!("seed {seed_idx}"))).changed() {
+                if shown {
+                    seeds.shown.insert(seed_idx);
+                } else {
+                    seeds.shown.remove(&seed_idx);
+                }
+            }
+        }
+        ui.separator();
+        let (a, b) = &mut seeds.pair;
+        seed_combo_ui(ui, "Compare", "seed_a", a, num_seeds);
+        seed_combo_ui(ui, "with", "seed_b", b, num_seeds);
+    });
+}
+
+fn seed_combo_ui(ui: &mut egui::Ui, label: &str, id: &str, seed_idx: &mut usize, num_seeds: usize) {
+    let label = ui.label(label);
+    egui::ComboBox::from_id_salt(id)
+        .selected_text(format!("seed {seed_idx}"))
+        .show_ui(ui, |ui| {
+            for candidate in 0..num_seeds {
+                ui.selectable_value(seed_idx, candidate, format!("seed {candidate}"));
+            }
+        })
+        .response
+        .labelled_by(label.id);
+}
+
+/// `view`'s tensor of `seed_idx` at `step_idx` (from the seed it forked from, before a fork).
+fn seed_tensor(
+    document: &Document,
+    tensors: &mut TensorCache,
+    seed_idx: usize,
+    step_idx: usize,
+    view: StepView,
+) -> Result<GpuTensor, String> {
+    let owner = document
+        .owner_of(seed_idx, step_idx)
+        .ok_or_else(|| format!("seed {seed_idx} has no step {step_idx}"))?;
+    let name = TensorName::Step { seed_idx: owner, step_idx, kind: view.step_tensor() };
+    tensors.get(document, name).cloned().map_err(str::to_owned)
+}
+
+/// One thumbnail per frame of `tensor` (sized to fill `row_width`) in `style` (default: by
+/// its channel count), or of its difference from `other` coloured by a map.
+fn frames_row_ui(
+    ui: &mut egui::Ui,
+    row_width: f32,
+    tensor: &GpuTensor,
+    style: Option<ImageStyle>,
+    other: Option<(&GpuTensor, Colormap)>,
+) {
+    let [_, frames, height, width] = tensor.shape();
+    let side = ((row_width - 320.0) / frames.max(1) as f32).clamp(32.0, 200.0);
+    let size = Vec2::new(width as f32, height as f32) * (side / width.max(1) as f32);
+    let style = match other {
+        None => style.unwrap_or_else(|| ImageStyle::default_for(tensor)),
+        Some((other, map)) => {
+            let largest = tensor
+                .values()
+                .iter()
+                .zip(other.values())
+                .map(|(a, b)| (a - b).abs())
+                .filter(|d| d.is_finite())
+                .fold(0.0f32, f32::max);
+            ImageStyle::Difference {
+                other: other.clone(),
+                reduce: DifferenceReduce::Max,
+                map,
+                range: [0.0, largest.max(1e-6)],
+            }
+        }
+    };
+    for frame_idx in 0..frames {
+        if let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style.clone()) {
+            gpu::image_ui(ui, image, size).on_hover_text(format!("frame {frame_idx}"));
+        }
+    }
+    if let ImageStyle::Difference { map, range, .. } = style {
+        gpu::colormap_legend_ui(ui, map, range);
+    }
+}
+
+/// Returns the step the user clicked.
+fn distance_plot_ui(
+    ui: &mut egui::Ui,
+    document: &Document,
+    stats: &mut StatsCache,
+    seeds: &SeedsView,
+    step_idx: usize,
+) -> Option<usize> {
+    let reference = seeds.pair.0;
+    let distances = match stats.seed_distances(document, reference, StepTensor::X0) {
+        Ok(distances) => distances,
+        Err(message) => {
+            ui.colored_label(ui.visuals().warn_fg_color, message);
+            return None;
+        }
+    };
+    let response = Plot::new("seed_distance_plot")
+        .height(PLOT_HEIGHT)
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label(format!("RMS distance of x0_hat to seed {reference}"))
+        .allow_scroll(false)
+        .show(ui, |plot_ui| {
+            for &seed_idx in seeds.shown.iter().filter(|&&s| s != reference) {
+                let Some(row) = distances.per_seed.get(seed_idx) else { continue };
+                let points: Vec<[f64; 2]> = row
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(step, distance)| distance.map(|d| [step as f64, d]))
+                    .collect();
+                plot_ui.line(Line::new(format!("seed {seed_idx}"), PlotPoints::from(points)).width(2.0));
+            }
+            plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
+            plot_ui.pointer_coordinate()
+        });
+    let pointer = response.inner;
+    (response.response.clicked())
+        .then_some(pointer)
+        .flatten()
+        .map(|point| point.x.round().max(0.0) as usize)
+        .filter(|&step| step < document.num_steps())
+}

@@ -1,0 +1,78 @@
+//! The engine's analyses of the open document (seed distances, step x frame maps), computed
+//! when a view first asks and kept until the document changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use stepscope_engine::analysis::{
+    SeedDistances, StepFrameMap, StepFrameStat, seed_distances, step_frame_map,
+};
+use stepscope_engine::trajectory::StepTensor;
+
+use super::document::Document;
+use super::gpu::{GpuTensor, ImageKey};
+
+/// A step x frame map with its values ready for the GPU (`[1, 1, steps, frames]`).
+#[derive(Debug)]
+pub struct StepFrameHeatmap {
+    pub map: StepFrameMap,
+    pub tensor: GpuTensor,
+}
+
+/// Analyses of one document state; [`StatsCache::sync`] drops them when it changes.
+#[derive(Debug, Default)]
+pub struct StatsCache {
+    /// The document state the entries were computed from.
+    generation: u64,
+    distances: HashMap<(usize, StepTensor), Result<SeedDistances, String>>,
+    heatmaps: HashMap<(usize, StepFrameStat), Result<StepFrameHeatmap, String>>,
+}
+
+impl StatsCache {
+    /// Forgets everything computed from an earlier `generation` of the document.
+    pub fn sync(&mut self, generation: u64) {
+        if generation != self.generation {
+            self.generation = generation;
+            self.distances.clear();
+            self.heatmaps.clear();
+        }
+    }
+
+    /// Every seed's distance to `reference_seed` over the steps.
+    pub fn seed_distances(
+        &mut self,
+        document: &Document,
+        reference_seed: usize,
+        tensor: StepTensor,
+    ) -> Result<&SeedDistances, &str> {
+        self.distances
+            .entry((reference_seed, tensor))
+            .or_insert_with(|| {
+                seed_distances(document.source(), reference_seed, tensor).map_err(|err| err.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// `stat` over every step and frame of `seed_idx`.
+    pub fn heatmap(
+        &mut self,
+        document: &Document,
+        seed_idx: usize,
+        stat: StepFrameStat,
+    ) -> Result<&StepFrameHeatmap, &str> {
+        let generation = self.generation;
+        self.heatmaps
+            .entry((seed_idx, stat))
+            .or_insert_with(|| {
+                let map = step_frame_map(document.source(), seed_idx, stat).map_err(|err| err.to_string())?;
+                let values: Arc<[f32]> = map.values.clone().into();
+                let key = ImageKey::of(&("step_frame", generation, seed_idx, stat));
+                let tensor = GpuTensor::new(key, values, [1, 1, map.steps, map.frames])
+                    .ok_or_else(|| "the map is empty".to_owned())?;
+                Ok(StepFrameHeatmap { map, tensor })
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
