@@ -9,6 +9,7 @@ mod app;
 pub mod file_picker;
 mod frame_cache;
 mod frame_view;
+pub mod gpu;
 pub mod latent_rgb;
 mod settings;
 mod side_panel;

@@ -1,0 +1,219 @@
+//! The CPU reference of every GPU mapping: the same maths as the shaders, in plain Rust, for
+//! the tests (GPU read-back against these) and for anything drawn without the GPU.
+
+use egui::{Color32, ColorImage};
+
+use super::colormap::color32_from_unit_rgb;
+use super::image::{DifferenceReduce, GpuImage, GpuTensor, ImageStyle};
+
+/// Channels the latent-to-RGB map reads at most.
+pub const MAX_RGB_CHANNELS: usize = 16;
+
+/// `ComfyUI`'s `Wan21.latent_rgb_factors` (`comfy/latent_formats.py` in `comfyanonymous/ComfyUI`):
+/// row `c` is the (R, G, B) contribution of Wan2.1 VAE latent channel `c`.
+pub const WAN21_LATENT_RGB_FACTORS: [[f32; 3]; 16] = [
+    [-0.1299, -0.1692, 0.2932],
+    [0.0671, 0.0406, 0.0442],
+    [0.3568, 0.2548, 0.1747],
+    [0.0372, 0.2344, 0.1420],
+    [0.0313, 0.0189, -0.0328],
+    [0.0296, -0.0956, -0.0665],
+    [-0.3477, -0.4059, -0.2925],
+    [0.0166, 0.1902, 0.1975],
+    [-0.0412, 0.0267, -0.1364],
+    [-0.1293, 0.0740, 0.1636],
+    [0.0680, 0.3019, 0.1128],
+    [0.0032, 0.0581, 0.0639],
+    [-0.1251, 0.0927, 0.1699],
+    [0.0060, -0.0633, 0.0005],
+    [0.3477, 0.2275, 0.2950],
+    [0.1984, 0.0913, 0.1861],
+];
+
+/// `ComfyUI`'s `Wan21.latent_rgb_factors_bias` (same file).
+pub const WAN21_LATENT_RGB_BIAS: [f32; 3] = [-0.1835, -0.0868, -0.3360];
+
+/// The affine map `latent_rgb.wgsl` applies to a pixel's channels:
+/// `rgb = clamp((latent[..16] · factors + bias) * post_scale + post_offset, 0, 1)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatentRgbMap {
+    /// Row `c`: the (R, G, B) contribution of channel `c`.
+    pub factors: [[f32; 3]; MAX_RGB_CHANNELS],
+    pub bias: [f32; 3],
+    pub post_scale: [f32; 3],
+    pub post_offset: [f32; 3],
+}
+
+impl LatentRgbMap {
+    /// Wan2.1's latent preview as `ComfyUI` draws it: its `Wan21` factors and bias, then
+    /// `preview_to_image` (`latent_preview.py`), which clamps to `[-1, 1]` and maps to
+    /// `(x + 1) / 2`; the same as `(x + 1) / 2` clamped to `[0, 1]`.
+    #[must_use]
+    pub fn wan21() -> Self {
+        Self {
+            factors: WAN21_LATENT_RGB_FACTORS,
+            bias: WAN21_LATENT_RGB_BIAS,
+            post_scale: [0.5; 3],
+            post_offset: [0.5; 3],
+        }
+    }
+
+    /// Colour `k` from channel `min(k, num_channels - 1)`, each mapped by
+    /// `x * scale[k] + offset[k]`.
+    #[must_use]
+    pub fn channels_to_colours(num_channels: usize, scale: [f32; 3], offset: [f32; 3]) -> Self {
+        let mut factors = [[0.0; 3]; MAX_RGB_CHANNELS];
+        for colour_idx in 0..3 {
+            factors[colour_idx.min(num_channels.max(1) - 1)][colour_idx] = 1.0;
+        }
+        Self { factors, bias: [0.0; 3], post_scale: scale, post_offset: offset }
+    }
+
+    /// The map a style (other than the colormapped ones) uses for `num_channels` channels.
+    #[must_use]
+    pub fn for_style(style: &ImageStyle, num_channels: usize) -> Option<Self> {
+        match style {
+            ImageStyle::Wan21Latent => Some(Self::wan21()),
+            ImageStyle::Pixels => Some(Self::channels_to_colours(num_channels, [0.5; 3], [0.5; 3])),
+            ImageStyle::NormalisedChannels { scale, offset } => {
+                Some(Self::channels_to_colours(num_channels, *scale, *offset))
+            }
+            ImageStyle::Colormap { .. } | ImageStyle::Difference { .. } => None,
+        }
+    }
+
+    /// The colour of one pixel from its channel values (the first 16 are read), sRGB in
+    /// `[0, 1]`; black if any value read is not finite.
+    #[must_use]
+    pub fn apply(&self, channels: &[f32]) -> [f32; 3] {
+        let channels = &channels[..channels.len().min(MAX_RGB_CHANNELS)];
+        if !channels.iter().all(|value| value.is_finite()) {
+            return [0.0; 3];
+        }
+        let mut linear = self.bias;
+        for (value, row) in channels.iter().zip(&self.factors) {
+            for colour_idx in 0..3 {
+                linear[colour_idx] += value * row[colour_idx];
+            }
+        }
+        std::array::from_fn(|colour_idx| {
+            (linear[colour_idx] * self.post_scale[colour_idx] + self.post_offset[colour_idx]).clamp(0.0, 1.0)
+        })
+    }
+}
+
+/// `|a - b|` per channel, reduced; NaN if any difference is NaN. `a` and `b` hold one pixel's
+/// channels. The same as `channel_difference` in `difference.wgsl`.
+#[must_use]
+pub fn difference_value(a: &[f32], b: &[f32], reduce: DifferenceReduce) -> f32 {
+    let differences = a.iter().zip(b).map(|(a, b)| (a - b).abs());
+    if differences.clone().any(f32::is_nan) {
+        return f32::NAN;
+    }
+    match reduce {
+        DifferenceReduce::Max => differences.fold(0.0, f32::max),
+        DifferenceReduce::Mean => differences.sum::<f32>() / a.len().max(1) as f32,
+    }
+}
+
+/// The image as the GPU draws it, one pixel per tensor pixel: `[W, H]` pixels.
+#[must_use]
+pub fn render_cpu(image: &GpuImage) -> ColorImage {
+    let [height, width] = image.size();
+    let tensor = image.tensor();
+    let frame_idx = image.frame_idx();
+    let pixel_channels = |tensor: &GpuTensor, pixel_idx: usize, num_channels: usize| -> Vec<f32> {
+        (0..num_channels).map(|channel_idx| tensor.plane(channel_idx, frame_idx)[pixel_idx]).collect()
+    };
+    let num_channels = tensor.num_channels();
+    let colour_of = |pixel_idx: usize| -> Color32 {
+        let rgb = match image.style() {
+            ImageStyle::Colormap { channel_idx, map, range } => {
+                map.rgb_of(tensor.plane(*channel_idx, frame_idx)[pixel_idx], *range)
+            }
+            ImageStyle::Difference { other, reduce, map, range } => {
+                let a = pixel_channels(tensor, pixel_idx, num_channels);
+                let b = pixel_channels(other, pixel_idx, num_channels);
+                map.rgb_of(difference_value(&a, &b, *reduce), *range)
+            }
+            style => {
+                let Some(map) = LatentRgbMap::for_style(style, num_channels) else {
+                    unreachable!("every other style is an RGB map")
+                };
+                map.apply(&pixel_channels(tensor, pixel_idx, num_channels.min(MAX_RGB_CHANNELS)))
+            }
+        };
+        color32_from_unit_rgb(rgb)
+    };
+    ColorImage::new([width, height], (0..height * width).map(colour_of).collect())
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp, reason = "the maps are exact on these inputs (0, 1, powers of two)")]
+mod tests {
+    use super::*;
+    use crate::viewer::gpu::{Colormap, ImageKey};
+
+    #[test]
+    fn wan21_maps_a_one_hot_latent_to_its_row_plus_bias() {
+        let map = LatentRgbMap::wan21();
+        for (channel_idx, row) in WAN21_LATENT_RGB_FACTORS.iter().enumerate() {
+            let mut latent = [0.0; 16];
+            latent[channel_idx] = 1.0;
+            let rgb = map.apply(&latent);
+            for colour_idx in 0..3 {
+                let expected =
+                    ((row[colour_idx] + WAN21_LATENT_RGB_BIAS[colour_idx] + 1.0) / 2.0).clamp(0.0, 1.0);
+                assert!((rgb[colour_idx] - expected).abs() < 1e-6, "channel {channel_idx}");
+            }
+        }
+        // A zero latent is the bias alone: (-0.1835, -0.0868, -0.3360) -> (x + 1) / 2.
+        let rgb = map.apply(&[0.0; 16]);
+        assert!(
+            (rgb[0] - 0.40825).abs() < 1e-6
+                && (rgb[1] - 0.4566).abs() < 1e-6
+                && (rgb[2] - 0.332).abs() < 1e-6
+        );
+    }
+
+    #[test]
+    fn wan21_clamps_like_comfyui() {
+        // Channel 2 pushes every colour up, channel 6 down.
+        let mut latent = [0.0; 16];
+        latent[2] = 10.0;
+        assert_eq!(LatentRgbMap::wan21().apply(&latent), [1.0, 1.0, 1.0]);
+        latent[2] = 0.0;
+        latent[6] = 10.0;
+        assert_eq!(LatentRgbMap::wan21().apply(&latent), [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn pixels_map_minus_one_to_one_onto_zero_to_one_and_repeat_the_last_channel() {
+        let pixels = LatentRgbMap::for_style(&ImageStyle::Pixels, 3).unwrap();
+        assert_eq!(pixels.apply(&[-1.0, 0.0, 1.0]), [0.0, 0.5, 1.0]);
+        assert_eq!(pixels.apply(&[-3.0, 0.5, f32::NAN]), [0.0; 3], "non-finite is black");
+        let two = LatentRgbMap::channels_to_colours(2, [1.0; 3], [0.0; 3]);
+        assert_eq!(two.apply(&[0.25, 0.75]), [0.25, 0.75, 0.75]);
+        let one = LatentRgbMap::channels_to_colours(1, [1.0, 2.0, 0.5], [0.0, 0.0, 0.25]);
+        assert_eq!(one.apply(&[0.25]), [0.25, 0.5, 0.375]);
+    }
+
+    #[test]
+    fn differences_reduce_over_channels_and_keep_nan() {
+        let (a, b) = ([1.0, -1.0, 0.0], [0.0, 0.5, 0.0]);
+        assert_eq!(difference_value(&a, &b, DifferenceReduce::Max), 1.5);
+        assert!((difference_value(&a, &b, DifferenceReduce::Mean) - 2.5 / 3.0).abs() < 1e-6);
+        assert!(difference_value(&[f32::NAN], &[0.0], DifferenceReduce::Max).is_nan());
+    }
+
+    #[test]
+    fn render_cpu_reads_the_chosen_frame() {
+        // [C=1, F=2, H=1, W=2]: frame 1 holds 2 and 3.
+        let tensor = GpuTensor::new(ImageKey(0), vec![0.0, 1.0, 2.0, 3.0], [1, 2, 1, 2]).unwrap();
+        let style = ImageStyle::Colormap { channel_idx: 0, map: Colormap::Viridis, range: [2.0, 3.0] };
+        let image = render_cpu(&GpuImage::new(tensor, 1, style).unwrap());
+        assert_eq!(image.size, [2, 1]);
+        assert_eq!(image.pixels[0], color32_from_unit_rgb(Colormap::Viridis.rgb_at(0.0)));
+        assert_eq!(image.pixels[1], color32_from_unit_rgb(Colormap::Viridis.rgb_at(1.0)));
+    }
+}
