@@ -124,7 +124,7 @@ pub fn colormap_legend_ui(ui: &mut egui::Ui, map: Colormap, [min, max]: [f32; 2]
 
 /// The gradient strip of `map` as a texture, uploaded once per context and map.
 fn gradient_texture(ctx: &egui::Context, map: Colormap) -> TextureHandle {
-    let id = egui::Id::new(("stepscope_colormap_legend", map));
+    let id = egui::Id::unique(("stepscope_colormap_legend", map));
     if let Some(texture) = ctx.data(|data| data.get_temp::<TextureHandle>(id)) {
         return texture;
     }
@@ -151,17 +151,21 @@ pub fn format_legend_value(value: f32) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "colours are copied from the tables, not computed: they must be equal bit for bit"
+)]
 mod tests {
     use super::*;
 
     #[test]
     fn endpoints_are_matplotlibs() {
-        assert_eq!(Colormap::Viridis.rgb_at(0.0), [0.267004, 0.004874, 0.329415]);
-        assert_eq!(Colormap::Viridis.rgb_at(1.0), [0.993248, 0.906157, 0.143936]);
-        assert_eq!(Colormap::Magma.rgb_at(0.0), [0.001462, 0.000466, 0.013866]);
-        assert_eq!(Colormap::Magma.rgb_at(1.0), [0.987053, 0.991438, 0.749504]);
+        assert_eq!(Colormap::Viridis.rgb_at(0.0), [0.267_004, 0.004_874, 0.329_415]);
+        assert_eq!(Colormap::Viridis.rgb_at(1.0), [0.993_248, 0.906_157, 0.143_936]);
+        assert_eq!(Colormap::Magma.rgb_at(0.0), [0.001_462, 0.000_466, 0.013_866]);
+        assert_eq!(Colormap::Magma.rgb_at(1.0), [0.987_053, 0.991_438, 0.749_504]);
         // viridis(0.5) in matplotlib is entry 128.
-        assert_eq!(Colormap::Viridis.rgb_at(0.5), [0.127568, 0.566949, 0.550556]);
+        assert_eq!(Colormap::Viridis.rgb_at(0.5), [0.127_568, 0.566_949, 0.550_556]);
         assert_eq!(color32_from_unit_rgb(Colormap::Viridis.rgb_at(0.5)), Color32::from_rgb(33, 145, 140));
     }
 
@@ -185,12 +189,11 @@ mod tests {
         // 0.001 in matplotlib's tables; a mistyped digit in the first three places breaks this.
         for map in Colormap::ALL {
             let table = map.table();
-            for idx in 1..COLORMAP_LEN - 1 {
-                for channel in 0..3 {
-                    let step = table[idx][channel] - table[idx - 1][channel];
-                    let next_step = table[idx + 1][channel] - table[idx][channel];
-                    assert!(step.abs() < 0.011, "{} entry {idx}", map.label());
-                    assert!((next_step - step).abs() < 0.001, "{} entry {idx}", map.label());
+            for (idx, entries) in table.windows(3).enumerate() {
+                for ((before, at), after) in entries[0].iter().zip(&entries[1]).zip(&entries[2]) {
+                    let (step, next_step) = (at - before, after - at);
+                    assert!(step.abs() < 0.011, "{} entry {}", map.label(), idx + 1);
+                    assert!((next_step - step).abs() < 0.001, "{} entry {}", map.label(), idx + 1);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The 256-entry colormap tables, sRGB in `[0, 1]`: matplotlib's published `_viridis_data`
 //! and `_magma_data` (`lib/matplotlib/_cm_listed.py` in matplotlib/matplotlib), copied number
 //! for number. The shaders read these same tables, uploaded once (`colormap_table` in the WGSL).
+#![allow(clippy::unreadable_literal, reason = "matplotlib's numbers, digit for digit as published")]
 
 /// matplotlib's `viridis`: entry `i` is the colour of `t` in `[i / 256, (i + 1) / 256)`.
 pub(super) const VIRIDIS: [[f32; 3]; 256] = [

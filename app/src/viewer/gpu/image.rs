@@ -145,8 +145,8 @@ pub enum DifferenceReduce {
 /// How one frame of a tensor becomes colours.
 #[derive(Debug, Clone)]
 pub enum ImageStyle {
-    /// Wan2.1's 16 latent channels previewed as RGB through ComfyUI's `Wan21` factors (a
-    /// 16 x 3 matrix and a bias), then `(x + 1) / 2` clamped to `[0, 1]` as ComfyUI does.
+    /// Wan2.1's 16 latent channels previewed as RGB through `ComfyUI`'s `Wan21` factors (a
+    /// 16 x 3 matrix and a bias), then `(x + 1) / 2` clamped to `[0, 1]` as `ComfyUI` does.
     /// Needs `C == 16`.
     Wan21Latent,
     /// Three channels in `[-1, 1]` as RGB pixels, `(x + 1) / 2` clamped. Fewer channels
@@ -253,6 +253,7 @@ impl GpuImage {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "min/max and 1 / range of small integers are exact")]
 mod tests {
     use super::*;
 

@@ -71,7 +71,7 @@ impl GpuImageResources {
 
 /// Builds the pipelines into `render_state`'s callback resources, once: later calls do
 /// nothing. The pipelines target `render_state.target_format` without multisampling or a
-/// depth buffer, as eframe's default `NativeOptions` (and egui_kittest) render.
+/// depth buffer, as eframe's default `NativeOptions` (and `egui_kittest`) render.
 pub fn install(render_state: &RenderState) -> Result<(), GpuUnavailable> {
     let downlevel = render_state.adapter.get_downlevel_capabilities();
     let limits = render_state.device.limits();
@@ -91,7 +91,7 @@ pub fn install(render_state: &RenderState) -> Result<(), GpuUnavailable> {
 
 /// The egui memory key that records a successful install for [`is_available`].
 fn installed_id() -> egui::Id {
-    egui::Id::new("stepscope_gpu_images_installed")
+    egui::Id::unique("stepscope_gpu_images_installed")
 }
 
 /// [`install`] from an eframe app's creation context, recording the outcome in the egui

@@ -9,7 +9,7 @@ use super::image::{DifferenceReduce, GpuImage, GpuTensor, ImageStyle};
 /// Channels the latent-to-RGB map reads at most.
 pub const MAX_RGB_CHANNELS: usize = 16;
 
-/// ComfyUI's `Wan21.latent_rgb_factors` (comfy/latent_formats.py, comfyanonymous/ComfyUI):
+/// `ComfyUI`'s `Wan21.latent_rgb_factors` (`comfy/latent_formats.py` in `comfyanonymous/ComfyUI`):
 /// row `c` is the (R, G, B) contribution of Wan2.1 VAE latent channel `c`.
 pub const WAN21_LATENT_RGB_FACTORS: [[f32; 3]; 16] = [
     [-0.1299, -0.1692, 0.2932],
@@ -30,7 +30,7 @@ pub const WAN21_LATENT_RGB_FACTORS: [[f32; 3]; 16] = [
     [0.1984, 0.0913, 0.1861],
 ];
 
-/// ComfyUI's `Wan21.latent_rgb_factors_bias` (same file).
+/// `ComfyUI`'s `Wan21.latent_rgb_factors_bias` (same file).
 pub const WAN21_LATENT_RGB_BIAS: [f32; 3] = [-0.1835, -0.0868, -0.3360];
 
 /// The affine map `latent_rgb.wgsl` applies to a pixel's channels:
@@ -45,8 +45,8 @@ pub struct LatentRgbMap {
 }
 
 impl LatentRgbMap {
-    /// Wan2.1's latent preview as ComfyUI draws it: ComfyUI's `Wan21` factors and bias, then
-    /// `preview_to_image` (latent_preview.py), which clamps to `[-1, 1]` and maps to
+    /// Wan2.1's latent preview as `ComfyUI` draws it: its `Wan21` factors and bias, then
+    /// `preview_to_image` (`latent_preview.py`), which clamps to `[-1, 1]` and maps to
     /// `(x + 1) / 2`; the same as `(x + 1) / 2` clamped to `[0, 1]`.
     #[must_use]
     pub fn wan21() -> Self {
@@ -149,6 +149,7 @@ pub fn render_cpu(image: &GpuImage) -> ColorImage {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "the maps are exact on these inputs (0, 1, powers of two)")]
 mod tests {
     use super::*;
     use crate::viewer::gpu::{Colormap, ImageKey};

@@ -70,6 +70,7 @@ pub(super) const MAX_PARAMS_BYTES: usize = {
 };
 
 /// Which shader draws an image, with its parameters.
+#[allow(clippy::large_enum_variant, reason = "built once per draw to be written out, never stored")]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum DrawParams {
     LatentRgb(LatentRgbParams),
@@ -157,6 +158,7 @@ fn with_w([x, y, z]: [f32; 3]) -> [f32; 4] {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp, reason = "the parameters are copies of the constants, bit for bit")]
 mod tests {
     use std::mem::offset_of;
 
@@ -174,74 +176,79 @@ mod tests {
         (members, *span)
     }
 
-    fn names_and_offsets(fields: &[(&str, usize)]) -> Vec<(String, u32)> {
-        fields.iter().map(|&(name, offset)| (name.to_owned(), offset as u32)).collect()
+    /// `(name, offset)` of the named fields of a Rust struct, in the order given.
+    macro_rules! rust_layout {
+        ($ty:ty { $($field:ident),* $(,)? }) => {
+            vec![$((stringify!($field).to_owned(), offset_of!($ty, $field) as u32)),*]
+        };
     }
 
     #[test]
-    fn latent_rgb_params_match_the_shader() {
-        let (members, size) = wgsl_layout(LATENT_RGB_WGSL, "LatentRgbParams");
-        type P = LatentRgbParams;
-        let rust = names_and_offsets(&[
-            ("rect_min_px", offset_of!(P, rect_min_px)),
-            ("rect_size_px", offset_of!(P, rect_size_px)),
-            ("num_channels", offset_of!(P, num_channels)),
-            ("height", offset_of!(P, height)),
-            ("width", offset_of!(P, width)),
-            ("channel_stride", offset_of!(P, channel_stride)),
-            ("frame_offset", offset_of!(P, frame_offset)),
-            ("_pad0", offset_of!(P, _pad0)),
-            ("_pad1", offset_of!(P, _pad1)),
-            ("_pad2", offset_of!(P, _pad2)),
-            ("bias", offset_of!(P, bias)),
-            ("post_scale", offset_of!(P, post_scale)),
-            ("post_offset", offset_of!(P, post_offset)),
-            ("factors", offset_of!(P, factors)),
-        ]);
-        assert_eq!(members, rust);
-        assert_eq!(size as usize, size_of::<P>());
-    }
-
-    #[test]
-    fn colormap_params_match_the_shader() {
-        let (members, size) = wgsl_layout(COLORMAP_WGSL, "ColormapParams");
-        type P = ColormapParams;
-        let rust = names_and_offsets(&[
-            ("rect_min_px", offset_of!(P, rect_min_px)),
-            ("rect_size_px", offset_of!(P, rect_size_px)),
-            ("height", offset_of!(P, height)),
-            ("width", offset_of!(P, width)),
-            ("plane_offset", offset_of!(P, plane_offset)),
-            ("map_idx", offset_of!(P, map_idx)),
-            ("range", offset_of!(P, range)),
-            ("_pad0", offset_of!(P, _pad0)),
-            ("nan_rgb", offset_of!(P, nan_rgb)),
-        ]);
-        assert_eq!(members, rust);
-        assert_eq!(size as usize, size_of::<P>());
-    }
-
-    #[test]
-    fn difference_params_match_the_shader() {
-        let (members, size) = wgsl_layout(DIFFERENCE_WGSL, "DifferenceParams");
-        type P = DifferenceParams;
-        let rust = names_and_offsets(&[
-            ("rect_min_px", offset_of!(P, rect_min_px)),
-            ("rect_size_px", offset_of!(P, rect_size_px)),
-            ("num_channels", offset_of!(P, num_channels)),
-            ("height", offset_of!(P, height)),
-            ("width", offset_of!(P, width)),
-            ("channel_stride", offset_of!(P, channel_stride)),
-            ("frame_offset", offset_of!(P, frame_offset)),
-            ("reduce", offset_of!(P, reduce)),
-            ("map_idx", offset_of!(P, map_idx)),
-            ("_pad0", offset_of!(P, _pad0)),
-            ("range", offset_of!(P, range)),
-            ("_pad1", offset_of!(P, _pad1)),
-            ("nan_rgb", offset_of!(P, nan_rgb)),
-        ]);
-        assert_eq!(members, rust);
-        assert_eq!(size as usize, size_of::<P>());
+    fn every_params_struct_matches_its_shader() {
+        let cases = [
+            (
+                LATENT_RGB_WGSL,
+                "LatentRgbParams",
+                rust_layout!(LatentRgbParams {
+                    rect_min_px,
+                    rect_size_px,
+                    num_channels,
+                    height,
+                    width,
+                    channel_stride,
+                    frame_offset,
+                    _pad0,
+                    _pad1,
+                    _pad2,
+                    bias,
+                    post_scale,
+                    post_offset,
+                    factors,
+                }),
+                size_of::<LatentRgbParams>(),
+            ),
+            (
+                COLORMAP_WGSL,
+                "ColormapParams",
+                rust_layout!(ColormapParams {
+                    rect_min_px,
+                    rect_size_px,
+                    height,
+                    width,
+                    plane_offset,
+                    map_idx,
+                    range,
+                    _pad0,
+                    nan_rgb,
+                }),
+                size_of::<ColormapParams>(),
+            ),
+            (
+                DIFFERENCE_WGSL,
+                "DifferenceParams",
+                rust_layout!(DifferenceParams {
+                    rect_min_px,
+                    rect_size_px,
+                    num_channels,
+                    height,
+                    width,
+                    channel_stride,
+                    frame_offset,
+                    reduce,
+                    map_idx,
+                    _pad0,
+                    range,
+                    _pad1,
+                    nan_rgb,
+                }),
+                size_of::<DifferenceParams>(),
+            ),
+        ];
+        for (source, name, rust_members, rust_size) in cases {
+            let (wgsl_members, wgsl_size) = wgsl_layout(source, name);
+            assert_eq!(wgsl_members, rust_members, "{name}: fields or offsets differ");
+            assert_eq!(wgsl_size as usize, rust_size, "{name}: sizes differ");
+        }
     }
 
     #[test]

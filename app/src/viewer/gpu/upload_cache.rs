@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(lru.get(&1), Some(&"a"));
         lru.insert(3, "c", 10);
         assert_eq!(lru.get(&2), None, "2 was used least recently");
-        assert_eq!((lru.get(&1), lru.get(&3)), (Some(&"a"), Some(&"c")));
+        assert_eq!((lru.get(&1).copied(), lru.get(&3).copied()), (Some("a"), Some("c")));
         assert_eq!((lru.len(), lru.bytes()), (2, 20));
     }
 
@@ -177,6 +177,6 @@ mod tests {
         let mut lru = Lru::new(10, 100);
         lru.insert(1, "old", 60);
         lru.insert(1, "new", 30);
-        assert_eq!((lru.get(&1), lru.len(), lru.bytes()), (Some(&"new"), 1, 30));
+        assert_eq!((lru.get(&1).copied(), lru.len(), lru.bytes()), (Some("new"), 1, 30));
     }
 }
