@@ -1,7 +1,7 @@
 //! Time from opening a 2 GB trajectory to its first frame on screen.
 //!
 //! Writes (once, under `target/bench-data/`) a synthetic 2 GB trajectory shaped like a real
-//! Wan2.1 run: 16-channel latents of 21 x 60 x 104 (480p, 81 frames), 80 UniPC steps, x_t /
+//! Wan2.1 run: 16-channel latents of 21 x 60 x 104 (480p, 81 frames), 80 UniPC steps, `x_t` /
 //! velocity / x0 at every step, f32 — the values are seeded noise, labelled as such in the
 //! manifest. Then, several times: builds the window on the file (the app's own constructor,
 //! as `stepscope FILE` runs it), runs its first frame and renders it through wgpu (Mesa's CPU
@@ -82,7 +82,7 @@ fn write_big_file(path: &Path) {
     let mut writer = TrajectoryWriter::new(manifest);
     // Three distinct tensors shared by every step keep the writer's memory small.
     let tensors: Vec<_> =
-        (0..3u64).map(|seed| gaussian_noise(seed, LATENT_SHAPE, &Device::Cpu).unwrap()).collect();
+        (0..3u64).map(|seed| gaussian_noise(seed, &LATENT_SHAPE[..], &Device::Cpu).unwrap()).collect();
     for step_idx in 0..STEPS {
         for (kind, tensor) in StepTensor::ALL.into_iter().zip(&tensors) {
             writer.insert(TensorName::Step { seed_idx: 0, step_idx, kind }, tensor.clone());

@@ -237,7 +237,7 @@ impl Manifest {
             let seed = self.seeds.get(owner_idx)?;
             match seed.forked_from {
                 Some(fork) if step_idx < fork.step && fork.seed_index < owner_idx => {
-                    owner_idx = fork.seed_index
+                    owner_idx = fork.seed_index;
                 }
                 _ => return steps(seed).contains(&step_idx).then_some(owner_idx),
             }
