@@ -24,6 +24,35 @@ pub enum Command {
     Record(Box<RecordArgs>),
     /// Describe a trajectory file.
     Info(InfoArgs),
+    /// Open the window on a live run of a model, stepped on demand.
+    Live(LiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// A diffusers Wan transformer folder (config.json + safetensors weights).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Safetensors file with `prompt_embeds` `[1, L, text_dim]`.
+    #[arg(long)]
+    pub prompt_embeds: PathBuf,
+    /// Random seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Latent size `FxHxW` (frames, height, width in latent units).
+    #[arg(long, value_parser = parse_size)]
+    pub size: [usize; 3],
+    /// Number of denoising steps.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Timestep shift.
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    pub shift: f64,
+    #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
+    pub scheduler: SchedulerKind,
+    /// What to capture inside the network (`record --capture` syntax).
+    #[arg(long, default_value = "decoded,token_norm,pca3@all")]
+    pub capture: String,
 }
 
 #[derive(Debug, Args)]

@@ -31,8 +31,22 @@ pub use app::StepscopeApp;
 pub use document::Document;
 pub use settings::{StepView, ViewerSettings};
 
+/// What the window opens on.
+#[derive(Debug, Clone)]
+pub enum Startup {
+    /// A trajectory file.
+    File(std::path::PathBuf),
+    /// A live run, started at once.
+    Live(Box<live::LiveSetup>),
+}
+
 /// Opens the window on the trajectory at `path` and runs until it closes.
 pub fn run_native(path: &Path) -> anyhow::Result<()> {
+    run_window(Startup::File(path.to_owned()))
+}
+
+/// Opens the window on `startup` and runs until it closes.
+pub fn run_window(startup: Startup) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Stepscope")
@@ -42,12 +56,19 @@ pub fn run_native(path: &Path) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    let path = path.to_owned();
     eframe::run_native(
         "Stepscope",
         options,
         Box::new(move |cc| {
-            Ok(Box::new(StepscopeApp::new(cc, Some(&path), Box::new(file_picker::NativeFilePicker))))
+            let picker = Box::new(file_picker::NativeFilePicker);
+            Ok(Box::new(match startup {
+                Startup::File(path) => StepscopeApp::new(cc, Some(&path), picker),
+                Startup::Live(setup) => {
+                    let mut app = StepscopeApp::new(cc, None, picker);
+                    app.start_live(&cc.egui_ctx, *setup);
+                    app
+                }
+            }))
         }),
     )
     .map_err(|err| anyhow!("{err}"))
