@@ -1,10 +1,12 @@
 //! `stepscope`: a microscope for the denoising trajectory of video diffusion transformers.
 //!
 //! With no subcommand it opens the window, on `FILE` or on the built-in sample trajectory; with a
-//! subcommand it runs the engine headless (`record`, `info`).
+//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`).
 mod cli;
+mod eval;
 mod info;
 mod record;
+mod train;
 
 use std::process::ExitCode;
 
@@ -15,6 +17,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(cli::Command::Record(record_args)) => record::run(&record_args),
         Some(cli::Command::Info(info_args)) => info::run(&info_args),
+        Some(cli::Command::Train(train_args)) => train::run(&train_args),
+        Some(cli::Command::Eval(eval_args)) => eval::run(&eval_args),
         None => {
             let path = args.file.unwrap_or_else(stepscope::sample_trajectory_path);
             stepscope::viewer::run_native(&path)
