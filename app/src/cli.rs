@@ -26,6 +26,10 @@ pub enum Command {
     Info(InfoArgs),
     /// Open the window on a live run of a model, stepped on demand.
     Live(LiveArgs),
+    /// Train a small pixel-space Wan on the tasks (resumable; see training/README.md).
+    Train(Box<TrainArgs>),
+    /// Sample held-out task instances with a trained model and score them.
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +57,82 @@ pub struct LiveArgs {
     /// What to capture inside the network (`record --capture` syntax).
     #[arg(long, default_value = "decoded,token_norm,pca3@all")]
     pub capture: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Tasks to train on, comma-separated: `maze`, `symmetry`, `gravity`, `flood_fill`.
+    #[arg(long, value_delimiter = ',', default_value = "maze")]
+    pub tasks: Vec<String>,
+    /// Folder for checkpoint.safetensors, model/ (diffusers layout + prompts), loss.csv, eval.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run saved in this folder (its recipe wins over the flags below).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Train until this many optimiser steps in total.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u64,
+    /// Write a checkpoint every this many steps (and at the end).
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: u64,
+    /// Evaluate held-out instances every this many steps (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: u64,
+    /// Held-out instances per task and size at each evaluation.
+    #[arg(long, default_value_t = 20)]
+    pub eval_count: u64,
+    /// Instances per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Peak learning rate (`AdamW`).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Transformer blocks.
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    /// Attention heads (of 32 channels each).
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    /// Feed-forward width.
+    #[arg(long, default_value_t = 512)]
+    pub ffn_dim: usize,
+    /// Maze sizes in cells, `MIN-MAX`.
+    #[arg(long, default_value = "4-6", value_parser = parse_range)]
+    pub maze_sizes: (usize, usize),
+    /// Frames of every training video.
+    #[arg(long, default_value_t = 5)]
+    pub frames: usize,
+    /// Seeds the initial weights and the stream of instances and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A trained model folder (config.json, weights, prompts.safetensors), e.g. RUN/model.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Task to evaluate.
+    #[arg(long, default_value = "maze")]
+    pub task: String,
+    /// Task sizes, comma-separated (maze: cells per side).
+    #[arg(long, value_delimiter = ',', default_value = "5")]
+    pub size: Vec<usize>,
+    #[arg(long, default_value_t = 5)]
+    pub frames: usize,
+    /// Held-out instances per size (seeds 0..count).
+    #[arg(long, default_value_t = 100)]
+    pub count: u64,
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3.0)]
+    pub shift: f64,
+    #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
+    pub scheduler: SchedulerKind,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +216,14 @@ pub enum StoreDtype {
 
 fn parse_scheduler(text: &str) -> Result<SchedulerKind, String> {
     text.parse().map_err(|e: stepscope_engine::scheduler::SchedulerError| e.to_string())
+}
+
+fn parse_range(text: &str) -> Result<(usize, usize), String> {
+    let parsed = match text.split_once('-') {
+        Some((low, high)) => low.parse().ok().zip(high.parse().ok()),
+        None => text.parse().ok().map(|size| (size, size)),
+    };
+    parsed.filter(|(low, high)| low <= high).ok_or_else(|| format!("`{text}` is not MIN-MAX (e.g. 4-6)"))
 }
 
 fn parse_size(text: &str) -> Result<[usize; 3], String> {

@@ -1,11 +1,13 @@
 //! `stepscope`: a microscope for the denoising trajectory of video diffusion transformers.
 //!
 //! With no subcommand it opens the window, on `FILE` or on the built-in sample trajectory; with a
-//! subcommand it runs the engine headless (`record`, `info`), or opens the window on a live run
-//! (`live`).
+//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`), or opens the
+//! window on a live run (`live`).
 mod cli;
+mod eval;
 mod info;
 mod record;
+mod train;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,8 @@ fn main() -> ExitCode {
             };
             stepscope::viewer::run_window(stepscope::viewer::Startup::Live(Box::new(setup)))
         }
+        Some(cli::Command::Train(train_args)) => train::run(&train_args),
+        Some(cli::Command::Eval(eval_args)) => eval::run(&eval_args),
         None => {
             let path = args.file.unwrap_or_else(stepscope::sample_trajectory_path);
             stepscope::viewer::run_native(&path)

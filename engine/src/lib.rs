@@ -8,6 +8,8 @@
 //!   videos, with rule-based scorers that read pixels only.
 //! - [`trajectory`]: the trajectory file format (safetensors + a JSON manifest).
 //! - [`analysis`]: statistics over a recorded or live run (seed distances, step x frame maps).
+//! - [`training`]: trains a small pixel-space Wan on the tasks (flow matching, `AdamW`, EMA),
+//!   with checkpoints that resume and export to the diffusers layout the model loads.
 //!
 //! Conventions: latents are `[C, F, H, W]` for one sample (`[B, C, F, H, W]` inside the model);
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
@@ -18,5 +20,6 @@ pub mod scheduler;
 pub mod session;
 pub mod tasks;
 pub mod tensor_file;
+pub mod training;
 pub mod trajectory;
 pub mod worker;

@@ -4,6 +4,7 @@ use candle_core::{D, DType, Module, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
 use super::error::Result;
+use super::kernels::Kernels;
 use super::rope::RopeAngles;
 
 /// Upper bound on the bytes of one chunk of attention scores; longer sequences are processed
@@ -22,6 +23,7 @@ pub struct Attention {
     norm_k: Tensor,
     heads: usize,
     eps: f32,
+    kernels: Kernels,
 }
 
 /// Result of one attention call.
@@ -34,7 +36,7 @@ pub struct AttentionOutput {
 }
 
 impl Attention {
-    pub fn new(dim: usize, heads: usize, eps: f64, vb: VarBuilder<'_>) -> Result<Self> {
+    pub fn new(dim: usize, heads: usize, eps: f64, kernels: Kernels, vb: VarBuilder<'_>) -> Result<Self> {
         Ok(Self {
             to_q: linear(dim, dim, vb.pp("to_q"))?,
             to_k: linear(dim, dim, vb.pp("to_k"))?,
@@ -44,6 +46,7 @@ impl Attention {
             norm_k: vb.pp("norm_k").get(dim, "weight")?,
             heads,
             eps: eps as f32,
+            kernels,
         })
     }
 
@@ -58,8 +61,8 @@ impl Attention {
         probe_queries: Option<&Tensor>,
     ) -> Result<AttentionOutput> {
         let context = context.unwrap_or(xs);
-        let q = candle_nn::ops::rms_norm(&self.to_q.forward(xs)?, &self.norm_q, self.eps)?;
-        let k = candle_nn::ops::rms_norm(&self.to_k.forward(context)?, &self.norm_k, self.eps)?;
+        let q = self.kernels.rms_norm(&self.to_q.forward(xs)?, &self.norm_q, self.eps)?;
+        let k = self.kernels.rms_norm(&self.to_k.forward(context)?, &self.norm_k, self.eps)?;
         let v = self.to_v.forward(context)?;
         let (mut q, mut k, v) = (self.split_heads(&q)?, self.split_heads(&k)?, self.split_heads(&v)?);
         if let Some(rope) = rope {
@@ -69,12 +72,12 @@ impl Attention {
         let head_dim = q.dim(D::Minus1)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         let k_t = k.transpose(2, 3)?.contiguous()?;
-        let attended = attend_in_chunks(&q, &k_t, &v, scale)?;
+        let attended = attend_in_chunks(&q, &k_t, &v, scale, self.kernels)?;
         let probs = match probe_queries {
             Some(indices) => {
                 let q_probe = q.index_select(indices, 2)?.contiguous()?;
                 let scores = (q_probe.to_dtype(DType::F32)?.matmul(&k_t.to_dtype(DType::F32)?)? * scale)?;
-                Some(candle_nn::ops::softmax_last_dim(&scores)?)
+                Some(self.kernels.softmax_last_dim(&scores)?)
             }
             None => None,
         };
@@ -92,7 +95,7 @@ impl Attention {
 
 /// `softmax(q k^T * scale) v` for `q` `[B, H, N, d]`, `k_t` `[B, H, d, L]`, `v` `[B, H, L, d]`,
 /// over blocks of queries so the score matrix never exceeds [`SCORE_CHUNK_BYTES`].
-fn attend_in_chunks(q: &Tensor, k_t: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+fn attend_in_chunks(q: &Tensor, k_t: &Tensor, v: &Tensor, scale: f64, kernels: Kernels) -> Result<Tensor> {
     let (batch, heads, queries, _) = q.dims4()?;
     let keys = k_t.dim(3)?;
     let bytes_per_query = batch * heads * keys * q.dtype().size_in_bytes();
@@ -102,7 +105,7 @@ fn attend_in_chunks(q: &Tensor, k_t: &Tensor, v: &Tensor, scale: f64) -> Result<
         let len = chunk.min(queries - start);
         let q_chunk = q.narrow(2, start, len)?;
         let scores = (q_chunk.matmul(k_t)? * scale)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = kernels.softmax_last_dim(&scores)?;
         outputs.push(probs.matmul(v)?);
     }
     if outputs.len() == 1 {

@@ -7,6 +7,7 @@ use super::attention::Attention;
 use super::config::WanConfig;
 use super::embeddings::layer_norm_f32;
 use super::error::Result;
+use super::kernels::Kernels;
 use super::rope::RopeAngles;
 
 /// One transformer block (`blocks.N`).
@@ -45,7 +46,7 @@ pub struct BlockOutput {
 }
 
 impl TransformerBlock {
-    pub fn new(config: &WanConfig, vb: VarBuilder<'_>) -> Result<Self> {
+    pub fn new(config: &WanConfig, kernels: Kernels, vb: VarBuilder<'_>) -> Result<Self> {
         let d = config.inner_dim();
         let heads = config.num_attention_heads;
         let cross_norm = if config.cross_attn_norm {
@@ -57,8 +58,8 @@ impl TransformerBlock {
         let scale_shift_table =
             vb.clone().set_dtype(DType::F32).get((1, 6, d), "scale_shift_table")?.unsqueeze(0)?;
         Ok(Self {
-            self_attn: Attention::new(d, heads, config.eps, vb.pp("attn1"))?,
-            cross_attn: Attention::new(d, heads, config.eps, vb.pp("attn2"))?,
+            self_attn: Attention::new(d, heads, config.eps, kernels, vb.pp("attn1"))?,
+            cross_attn: Attention::new(d, heads, config.eps, kernels, vb.pp("attn2"))?,
             cross_norm,
             ffn_in: linear(d, config.ffn_dim, vb.pp("ffn").pp("net").pp("0").pp("proj"))?,
             ffn_out: linear(config.ffn_dim, d, vb.pp("ffn").pp("net").pp("2"))?,

@@ -10,6 +10,7 @@ use super::checkpoint::{CheckpointFiles, open_weights};
 use super::config::WanConfig;
 use super::embeddings::{ConditionEmbedder, PatchEmbedding, TimeConditioning, TokenGrid, layer_norm_f32};
 use super::error::{ModelError, Result};
+use super::kernels::Kernels;
 use super::rope::{Rope3d, RopeAngles};
 
 /// The Wan video diffusion transformer.
@@ -86,12 +87,19 @@ impl WanTransformer {
         Self::new(config, vb)
     }
 
-    /// Builds the model from `vb`, whose paths mirror diffusers' keys.
+    /// Builds the model from `vb`, whose paths mirror diffusers' keys, with the fused
+    /// (forward-only) kernels.
     pub fn new(config: WanConfig, vb: VarBuilder<'_>) -> Result<Self> {
+        Self::with_kernels(config, vb, Kernels::Fused)
+    }
+
+    /// Builds the model from `vb` with the chosen attention kernels: [`Kernels::Differentiable`]
+    /// for training (a `vb` over a `VarMap` then makes every weight a trainable `Var`).
+    pub fn with_kernels(config: WanConfig, vb: VarBuilder<'_>, kernels: Kernels) -> Result<Self> {
         config.validate()?;
         let d = config.inner_dim();
         let blocks = (0..config.num_layers)
-            .map(|layer_idx| TransformerBlock::new(&config, vb.pp("blocks").pp(layer_idx)))
+            .map(|layer_idx| TransformerBlock::new(&config, kernels, vb.pp("blocks").pp(layer_idx)))
             .collect::<Result<Vec<_>>>()?;
         let proj_out = linear(d, config.out_channels() * config.patch_volume(), vb.pp("proj_out"))?;
         let scale_shift_table =

@@ -23,7 +23,7 @@ mod gravity;
 mod grid;
 mod maze;
 mod palette;
-mod rng;
+pub(crate) mod rng;
 mod symmetry;
 mod video;
 

@@ -17,6 +17,11 @@ impl SplitMix64 {
         Self { state: seed }
     }
 
+    /// The whole state: `SplitMix64::new(state)` continues the stream from here.
+    pub(crate) fn state(&self) -> u64 {
+        self.state
+    }
+
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -51,8 +56,7 @@ impl SplitMix64 {
         self.below(100) < percent
     }
 
-    /// A uniform float in `[0, 1)` with 53 random bits (the tests' noise).
-    #[cfg(test)]
+    /// A uniform float in `[0, 1)` with 53 random bits.
     pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }

@@ -11,7 +11,7 @@
 //! - Every failure is a [`TrajectoryError`] naming the file and what is wrong; no input makes
 //!   the reader panic or allocate more than the file's own size.
 
-mod atomic;
+pub(crate) mod atomic;
 mod describe;
 mod error;
 mod header;

@@ -1,0 +1,89 @@
+//! `stepscope train` and `stepscope eval` end to end on a one-block model: a run writes its
+//! checkpoint, model folder and logs, refuses to overwrite itself, resumes, and its model
+//! evaluates.
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn stepscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepscope")).args(args).output().unwrap()
+}
+
+fn check(output: &Output) {
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Flags of a model and data small enough for a step in milliseconds.
+const TINY: [&str; 13] = [
+    "--layers",
+    "1",
+    "--heads",
+    "1",
+    "--ffn-dim",
+    "16",
+    "--batch-size",
+    "2",
+    "--maze-sizes",
+    "2-3",
+    "--frames",
+    "2",
+    "--quiet",
+];
+
+fn train(out: &Path, steps: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--tasks", "maze", "--out", out.to_str().unwrap(), "--steps", steps];
+    args.extend(TINY);
+    args.extend(["--checkpoint-every", "2"]);
+    args.extend(extra);
+    stepscope(&args)
+}
+
+fn loss_steps(out: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    text.lines().skip(1).map(|line| line.split(',').next().unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    check(&train(&out, "3", &["--eval-every", "3", "--eval-count", "1"]));
+    for file in [
+        "checkpoint.safetensors",
+        "model/config.json",
+        "model/diffusion_pytorch_model.safetensors",
+        "model/prompts.safetensors",
+        "eval.csv",
+    ] {
+        assert!(out.join(file).is_file(), "{file} is missing");
+    }
+    assert_eq!(loss_steps(&out), [0, 1, 2]);
+
+    let again = train(&out, "4", &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+
+    check(&train(&out, "5", &["--resume", out.to_str().unwrap()]));
+    assert_eq!(loss_steps(&out), [0, 1, 2, 3, 4]);
+
+    let model = out.join("model");
+    let eval = stepscope(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--task",
+        "maze",
+        "--size",
+        "2,3",
+        "--frames",
+        "2",
+        "--count",
+        "2",
+        "--steps",
+        "2",
+    ]);
+    check(&eval);
+    let table = String::from_utf8_lossy(&eval.stdout);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("maze,2,2,2,"), "{table}");
+}
