@@ -12,7 +12,7 @@ use stepscope_engine::scheduler::SchedulerKind;
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// A trajectory file to open in the window (default: the built-in sample).
+    /// A trajectory file to open in the window (default: a live maze session on the built-in model).
     pub file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -30,22 +30,60 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Sample held-out task instances with a trained model and score them.
     Eval(EvalArgs),
+    /// Write task instances (ground-truth videos) to a safetensors file.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Task: `maze`, `symmetry`, `gravity`, `flood_fill`, `rotation`.
+    #[arg(long, default_value = "maze")]
+    pub task: String,
+    /// Task size (maze: cells per side).
+    #[arg(long, default_value_t = 5)]
+    pub size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub frames: usize,
+    /// Seed of the first instance; the others follow it (training seeds have the top bit set).
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
+    /// Number of instances.
+    #[arg(long, default_value_t = 100)]
+    pub count: u64,
+    /// Output file: `videos` `[N, 3, F, H, W]` in `[-1, 1]`.
+    #[arg(short, long)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// A diffusers Wan transformer folder (config.json + safetensors weights).
+    /// A diffusers Wan transformer folder (config.json + safetensors weights); default: the
+    /// built-in model.
     #[arg(long)]
-    pub model: PathBuf,
-    /// Safetensors file with `prompt_embeds` `[1, L, text_dim]`.
-    #[arg(long)]
-    pub prompt_embeds: PathBuf,
+    pub model: Option<PathBuf>,
+    /// A built-in task to solve (`maze`, `symmetry`, `gravity`, `flood_fill`, `rotation`): its puzzle is the
+    /// first frame and the model's `prompts.safetensors` gives the prompt. Default: a maze,
+    /// unless --prompt-embeds is given.
+    #[arg(long, conflicts_with = "prompt_embeds")]
+    pub task: Option<String>,
+    /// The task's size in cells per side.
+    #[arg(long, default_value_t = 5)]
+    pub cells: usize,
+    /// The task instance's seed.
+    #[arg(long, default_value_t = 0)]
+    pub instance: u64,
+    /// Safetensors file with `prompt_embeds` `[1, L, text_dim]` (a free run, no task).
+    #[arg(long, requires = "size")]
+    pub prompt_embeds: Option<PathBuf>,
     /// Random seed of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Latent size `FxHxW` (frames, height, width in latent units).
+    /// Latent size `FxHxW` (frames, height, width in latent units) of a free run.
     #[arg(long, value_parser = parse_size)]
-    pub size: [usize; 3],
+    pub size: Option<[usize; 3]>,
+    /// Frames of a task run.
+    #[arg(long, default_value_t = 5)]
+    pub frames: usize,
     /// Number of denoising steps.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -61,7 +99,7 @@ pub struct LiveArgs {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Tasks to train on, comma-separated: `maze`, `symmetry`, `gravity`, `flood_fill`.
+    /// Tasks to train on, comma-separated: `maze`, `symmetry`, `gravity`, `flood_fill`, `rotation`.
     #[arg(long, value_delimiter = ',', default_value = "maze")]
     pub tasks: Vec<String>,
     /// Folder for checkpoint.safetensors, model/ (diffusers layout + prompts), loss.csv, eval.csv.
@@ -113,9 +151,10 @@ pub struct TrainArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A trained model folder (config.json, weights, prompts.safetensors), e.g. RUN/model.
+    /// A trained model folder (config.json, weights, prompts.safetensors); default: the
+    /// built-in model.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Task to evaluate.
     #[arg(long, default_value = "maze")]
     pub task: String,
@@ -124,15 +163,24 @@ pub struct EvalArgs {
     pub size: Vec<usize>,
     #[arg(long, default_value_t = 5)]
     pub frames: usize,
-    /// Held-out instances per size (seeds 0..count).
-    #[arg(long, default_value_t = 100)]
-    pub count: u64,
+    /// Held-out instances per size.
+    #[arg(long, visible_alias = "count", default_value_t = 100)]
+    pub instances: u64,
+    /// Seed of the first instance (instances are `K .. K + N`; training never uses seeds below 2^63).
+    #[arg(long, default_value_t = 0)]
+    pub seed_offset: u64,
+    /// Noise seeds per instance (the first is the instance's own seed, as in the app).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
     #[arg(long, default_value_t = 3.0)]
     pub shift: f64,
     #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
     pub scheduler: SchedulerKind,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,43 +1,74 @@
 //! `stepscope eval`: solve rates of a trained model on held-out task instances, sampled with
-//! the engine's sampler and scored by the tasks' rule-based scorers.
+//! the engine's sampler and scored by the tasks' rule-based scorers. Prints one CSV row per size.
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
+use stepscope::viewer::live::builtin_model_dir;
 use stepscope_engine::model::WanTransformer;
 use stepscope_engine::tasks::{TaskKind, TaskParams};
 use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
-use stepscope_engine::training::{SamplerSettings, evaluate};
+use stepscope_engine::training::{EvalPlan, SamplerSettings, evaluate};
 
 use crate::cli::EvalArgs;
+use crate::progress::progress_bar;
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let device = Device::Cpu;
-    let model = WanTransformer::load(&args.model, DType::F32, &device)
-        .with_context(|| format!("loading the model from {}", args.model.display()))?;
-    let prompts_path = args.model.join(PROMPTS_FILE);
+    let model_dir = args.model.clone().unwrap_or_else(builtin_model_dir);
+    let model = WanTransformer::load(&model_dir, DType::F32, &device)
+        .with_context(|| format!("loading the model from {}", model_dir.display()))?;
+    let prompts_path = model_dir.join(PROMPTS_FILE);
     let prompts = load_prompts(Path::new(&prompts_path), &device)?;
     let kind = TaskKind::from_name(&args.task).context("--task")?;
-    let prompt = prompts
-        .get(kind.name())
-        .with_context(|| format!("{} has no prompt for {}", prompts_path.display(), kind.name()))?;
+    let prompt = prompts.get(kind.name()).with_context(|| {
+        format!(
+            "{} has no prompt for {}: the model was not trained on it",
+            prompts_path.display(),
+            kind.name()
+        )
+    })?;
     let model = Arc::new(model);
     let sampler = SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler };
-    println!("task,size,frames,count,solved,solve_rate,mean_score");
-    for &size in &args.size {
-        let params = TaskParams { size, frames: args.frames };
-        let result = evaluate(&model, prompt, kind, params, 0..args.count, sampler)
+    let seeds = args.seed_offset..args.seed_offset.saturating_add(args.instances);
+    let plans: Vec<EvalPlan> = args
+        .size
+        .iter()
+        .map(|&size| EvalPlan {
+            task: kind,
+            params: TaskParams { size, frames: args.frames },
+            seeds: seeds.clone(),
+            noise_seeds: args.seeds,
+            sampler,
+        })
+        .collect();
+    let total = plans.iter().map(EvalPlan::samples).sum();
+    let bar = progress_bar(args.quiet, total, 0, "samples");
+    println!(
+        "task,size,frames,instances,seed_offset,noise_seeds,samples,solved,solve_rate,any_seed_rate,mean_score"
+    );
+    for plan in &plans {
+        let size = plan.params.size;
+        bar.set_message(format!("{} {size}", kind.name()));
+        let result = evaluate(&model, prompt, plan, &mut || bar.inc(1))
             .with_context(|| format!("evaluating {} size {size}", kind.name()))?;
-        println!(
-            "{},{size},{},{},{},{:.4},{:.4}",
-            kind.name(),
-            args.frames,
-            result.count,
-            result.solved,
-            result.solve_rate(),
-            result.mean_score
-        );
+        bar.suspend(|| {
+            println!(
+                "{},{size},{},{},{},{},{},{},{:.4},{:.4},{:.4}",
+                kind.name(),
+                args.frames,
+                result.count,
+                args.seed_offset,
+                args.seeds,
+                result.samples,
+                result.solved,
+                result.solve_rate(),
+                result.any_seed_rate(),
+                result.mean_score
+            );
+        });
     }
+    bar.finish_and_clear();
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! `stepscope`: a microscope for the denoising trajectory of video diffusion transformers.
 //!
-//! With no subcommand it opens the window, on `FILE` or on the built-in sample trajectory; with a
-//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`), or opens the
+//! With no subcommand it opens the window, on `FILE` or on a live maze session of the built-in
+//! model (the built-in sample trajectory where the model is missing); with a
+//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`, `generate`), or opens the
 //! window on a live run (`live`).
 mod cli;
 mod eval;
+mod generate;
 mod info;
+mod progress;
 mod record;
 mod train;
 
@@ -13,30 +16,56 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `stepscope FILE` opens the file; plain `stepscope` opens a live maze session on the built-in
+/// model, or the built-in sample trajectory where the model is missing.
+fn startup(file: Option<std::path::PathBuf>) -> stepscope::viewer::Startup {
+    use stepscope::viewer::{Startup, live};
+    match file {
+        Some(path) => Startup::File(path),
+        None if live::builtin_model_dir().join("config.json").is_file() => {
+            Startup::Live(Box::new(live::LiveSetup::builtin_maze()))
+        }
+        None => Startup::File(stepscope::sample_trajectory_path()),
+    }
+}
+
+/// The live run `stepscope live` asks for: a task instance (a maze by default) or, with
+/// `--prompt-embeds`, a free run.
+fn live_setup(args: cli::LiveArgs) -> stepscope::viewer::live::LiveSetup {
+    use stepscope::viewer::live::{LiveSetup, LiveTask, builtin_model_dir};
+    let task = match (&args.prompt_embeds, args.task) {
+        (Some(_), _) => None,
+        (None, name) => Some(LiveTask {
+            name: name.unwrap_or_else(|| "maze".to_owned()),
+            size: args.cells,
+            seed: args.instance,
+        }),
+    };
+    LiveSetup {
+        model_dir: args.model.unwrap_or_else(builtin_model_dir),
+        prompt_embeds: args.prompt_embeds.unwrap_or_default(),
+        rng_seed: args.seed,
+        size: args.size.unwrap_or([args.frames, 0, 0]),
+        steps: args.steps,
+        shift: args.shift,
+        scheduler: args.scheduler,
+        capture: args.capture,
+        task,
+    }
+}
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
         Some(cli::Command::Record(record_args)) => record::run(&record_args),
         Some(cli::Command::Info(info_args)) => info::run(&info_args),
         Some(cli::Command::Live(live_args)) => {
-            let setup = stepscope::viewer::live::LiveSetup {
-                model_dir: live_args.model,
-                prompt_embeds: live_args.prompt_embeds,
-                rng_seed: live_args.seed,
-                size: live_args.size,
-                steps: live_args.steps,
-                shift: live_args.shift,
-                scheduler: live_args.scheduler,
-                capture: live_args.capture,
-            };
-            stepscope::viewer::run_window(stepscope::viewer::Startup::Live(Box::new(setup)))
+            stepscope::viewer::run_window(stepscope::viewer::Startup::Live(Box::new(live_setup(live_args))))
         }
         Some(cli::Command::Train(train_args)) => train::run(&train_args),
         Some(cli::Command::Eval(eval_args)) => eval::run(&eval_args),
-        None => {
-            let path = args.file.unwrap_or_else(stepscope::sample_trajectory_path);
-            stepscope::viewer::run_native(&path)
-        }
+        Some(cli::Command::Generate(generate_args)) => generate::run(&generate_args),
+        None => stepscope::viewer::run_window(startup(args.file)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

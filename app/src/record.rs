@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use stepscope_engine::model::WanTransformer;
 use stepscope_engine::recording::{Recorder, RunProvenance};
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
@@ -11,6 +10,7 @@ use stepscope_engine::tensor_file::read_tensor;
 use stepscope_engine::trajectory::{self, StorageDtype};
 
 use crate::cli::{ComputeDtype, RecordArgs, StoreDtype};
+use crate::progress::progress_bar;
 
 pub fn run(args: &RecordArgs) -> Result<()> {
     let device = device(&args.device)?;
@@ -56,7 +56,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         }
     };
 
-    let progress = progress_bar(args.quiet, (noises.len() * args.steps) as u64);
+    let progress = progress_bar(args.quiet, (noises.len() * args.steps) as u64, 0, "steps");
     let mut recorder: Option<Recorder> = None;
     for (noise, noise_record) in noises {
         let mut session = SamplingSession::new(
@@ -126,16 +126,4 @@ fn storage(store: StoreDtype) -> StorageDtype {
         StoreDtype::F32 => StorageDtype::F32,
         StoreDtype::F16 => StorageDtype::F16,
     }
-}
-
-fn progress_bar(quiet: bool, total_steps: u64) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total_steps);
-    let template = "{msg:>8} [{bar:40}] {pos}/{len} steps, {elapsed} (eta {eta})";
-    let style = ProgressStyle::with_template(template)
-        .map_or_else(|_| ProgressStyle::default_bar(), |style| style.progress_chars("=> "));
-    bar.set_style(style);
-    bar
 }

@@ -8,16 +8,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use stepscope_engine::tasks::TaskKind;
 use stepscope_engine::training::checkpoint::CHECKPOINT_FILE;
 use stepscope_engine::training::config::pixel_wan;
 use stepscope_engine::training::params::PROMPT_PREFIX;
 use stepscope_engine::training::{
-    SamplerSettings, StepStats, TrainConfig, Trainer, evaluate, inference_model,
+    EvalPlan, SamplerSettings, StepStats, TrainConfig, Trainer, evaluate, inference_model,
 };
 
 use crate::cli::TrainArgs;
+use crate::progress::progress_bar;
 
 const LOSS_HEADER: &str = "step,samples,task,size,loss,grad_norm,lr,elapsed_s";
 const EVAL_HEADER: &str = "step,task,size,count,solved,solve_rate,mean_score";
@@ -39,7 +40,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut eval_log =
         open_log(&log_source.join("eval.csv"), &args.out.join("eval.csv"), EVAL_HEADER, trainer.step_idx())?;
 
-    let bar = progress_bar(args.quiet, args.steps, trainer.step_idx());
+    let bar = progress_bar(args.quiet, args.steps, trainer.step_idx(), "steps");
     bar.println(format!(
         "training {} parameters on {} from step {} ({} instances per step) into {}",
         trainer.parameters().scalar_count(),
@@ -111,9 +112,15 @@ fn run_eval(trainer: &Trainer, count: u64, log: &mut BufWriter<File>, bar: &Prog
             .get(&format!("{PROMPT_PREFIX}{}", mix.task))
             .with_context(|| format!("no prompt for {}", mix.task))?;
         for size in mix.min_size..=mix.max_size {
-            let result =
-                evaluate(&model, prompt, kind, mix.params(size), 0..count, SamplerSettings::default())
-                    .with_context(|| format!("evaluating {} size {size}", mix.task))?;
+            let plan = EvalPlan {
+                task: kind,
+                params: mix.params(size),
+                seeds: 0..count,
+                noise_seeds: 1,
+                sampler: SamplerSettings::default(),
+            };
+            let result = evaluate(&model, prompt, &plan, &mut || {})
+                .with_context(|| format!("evaluating {} size {size}", mix.task))?;
             writeln!(
                 log,
                 "{},{},{size},{},{},{:.4},{:.4}",
@@ -174,18 +181,4 @@ fn open_log(source: &Path, target: &PathBuf, header: &str, resume_step: u64) -> 
         .open(target)
         .with_context(|| format!("opening {}", target.display()))?;
     Ok(BufWriter::new(file))
-}
-
-fn progress_bar(quiet: bool, total_steps: u64, position: u64) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total_steps);
-    let template = "[{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta}) {msg}";
-    let style = ProgressStyle::with_template(template)
-        .map_or_else(|_| ProgressStyle::default_bar(), |style| style.progress_chars("=> "));
-    bar.set_style(style);
-    bar.set_position(position);
-    bar.reset_eta();
-    bar
 }

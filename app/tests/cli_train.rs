@@ -77,13 +77,41 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
         "2,3",
         "--frames",
         "2",
-        "--count",
+        "--instances",
+        "2",
+        "--seed-offset",
+        "5",
+        "--seeds",
         "2",
         "--steps",
         "2",
+        "--quiet",
     ]);
     check(&eval);
     let table = String::from_utf8_lossy(&eval.stdout);
     assert_eq!(table.lines().count(), 3, "{table}");
-    assert!(table.lines().nth(1).unwrap().starts_with("maze,2,2,2,"), "{table}");
+    // task, size, frames, instances, seed offset, noise seeds, samples.
+    assert!(table.lines().nth(1).unwrap().starts_with("maze,2,2,2,5,2,4,"), "{table}");
+    assert!(table.lines().nth(2).unwrap().starts_with("maze,3,2,2,5,2,4,"), "{table}");
+}
+
+#[test]
+fn generate_writes_the_instances_and_refuses_an_unknown_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mazes.safetensors");
+    let args = ["generate", "--task", "maze", "--size", "3", "--frames", "2", "--count", "3", "-o"];
+    check(&stepscope(&[&args[..], &[out.to_str().unwrap()]].concat()));
+    let videos =
+        candle_core::safetensors::load(&out, &candle_core::Device::Cpu).unwrap().remove("videos").unwrap();
+    assert_eq!(videos.dims(), &[3, 3, 2, 8, 8]);
+
+    let bad = stepscope(&["generate", "--task", "sudoku", "-o", out.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("unknown task \"sudoku\""), "{stderr}");
+    // The earlier file is untouched.
+    assert_eq!(
+        candle_core::safetensors::load(&out, &candle_core::Device::Cpu).unwrap()["videos"].dims()[0],
+        3
+    );
 }

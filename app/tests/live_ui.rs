@@ -46,6 +46,7 @@ fn tiny_setup(steps: usize) -> LiveSetup {
         shift: 3.0,
         scheduler: SchedulerKind::UniPc,
         capture: "token_norm@all".to_owned(),
+        task: None,
     }
 }
 
@@ -153,4 +154,35 @@ fn a_model_that_does_not_load_reopens_the_dialog_with_the_reason() {
     harness.get_by_label("New live run");
     harness.get_by_label_contains("loading the model from");
     harness.get_by_label_contains("no_such_model");
+}
+
+/// The session `stepscope` opens on: a maze for the built-in model (`assets/model`), its puzzle
+/// as the clean first frame, scored at every step.
+#[test]
+fn the_builtin_maze_session_scores_the_prediction_at_every_step() {
+    let mut setup = LiveSetup::builtin_maze();
+    setup.steps = 4;
+    let mut harness = live_harness(SaveTo(PathBuf::new()), setup);
+    assert!(harness.state().is_live(), "the built-in model should load");
+    assert!(has_label(&harness, "Task: maze (instance 0)"));
+    harness.get_by_label("Run to end").click();
+    run_until(&mut harness, "the last step", |h| steps_of(h, 0).len() == 4);
+    run_until(&mut harness, "the score at the last step", |h| {
+        h.query_by_label_contains("x0_hat at step 3: score").is_some()
+    });
+    let document = harness.state().document().unwrap();
+    let task = document.manifest().conditioning.task.as_ref().unwrap();
+    assert_eq!((task.name.as_str(), task.seed), ("maze", 0));
+    assert_eq!(document.manifest().latent_shape, [3, 5, 12, 12]);
+    // The puzzle is the clean first frame of the latents at every step.
+    let instance = stepscope_engine::analysis::task_instance(task).unwrap();
+    let latents = document
+        .tensor(&stepscope_engine::trajectory::TensorName::Step {
+            seed_idx: 0,
+            step_idx: 3,
+            kind: stepscope_engine::trajectory::StepTensor::Latents,
+        })
+        .unwrap();
+    let first = latents.narrow(1, 0, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(first, instance.first_frame.values());
 }

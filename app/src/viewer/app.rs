@@ -17,6 +17,7 @@ use super::settings::CentralTab;
 use super::settings::{StepView, ViewerSettings};
 use super::side_panel::side_panel_ui;
 use super::stats_cache::StatsCache;
+use super::task_panel::task_panel_ui;
 use super::tensor_cache::TensorCache;
 use super::time_control::{TimeCommand, TimeControl};
 use super::timeline::timeline_ui;
@@ -395,8 +396,16 @@ impl eframe::App for StepscopeApp {
                     .default_size(300.0)
                     .size_range(200.0..=520.0)
                     .show(ui, |ui| {
-                        egui::ScrollArea::vertical()
-                            .show(ui, |ui| side_panel_ui(ui, document, &mut self.settings.view));
+                        self.stats.sync(self.generation);
+                        let clicked = egui::ScrollArea::vertical()
+                            .show(ui, |ui| {
+                                side_panel_ui(ui, document, &mut self.settings.view);
+                                task_panel_ui(ui, document, &mut self.stats, self.time.step_idx())
+                            })
+                            .inner;
+                        if let Some(step_idx) = clicked {
+                            self.time.apply(TimeCommand::SetStep(step_idx));
+                        }
                     });
             }
         }

@@ -19,6 +19,7 @@ mod seeds_view;
 mod settings;
 mod side_panel;
 mod stats_cache;
+mod task_panel;
 mod tensor_cache;
 pub mod time_control;
 mod timeline;

@@ -102,7 +102,7 @@ impl Default for ViewerSettings {
             zoom: 12.0,
             show_side_panel: true,
             recent_files: Vec::new(),
-            live_setup: LiveSetup::default(),
+            live_setup: LiveSetup::builtin_maze(),
             central_tab: CentralTab::default(),
             layers: LayersSettings::default(),
         }

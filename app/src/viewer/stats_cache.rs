@@ -1,12 +1,13 @@
-//! The engine's analyses of the open document (seed distances, step x frame maps), computed
+//! The engine's analyses of the open document (seed distances, step x frame maps, task scores), computed
 //! when a view first asks and kept until the document changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use stepscope_engine::analysis::{
-    SeedDistances, StepFrameMap, StepFrameStat, seed_distances, step_frame_map,
+    SeedDistances, StepFrameMap, StepFrameStat, seed_distances, step_frame_map, task_instance, task_scores,
 };
+use stepscope_engine::tasks::{Score, TaskInstance};
 use stepscope_engine::trajectory::StepTensor;
 
 use super::document::Document;
@@ -26,6 +27,10 @@ pub struct StatsCache {
     generation: u64,
     distances: HashMap<(usize, StepTensor), Result<SeedDistances, String>>,
     heatmaps: HashMap<(usize, StepFrameStat), Result<StepFrameHeatmap, String>>,
+    /// The task instance the run solves, regenerated from the manifest.
+    task: Option<Result<TaskInstance, String>>,
+    /// Per seed, the task score of `x0_hat` at every step.
+    task_scores: HashMap<usize, Result<Vec<Option<Score>>, String>>,
 }
 
 impl StatsCache {
@@ -35,7 +40,35 @@ impl StatsCache {
             self.generation = generation;
             self.distances.clear();
             self.heatmaps.clear();
+            self.task = None;
+            self.task_scores.clear();
         }
+    }
+
+    /// The task instance of the document's run and the score of `x0_hat` at every step of
+    /// `seed_idx`; an error when the run solves no task or its record cannot be read.
+    pub fn task_scores(
+        &mut self,
+        document: &Document,
+        seed_idx: usize,
+    ) -> Result<(&TaskInstance, &[Option<Score>]), &str> {
+        let instance = self
+            .task
+            .get_or_insert_with(|| {
+                let info = document.manifest().conditioning.task.as_ref().ok_or("the run solves no task")?;
+                task_instance(info).map_err(|err| err.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)?;
+        let scores = self
+            .task_scores
+            .entry(seed_idx)
+            .or_insert_with(|| {
+                task_scores(document.source(), seed_idx, instance).map_err(|err| err.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)?;
+        Ok((instance, scores))
     }
 
     /// Every seed's distance to `reference_seed` over the steps.

@@ -13,6 +13,8 @@ pub enum AnalysisError {
     Missing(TensorName),
     #[error("{name} has shape {shape:?}, expected {expected}")]
     Shape { name: TensorName, shape: Vec<usize>, expected: &'static str },
+    #[error("the task: {0}")]
+    Task(String),
     #[error("computing on {name}: {source}")]
     Tensor { name: TensorName, source: candle_core::Error },
 }

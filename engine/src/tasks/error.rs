@@ -3,7 +3,7 @@
 /// What can go wrong when making or scoring a task instance.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("unknown task {0:?} (known: maze, symmetry, gravity, flood_fill)")]
+    #[error("unknown task {0:?} (known: maze, symmetry, gravity, flood_fill, rotation)")]
     UnknownTask(String),
 
     #[error("invalid task parameters: {0}")]

@@ -12,6 +12,7 @@
 //! | [`TaskKind::Symmetry`] | Abstraction | add the blocks that make the pattern mirror-symmetric |
 //! | [`TaskKind::Gravity`] | Knowledge | let the blocks fall onto the ground, ledges and each other |
 //! | [`TaskKind::FloodFill`] | Perception | fill the walled region that holds the blue marker |
+//! | [`TaskKind::Rotation`] | Transformation | turn the pattern a quarter turn clockwise |
 //!
 //! The faculties are VBVR-Bench's (`TASK_CATEGORY_MAP` in VBVR-EvalKit): its maze (O-39) is
 //! Spatiality, symmetry completion (O-49) Abstraction, gravity physics (O-62) Knowledge, and its
@@ -24,6 +25,7 @@ mod grid;
 mod maze;
 mod palette;
 pub(crate) mod rng;
+mod rotation;
 mod symmetry;
 mod video;
 
@@ -49,6 +51,7 @@ pub enum TaskKind {
     Symmetry,
     Gravity,
     FloodFill,
+    Rotation,
 }
 
 /// How big and how long an instance is.
@@ -63,7 +66,7 @@ pub struct TaskParams {
 
 impl TaskKind {
     /// Every task.
-    pub const ALL: [Self; 4] = [Self::Maze, Self::Symmetry, Self::Gravity, Self::FloodFill];
+    pub const ALL: [Self; 5] = [Self::Maze, Self::Symmetry, Self::Gravity, Self::FloodFill, Self::Rotation];
 
     /// Short lower-case name, as used on command lines and in trajectory files.
     #[must_use]
@@ -73,6 +76,7 @@ impl TaskKind {
             Self::Symmetry => "symmetry",
             Self::Gravity => "gravity",
             Self::FloodFill => "flood_fill",
+            Self::Rotation => "rotation",
         }
     }
 
@@ -92,6 +96,7 @@ impl TaskKind {
             Self::Symmetry => Faculty::Abstraction,
             Self::Gravity => Faculty::Knowledge,
             Self::FloodFill => Faculty::Perception,
+            Self::Rotation => Faculty::Transformation,
         }
     }
 
@@ -100,7 +105,7 @@ impl TaskKind {
     pub const fn default_params(self) -> TaskParams {
         let size = match self {
             Self::Maze => 5,
-            Self::Symmetry | Self::Gravity | Self::FloodFill => 6,
+            Self::Symmetry | Self::Gravity | Self::FloodFill | Self::Rotation => 6,
         };
         TaskParams { size, frames: 5 }
     }
@@ -110,7 +115,7 @@ impl TaskKind {
     pub const fn size_range(self) -> std::ops::RangeInclusive<usize> {
         match self {
             Self::Maze => 2..=16,
-            Self::Symmetry | Self::Gravity | Self::FloodFill => 4..=16,
+            Self::Symmetry | Self::Gravity | Self::FloodFill | Self::Rotation => 4..=16,
         }
     }
 
@@ -132,6 +137,7 @@ impl TaskKind {
             Self::Symmetry => symmetry::generate(seed, params),
             Self::Gravity => Ok(gravity::generate(seed, params)),
             Self::FloodFill => Ok(flood_fill::generate(seed, params)),
+            Self::Rotation => rotation::generate(seed, params),
         }
     }
 }
@@ -147,6 +153,8 @@ pub enum Answer {
     Gravity { resting: Vec<Cell>, ticks: usize },
     /// The marker's region, in the order the fill reaches it (the marker first).
     FloodFill { region: Vec<Cell> },
+    /// The cells that hold a block once the pattern is turned.
+    Rotation { blocks: Vec<Cell> },
 }
 
 impl Answer {
@@ -158,6 +166,7 @@ impl Answer {
             Self::Symmetry { missing } => missing,
             Self::Gravity { resting, .. } => resting,
             Self::FloodFill { region } => region,
+            Self::Rotation { blocks } => blocks,
         }
     }
 }
@@ -196,6 +205,7 @@ impl TaskInstance {
             TaskKind::Symmetry => symmetry::score(self, video),
             TaskKind::Gravity => gravity::score(self, video),
             TaskKind::FloodFill => flood_fill::score(self, video),
+            TaskKind::Rotation => rotation::score(self, video),
         })
     }
 

@@ -169,7 +169,7 @@ pub fn load_prompts(path: &Path, device: &Device) -> Result<BTreeMap<String, Ten
     Ok(prompts)
 }
 
-fn write_safetensors(
+pub(super) fn write_safetensors(
     path: &Path,
     named: Vec<(String, &Tensor)>,
     metadata: Option<HashMap<String, String>>,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 
+#[cfg(doc)]
 use super::batch::TRAINING_SEED_BIT;
 use super::error::{Result, TrainingError};
 use crate::model::WanTransformer;
@@ -26,40 +27,82 @@ impl Default for SamplerSettings {
     }
 }
 
+/// Which held-out samples to draw: instances `seeds` of `task` at `params`, each sampled from
+/// `noise_seeds` noise seeds (instance seed `s`, noise index `j`: noise seed `s + j 2^32`; `j = 0`
+/// is the instance's own seed, as in the app's default session).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalPlan {
+    pub task: TaskKind,
+    pub params: TaskParams,
+    pub seeds: Range<u64>,
+    pub noise_seeds: u64,
+    pub sampler: SamplerSettings,
+}
+
+impl EvalPlan {
+    /// Samples in the plan.
+    #[must_use]
+    pub fn samples(&self) -> u64 {
+        (self.seeds.end.saturating_sub(self.seeds.start)).saturating_mul(self.noise_seeds)
+    }
+}
+
 /// The outcome over a set of held-out instances.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalResult {
     pub task: TaskKind,
     pub params: TaskParams,
+    /// Instances evaluated.
     pub count: usize,
-    /// Instances whose final video shows exactly the answer.
+    /// Samples drawn (instances x noise seeds).
+    pub samples: usize,
+    /// Samples whose final video shows exactly the answer.
     pub solved: usize,
-    /// Mean scorer value in `[0, 1]`.
+    /// Instances solved by at least one of their noise seeds.
+    pub instances_solved: usize,
+    /// Mean scorer value over the samples, in `[0, 1]`.
     pub mean_score: f32,
 }
 
 impl EvalResult {
-    /// Fraction solved.
+    /// Fraction of samples solved.
     #[must_use]
     pub fn solve_rate(&self) -> f64 {
-        self.solved as f64 / self.count.max(1) as f64
+        self.solved as f64 / self.samples.max(1) as f64
+    }
+
+    /// Fraction of instances solved by at least one noise seed.
+    #[must_use]
+    pub fn any_seed_rate(&self) -> f64 {
+        self.instances_solved as f64 / self.count.max(1) as f64
     }
 }
 
-/// Samples the instances with `seeds` (held out: below [`TRAINING_SEED_BIT`]) of `task` at
-/// `params` from `model` with `prompt` `[1, L, text_dim]`, the instance's seed as noise seed,
-/// and scores each final video.
+/// The largest noise-seed count: noise seeds `s + j 2^32` stay below 2^63 for `s < 2^32`.
+pub const MAX_NOISE_SEEDS: u64 = 1 << 30;
+
+/// Samples the plan's instances (held out: below [`TRAINING_SEED_BIT`]) from `model` with
+/// `prompt` `[1, L, text_dim]` and scores each final video; `on_sample` is called after each
+/// sample (for a progress bar).
 pub fn evaluate(
     model: &Arc<WanTransformer>,
     prompt: &Tensor,
-    task: TaskKind,
-    params: TaskParams,
-    seeds: Range<u64>,
-    sampler: SamplerSettings,
+    plan: &EvalPlan,
+    on_sample: &mut dyn FnMut(),
 ) -> Result<EvalResult> {
-    if seeds.end > TRAINING_SEED_BIT {
-        return Err(TrainingError::Setup("held-out seeds must be below 2^63".to_owned()));
+    if plan.seeds.end > 1 << 32 {
+        return Err(TrainingError::Setup(format!(
+            "held-out instance seeds must be below 2^32 (got up to {}); training seeds have bit 63 set",
+            plan.seeds.end
+        )));
     }
+    if plan.noise_seeds == 0 || plan.noise_seeds > MAX_NOISE_SEEDS {
+        return Err(TrainingError::Setup(format!(
+            "{} noise seeds: give 1 to {MAX_NOISE_SEEDS}",
+            plan.noise_seeds
+        )));
+    }
+    let sampler = plan.sampler;
     let settings = SessionSettings {
         steps: sampler.steps,
         shift: sampler.shift,
@@ -67,32 +110,49 @@ pub fn evaluate(
         guidance_scale: 1.0,
         capture: CaptureSpec::default(),
     };
-    let (mut solved, mut score_sum, mut count) = (0, 0.0f32, 0);
-    for seed in seeds {
-        let instance = task.generate(seed, &params)?;
+    let mut result = EvalResult {
+        task: plan.task,
+        params: plan.params,
+        count: 0,
+        samples: 0,
+        solved: 0,
+        instances_solved: 0,
+        mean_score: 0.0,
+    };
+    let mut score_sum = 0.0f64;
+    for seed in plan.seeds.clone() {
+        let instance = plan.task.generate(seed, &plan.params)?;
         let [channels, frames, height, width] = instance.ground_truth.shape();
         let conditioning = Arc::new(Conditioning {
             prompt_embeds: prompt.clone(),
             negative_prompt_embeds: None,
             condition_latent: Some(instance.first_frame.to_tensor(model.device())?),
         });
-        let mut session = SamplingSession::new(
-            Arc::clone(model),
-            conditioning,
-            settings.clone(),
-            [channels, frames, height, width],
-            &NoiseSource::Seed(seed),
-        )?;
-        while !session.is_finished() {
-            session.step()?;
+        let mut any_solved = false;
+        for noise_idx in 0..plan.noise_seeds {
+            let mut session = SamplingSession::new(
+                Arc::clone(model),
+                Arc::clone(&conditioning),
+                settings.clone(),
+                [channels, frames, height, width],
+                &NoiseSource::Seed(seed + (noise_idx << 32)),
+            )?;
+            while !session.is_finished() {
+                session.step()?;
+            }
+            let video = TaskVideo::from_tensor(&session.latents()?)?;
+            let score = instance.score(&video)?;
+            any_solved |= score.solved;
+            result.solved += usize::from(score.solved);
+            score_sum += f64::from(score.value);
+            result.samples += 1;
+            on_sample();
         }
-        let video = TaskVideo::from_tensor(&session.latents()?)?;
-        let score = instance.score(&video)?;
-        solved += usize::from(score.solved);
-        score_sum += score.value;
-        count += 1;
+        result.instances_solved += usize::from(any_solved);
+        result.count += 1;
     }
-    Ok(EvalResult { task, params, count, solved, mean_score: score_sum / count.max(1) as f32 })
+    result.mean_score = (score_sum / result.samples.max(1) as f64) as f32;
+    Ok(result)
 }
 
 /// The inference model (fused kernels) over `weights` (model keys; extra keys are ignored).

@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod dataset;
 pub mod error;
 pub mod eval;
 pub mod optim;
@@ -26,5 +27,5 @@ mod tests;
 
 pub use config::{TaskMix, TrainConfig};
 pub use error::{Result, TrainingError};
-pub use eval::{EvalResult, SamplerSettings, evaluate, inference_model};
+pub use eval::{EvalPlan, EvalResult, SamplerSettings, evaluate, inference_model};
 pub use trainer::{StepStats, Trainer};

@@ -1,9 +1,11 @@
-//! The "New live run" window: pick a model folder, prompt embeddings, noise seed, size and
-//! schedule, then start.
+//! The "New live run" window: pick a model folder, a built-in task instance or prompt
+//! embeddings, noise seed, size and schedule, then start.
 
 use stepscope_engine::scheduler::SchedulerKind;
 
-use super::setup::LiveSetup;
+use stepscope_engine::tasks::TaskKind;
+
+use super::setup::{LiveSetup, LiveTask};
 use crate::viewer::file_picker::FilePicker;
 
 /// The dialog's state while it is open: the choices being edited and the last start failure.
@@ -32,14 +34,21 @@ impl NewRunDialog {
             |ui| {
                 egui::Grid::new("new_run_grid").num_columns(3).show(ui, |ui| {
                     path_row_ui(ui, "Model folder", &mut self.setup.model_dir, || picker.pick_model_dir());
-                    path_row_ui(ui, "Prompt embeddings", &mut self.setup.prompt_embeds, || {
-                        picker.pick_tensor_file()
-                    });
+                    task_row_ui(ui, &mut self.setup.task);
+                    if self.setup.task.is_none() {
+                        path_row_ui(ui, "Prompt embeddings", &mut self.setup.prompt_embeds, || {
+                            picker.pick_tensor_file()
+                        });
+                    }
                     let setup = &mut self.setup;
                     drag_row_ui(ui, "Noise seed", egui::DragValue::new(&mut setup.rng_seed));
                     ui.label("Latent size");
                     ui.horizontal(|ui| {
-                        for (extent, name) in setup.size.iter_mut().zip(["frames", "height", "width"]) {
+                        // A task's puzzle fixes the height and width.
+                        let extents = if setup.task.is_some() { 1 } else { 3 };
+                        for (extent, name) in
+                            setup.size.iter_mut().zip(["frames", "height", "width"]).take(extents)
+                        {
                             let label = ui.label(name);
                             ui.add(egui::DragValue::new(extent).range(1..=512)).labelled_by(label.id);
                         }
@@ -92,6 +101,37 @@ fn path_row_ui(
     {
         *path = picked;
     }
+    ui.end_row();
+}
+
+/// The task picker: none (free run on given prompt embeddings) or a built-in task, its size and
+/// instance seed.
+fn task_row_ui(ui: &mut egui::Ui, task: &mut Option<LiveTask>) {
+    let label = ui.label("Task");
+    ui.horizontal(|ui| {
+        let current = task.as_ref().map_or("none", |task| task.name.as_str()).to_owned();
+        egui::ComboBox::from_id_salt("live_task")
+            .selected_text(&current)
+            .show_ui(ui, |ui| {
+                if ui.selectable_label(task.is_none(), "none").clicked() {
+                    *task = None;
+                }
+                for kind in TaskKind::ALL {
+                    if ui.selectable_label(current == kind.name(), kind.name()).clicked() {
+                        let size = task.as_ref().map_or(5, |task| task.size);
+                        *task = Some(LiveTask { name: kind.name().to_owned(), size, seed: 0 });
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        if let Some(task) = task {
+            let size = ui.label("cells");
+            ui.add(egui::DragValue::new(&mut task.size).range(2..=16)).labelled_by(size.id);
+            let seed = ui.label("instance");
+            ui.add(egui::DragValue::new(&mut task.seed)).labelled_by(seed.id);
+        }
+    });
     ui.end_row();
 }
 

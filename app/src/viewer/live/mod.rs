@@ -9,4 +9,4 @@ mod setup;
 pub use controls::{LiveAction, live_controls_ui};
 pub use dialog::NewRunDialog;
 pub use session::{Activity, LiveSession};
-pub use setup::{LiveSetup, provenance};
+pub use setup::{LiveSetup, LiveTask, builtin_model_dir, provenance};

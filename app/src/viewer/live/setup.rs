@@ -5,14 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
+use stepscope_engine::analysis::task_info;
 use stepscope_engine::model::WanTransformer;
 use stepscope_engine::recording::RunProvenance;
 use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SessionSettings};
+use stepscope_engine::tasks::{TaskInstance, TaskKind, TaskParams};
 use stepscope_engine::tensor_file::read_tensor;
+use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
 use stepscope_engine::worker::RunRequest;
 
 /// The choices behind a live run.
@@ -32,6 +35,20 @@ pub struct LiveSetup {
     pub scheduler: SchedulerKind,
     /// What to capture inside the network, in `record --capture` syntax; empty for nothing.
     pub capture: String,
+    /// A built-in task instance to solve: its puzzle becomes the clean first frame, the model
+    /// folder's `prompts.safetensors` gives the prompt, and `size` follows the puzzle.
+    pub task: Option<LiveTask>,
+}
+
+/// A built-in task instance for a live run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveTask {
+    /// `maze`, `symmetry`, `gravity`, `flood_fill`, `rotation` or `rotation`.
+    pub name: String,
+    /// Cells per side.
+    pub size: usize,
+    /// The instance's seed (the evaluation's held-out seeds are `0..N`).
+    pub seed: u64,
 }
 
 impl Default for LiveSetup {
@@ -45,27 +62,96 @@ impl Default for LiveSetup {
             shift: 3.0,
             scheduler: SchedulerKind::UniPc,
             capture: "token_norm,pca3@all".to_owned(),
+            task: None,
         }
     }
 }
 
+/// The built-in model (`assets/model` in the repository), trained on the tasks.
+#[must_use]
+pub fn builtin_model_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/model");
+    std::fs::canonicalize(&dir).unwrap_or(dir)
+}
+
 impl LiveSetup {
+    /// The session the app opens on: a 5x5 maze (held-out seed 0) for the built-in model, 5
+    /// frames, the sampler it was evaluated with, every layer captured.
+    #[must_use]
+    pub fn builtin_maze() -> Self {
+        Self {
+            model_dir: builtin_model_dir(),
+            prompt_embeds: PathBuf::new(),
+            rng_seed: 0,
+            size: [5, 12, 12],
+            steps: 20,
+            shift: 3.0,
+            scheduler: SchedulerKind::UniPc,
+            capture: "decoded,token_norm,pca3@all".to_owned(),
+            task: Some(LiveTask { name: "maze".to_owned(), size: 5, seed: 0 }),
+        }
+    }
+
+    /// The task instance this run solves, if any (`size[0]` frames).
+    pub fn task_instance(&self) -> Result<Option<TaskInstance>> {
+        let Some(task) = &self.task else { return Ok(None) };
+        let kind = TaskKind::from_name(&task.name).context("the task")?;
+        let params = TaskParams { size: task.size, frames: self.size[0] };
+        kind.generate(task.seed, &params)
+            .map(Some)
+            .with_context(|| format!("generating {} {}", task.name, task.seed))
+    }
+
     /// Loads the model and the prompt embeddings (on the CPU, in f32) and checks the choices,
     /// giving the request that starts the run.
     pub fn to_request(&self) -> Result<RunRequest> {
         let device = Device::Cpu;
         let model = WanTransformer::load(&self.model_dir, DType::F32, &device)
             .with_context(|| format!("loading the model from {}", self.model_dir.display()))?;
-        let prompt_embeds = read_tensor(&self.prompt_embeds, "prompt_embeds", 3, &device)?;
         let capture: CaptureSpec = self.capture.parse().context("the capture list")?;
-        let [frames, height, width] = self.size;
-        let latent_shape = [model.config().in_channels, frames, height, width];
+        let instance = self.task_instance()?;
+        let (prompt_embeds, condition_latent, latent_shape, provenance) = match &instance {
+            None => {
+                let prompt_embeds = read_tensor(&self.prompt_embeds, "prompt_embeds", 3, &device)?;
+                let [frames, height, width] = self.size;
+                let shape = [model.config().in_channels, frames, height, width];
+                (prompt_embeds, None, shape, provenance(&self.model_dir, &self.prompt_embeds, None))
+            }
+            Some(instance) => {
+                let prompts_path = self.model_dir.join(PROMPTS_FILE);
+                let mut prompts = load_prompts(&prompts_path, &device).with_context(|| {
+                    format!("a task run needs the model's learned prompts, {}", prompts_path.display())
+                })?;
+                let name = instance.kind.name();
+                let prompt = prompts.remove(name).with_context(|| {
+                    format!(
+                        "{} has no prompt for {name}: the model was not trained on it",
+                        prompts_path.display()
+                    )
+                })?;
+                let first_frame = instance.first_frame.to_tensor(&device)?;
+                let [channels, _, height, width] = instance.ground_truth.shape();
+                let shape = [channels, instance.params.frames, height, width];
+                let mut provenance =
+                    provenance(&self.model_dir, &prompts_path, Some(instance.prompt.clone()));
+                provenance.prompt_embeddings = format!("file:{PROMPTS_FILE}#{name}");
+                provenance.task = Some(task_info(instance));
+                (prompt, Some(first_frame), shape, provenance)
+            }
+        };
+        if latent_shape[0] != model.config().in_channels {
+            bail!(
+                "the task's videos have {} channels, the model takes {}",
+                latent_shape[0],
+                model.config().in_channels
+            );
+        }
         Ok(RunRequest {
             model: Arc::new(model),
             conditioning: Arc::new(Conditioning {
                 prompt_embeds,
                 negative_prompt_embeds: None,
-                condition_latent: None,
+                condition_latent,
             }),
             settings: SessionSettings {
                 steps: self.steps,
@@ -76,7 +162,7 @@ impl LiveSetup {
             },
             latent_shape,
             noise: NoiseSource::Seed(self.rng_seed),
-            provenance: provenance(&self.model_dir, &self.prompt_embeds, None),
+            provenance,
         })
     }
 }

@@ -1,0 +1,81 @@
+//! The task panel: for a run that solves a built-in task, how well `x0_hat` solves it at the
+//! current step (the task's rule-based score and its parts) and at every step (a plot; click it
+//! to go to a step). The step where the curve rises is where the model commits to an answer.
+
+use egui_plot::{Line, Plot, PlotPoints, Points, VLine};
+
+use super::document::Document;
+use super::stats_cache::StatsCache;
+
+const PLOT_HEIGHT: f32 = 140.0;
+
+/// Draws the panel if the document's run solves a task; returns the step the user clicked.
+pub fn task_panel_ui(
+    ui: &mut egui::Ui,
+    document: &Document,
+    stats: &mut StatsCache,
+    step_idx: usize,
+) -> Option<usize> {
+    let info = document.manifest().conditioning.task.as_ref()?;
+    ui.separator();
+    ui.strong(format!("Task: {} (instance {})", info.name, info.seed));
+    let (instance, scores) = match stats.task_scores(document, document.seed_idx) {
+        Ok(found) => found,
+        Err(message) => {
+            ui.colored_label(ui.visuals().warn_fg_color, message);
+            return None;
+        }
+    };
+    ui.add(egui::Label::new(egui::RichText::new(&instance.prompt).italics()).wrap());
+    match scores.get(step_idx).and_then(Option::as_ref) {
+        Some(score) => {
+            let verdict = if score.solved { "solved" } else { "not solved" };
+            ui.label(format!("x0_hat at step {step_idx}: score {:.3}, {verdict}", score.value));
+            egui::Grid::new("task_score_parts").num_columns(2).show(ui, |ui| {
+                for (name, value) in &score.parts {
+                    ui.label(*name);
+                    ui.add(egui::ProgressBar::new(*value).text(format!("{value:.2}")).desired_width(120.0));
+                    ui.end_row();
+                }
+            });
+        }
+        None => {
+            ui.label(format!("no x0_hat at step {step_idx} yet"));
+        }
+    }
+    let line: Vec<[f64; 2]> = scores
+        .iter()
+        .enumerate()
+        .filter_map(|(step, score)| score.as_ref().map(|score| [step as f64, f64::from(score.value)]))
+        .collect();
+    let solved: Vec<[f64; 2]> = scores
+        .iter()
+        .enumerate()
+        .filter_map(|(step, score)| {
+            score.as_ref().filter(|score| score.solved).map(|score| [step as f64, f64::from(score.value)])
+        })
+        .collect();
+    let response = Plot::new("task_score_plot")
+        .height(PLOT_HEIGHT)
+        .x_axis_label("step")
+        .y_axis_label("score of x0_hat")
+        .include_y(0.0)
+        .include_y(1.0)
+        .include_x(0.0)
+        .include_x(document.num_steps().saturating_sub(1) as f64)
+        .allow_scroll(false)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .show(ui, |plot_ui| {
+            plot_ui.line(Line::new("score", PlotPoints::from(line)).width(2.0));
+            plot_ui.points(Points::new("solved", PlotPoints::from(solved)).radius(3.5));
+            plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
+            plot_ui.pointer_coordinate()
+        });
+    let pointer = response.inner;
+    (response.response.clicked())
+        .then_some(pointer)
+        .flatten()
+        .map(|point| point.x.round().max(0.0) as usize)
+        .filter(|&step| step < document.num_steps())
+}

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Train the built-in model with PyTorch + diffusers, the same recipe as `stepscope train`.
+
+`stepscope train` (Rust/candle) is the reference trainer; on this project's CPU it runs 2.3-4x
+slower than PyTorch, so the shipped model is trained here. Both write the same files:
+`model/` (diffusers `WanTransformer3DModel` folder: `config.json`,
+`diffusion_pytorch_model.safetensors`, the EMA weights) and `model/prompts.safetensors` (one
+learned `[1, L, text_dim]` prompt embedding per task name), which the engine loads.
+
+The data are the Rust generators' own instances: this script calls `stepscope generate` for
+chunks of fresh training seeds (top bit set; held-out evaluation seeds are `0..N`), so there is
+one definition of every task. The recipe (see training/README.md):
+
+- flow matching, `x_t = (1 - sigma) x0 + sigma eps`, target `v = eps - x0`, `sigma` logit-normal;
+- Wan2.2 TI2V conditioning as the engine samples: frame 0 stays clean with timestep 0 on its
+  tokens and carries no loss;
+- AdamW (0.9, 0.999, 1e-8), linear warm-up, weight decay on weight matrices, gradient norm
+  clipped to 1, an EMA of the weights (exported).
+
+Checkpoints (`checkpoint.pt`: weights, EMA, AdamW moments, random states, data cursors, step)
+are written atomically every `--checkpoint-minutes`; `--resume` continues a run.
+
+Usage (from the repository root, after `cargo build --release`):
+
+    /path/to/venv/bin/python training/train_torch.py --out training/runs/maze \
+        --tasks maze --maze-sizes 4-6 --steps 20000 --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from diffusers import WanTransformer3DModel
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+TRAINING_SEED_BIT = 1 << 63
+CHUNK = 2048
+TASK_SIZES = {"maze": None, "symmetry": 6, "gravity": 6, "flood_fill": 6, "rotation": 6}
+
+
+def model_config(args) -> dict:
+    """The pixel-space Wan of the recipe: 3 channels, 1x2x2 patches (one token per cell)."""
+    return {
+        "patch_size": [1, 2, 2],
+        "num_attention_heads": args.heads,
+        "attention_head_dim": 32,
+        "in_channels": 3,
+        "out_channels": 3,
+        "text_dim": args.text_dim,
+        "freq_dim": 256,
+        "ffn_dim": args.ffn_dim,
+        "num_layers": args.layers,
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        "eps": 1e-6,
+        "image_dim": None,
+        "added_kv_proj_dim": None,
+        "rope_max_seq_len": 1024,
+        "pos_embed_seq_len": None,
+    }
+
+
+def atomic_write(path: Path, write) -> None:
+    """Writes `path` through a temporary file in its folder, synced, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class InstanceStream:
+    """Fresh ground-truth videos `[3, F, H, W]` of one task and size, from `stepscope generate`."""
+
+    def __init__(self, binary: str, task: str, size: int, frames: int, base_seed: int, cursor: int = 0):
+        self.binary, self.task, self.size, self.frames = binary, task, size, frames
+        self.base_seed, self.cursor = base_seed, cursor
+        self.videos: torch.Tensor | None = None
+        self.offset = 0
+
+    def take(self, count: int) -> torch.Tensor:
+        parts, needed = [], count
+        while needed > 0:
+            if self.videos is None or self.offset == len(self.videos):
+                self._load()
+            part = self.videos[self.offset : self.offset + needed]
+            self.offset += len(part)
+            needed -= len(part)
+            parts.append(part)
+        return torch.cat(parts)
+
+    def _load(self) -> None:
+        first_seed = (self.base_seed + self.cursor) % (1 << 64) | TRAINING_SEED_BIT
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "chunk.safetensors"
+            subprocess.run(
+                [self.binary, "generate", "--task", self.task, "--size", str(self.size),
+                 "--frames", str(self.frames), "--first-seed", str(first_seed),
+                 "--count", str(CHUNK), "--output", str(out)],
+                check=True,
+            )
+            with safe_open(out, "pt") as f:
+                self.videos = f.get_tensor("videos")
+        self.cursor += CHUNK
+        self.offset = 0
+
+
+def noise_batch(x0: torch.Tensor, gen: torch.Generator):
+    """x_t, per-token timesteps `[B, N]` (0 on frame 0), target `eps - x0`, sigmas."""
+    b, _, f, h, w = x0.shape
+    eps = torch.randn(x0.shape, generator=gen)
+    sigma = torch.sigmoid(torch.randn(b, generator=gen))
+    generated = torch.ones(1, 1, f, 1, 1)
+    generated[:, :, 0] = 0.0
+    target = eps - x0
+    x_t = x0 + sigma.view(b, 1, 1, 1, 1) * target * generated
+    per_frame = (h // 2) * (w // 2)
+    timesteps = torch.cat(
+        [torch.zeros(b, per_frame), (1000.0 * sigma).view(b, 1).expand(b, (f - 1) * per_frame)], dim=1
+    )
+    return x_t, timesteps, target, generated
+
+
+def export(out: Path, ema_model, ema_prompts: dict[str, torch.Tensor]) -> None:
+    model_dir = out / "model"
+    config = dict(ema_model.config)
+    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    config = {"_class_name": "WanTransformer3DModel", "_diffusers_version": __import__("diffusers").__version__,
+              **config}
+    atomic_write(model_dir / "config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2, sort_keys=True)))
+    weights = {k: v.detach().contiguous() for k, v in ema_model.state_dict().items()}
+    atomic_write(model_dir / "diffusion_pytorch_model.safetensors", lambda p: save_file(weights, p))
+    prompts = {k: v.detach().contiguous() for k, v in ema_prompts.items()}
+    atomic_write(model_dir / "prompts.safetensors", lambda p: save_file(prompts, p))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out")
+    ap.add_argument("--stepscope", default="target/release/stepscope", help="the stepscope binary")
+    ap.add_argument("--tasks", default="maze")
+    ap.add_argument("--maze-sizes", default="4-6")
+    ap.add_argument("--frames", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--ffn-dim", type=int, default=512)
+    ap.add_argument("--text-dim", type=int, default=32)
+    ap.add_argument("--prompt-tokens", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long (0: never)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out: Path = args.out
+    ckpt_path = out / "checkpoint.pt"
+
+    if args.resume:
+        state = torch.load(ckpt_path, weights_only=False)
+        saved_args = state["args"]
+        for key in ("tasks", "maze_sizes", "frames", "batch_size", "lr", "warmup", "weight_decay", "ema",
+                    "layers", "heads", "ffn_dim", "text_dim", "prompt_tokens", "seed"):
+            setattr(args, key, saved_args[key])
+    else:
+        if ckpt_path.exists():
+            print(f"error: {ckpt_path} exists; pass --resume to continue it", file=sys.stderr)
+            return 2
+        state = None
+
+    tasks = args.tasks.split(",")
+    lo, hi = (int(v) for v in args.maze_sizes.split("-"))
+    mixes = [(t, s) for t in tasks for s in (range(lo, hi + 1) if t == "maze" else [TASK_SIZES[t]])]
+    torch.manual_seed(args.seed)
+    model = WanTransformer3DModel(**model_config(args))
+    prompts = torch.nn.ParameterDict(
+        {t: torch.nn.Parameter(torch.randn(1, args.prompt_tokens, args.text_dim)) for t in tasks}
+    )
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2] + list(prompts.parameters())
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
+    )
+    ema_model = copy.deepcopy(model).requires_grad_(False)
+    ema_prompts = {t: p.detach().clone() for t, p in prompts.items()}
+    picker = random.Random(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    step, samples, elapsed = 0, 0, 0.0
+    cursors = {}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        prompts.load_state_dict(state["prompts"])
+        opt.load_state_dict(state["opt"])
+        ema_model.load_state_dict(state["ema_model"])
+        ema_prompts = state["ema_prompts"]
+        picker.setstate(state["picker"])
+        gen.set_state(state["gen"])
+        step, samples, elapsed, cursors = state["step"], state["samples"], state["elapsed"], state["cursors"]
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{n_params} parameters; mixes {mixes}; starting at step {step}", flush=True)
+
+    streams = {}
+    for i, (t, s) in enumerate(mixes):
+        base = (args.seed << 40) + (i << 32)
+        # A resumed stream starts at its next unread chunk (the partly read one is skipped).
+        streams[(t, s)] = InstanceStream(args.stepscope, t, s, args.frames, base, cursors.get(f"{t}/{s}", 0))
+
+    log_path = out / "loss.csv"
+    out.mkdir(parents=True, exist_ok=True)
+    if state is not None and log_path.exists():
+        rows = [r for r in csv.reader(log_path.open()) if r and (r[0] == "step" or int(r[0]) < step)]
+        atomic_write(log_path, lambda p: csv.writer(open(p, "w", newline="")).writerows(rows))
+    elif not log_path.exists():
+        log_path.write_text("step,samples,task,size,loss,grad_norm,lr,elapsed_s\n")
+    log = log_path.open("a")
+
+    def checkpoint() -> None:
+        state = {
+            "args": vars(args) | {"out": str(out)}, "model": model.state_dict(), "prompts": prompts.state_dict(),
+            "opt": opt.state_dict(), "ema_model": ema_model.state_dict(), "ema_prompts": ema_prompts,
+            "picker": picker.getstate(), "gen": gen.get_state(), "step": step, "samples": samples,
+            "elapsed": elapsed, "cursors": {f"{t}/{s}": st.cursor for (t, s), st in streams.items()},
+        }
+        log.flush()
+        atomic_write(ckpt_path, lambda p: torch.save(state, p))
+        export(out, ema_model, ema_prompts)
+
+    forward = torch.compile(model, dynamic=False) if args.compile else model
+    model_params = list(model.parameters()) + list(prompts.parameters())
+    ema_params = list(ema_model.parameters())
+    last_ckpt = time.monotonic()
+    started = time.monotonic()
+    while step < args.steps:
+        t0 = time.monotonic()
+        task, size = mixes[picker.randrange(len(mixes))]
+        x0 = streams[(task, size)].take(args.batch_size)
+        x_t, timesteps, target, generated = noise_batch(x0, gen)
+        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        context = prompts[task].expand(args.batch_size, -1, -1)
+        velocity = forward(hidden_states=x_t, timestep=timesteps, encoder_hidden_states=context, return_dict=False)[0]
+        loss = ((velocity - target) ** 2 * generated).sum() / (target.numel() * (args.frames - 1) / args.frames)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model_params, 1.0).item()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - args.ema)
+            for t, p in prompts.items():
+                ema_prompts[t].lerp_(p.detach(), 1.0 - args.ema)
+        step += 1
+        samples += args.batch_size
+        elapsed += time.monotonic() - t0
+        log.write(f"{step - 1},{samples},{task},{size},{loss.item():.6f},{grad_norm:.4f},{lr:.3e},{elapsed:.1f}\n")
+        if step % 25 == 0:
+            log.flush()
+            print(f"step {step} loss {loss.item():.4f} {elapsed / step:.2f} s/step", flush=True)
+        if time.monotonic() - last_ckpt > 60 * args.checkpoint_minutes:
+            checkpoint()
+            last_ckpt = time.monotonic()
+        if args.max_minutes and time.monotonic() - started > 60 * args.max_minutes:
+            break
+    checkpoint()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
