@@ -158,6 +158,7 @@ def main() -> int:
     ap.add_argument("--resume", action="store_true", help="continue the run in --out")
     ap.add_argument("--stepscope", default="target/release/stepscope", help="the stepscope binary")
     ap.add_argument("--tasks", default="maze")
+    ap.add_argument("--add-tasks", default="", help="with --resume: tasks to add to the run (new prompts)")
     ap.add_argument("--maze-sizes", default="4-6")
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20000)
@@ -187,6 +188,9 @@ def main() -> int:
         for key in ("tasks", "maze_sizes", "frames", "batch_size", "lr", "warmup", "weight_decay", "ema",
                     "layers", "heads", "ffn_dim", "text_dim", "prompt_tokens", "seed"):
             setattr(args, key, saved_args[key])
+        added = [t for t in args.add_tasks.split(",") if t and t not in args.tasks.split(",")]
+        if added:
+            args.tasks = ",".join(args.tasks.split(",") + added)
     else:
         if ckpt_path.exists():
             print(f"error: {ckpt_path} exists; pass --resume to continue it", file=sys.stderr)
@@ -201,12 +205,16 @@ def main() -> int:
     prompts = torch.nn.ParameterDict(
         {t: torch.nn.Parameter(torch.randn(1, args.prompt_tokens, args.text_dim)) for t in tasks}
     )
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2] + list(prompts.parameters())
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
-    )
+    # Optimiser groups: weight matrices (decayed), then the other model parameters with the
+    # prompts of the run's first tasks, then one group per set of tasks added on a resume.
+    prompt_groups = [tasks] if state is None else state.get("prompt_groups", [list(state["prompts"].keys())])
+    added = [t for t in tasks if all(t not in group for group in prompt_groups)]
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": args.weight_decay},
+              {"params": no_decay + [prompts[t] for t in prompt_groups[0]], "weight_decay": 0.0}]
+    groups += [{"params": [prompts[t] for t in group], "weight_decay": 0.0} for group in prompt_groups[1:]]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     ema_model = copy.deepcopy(model).requires_grad_(False)
     ema_prompts = {t: p.detach().clone() for t, p in prompts.items()}
     picker = random.Random(args.seed)
@@ -215,10 +223,13 @@ def main() -> int:
     cursors = {}
     if state is not None:
         model.load_state_dict(state["model"])
-        prompts.load_state_dict(state["prompts"])
+        prompts.load_state_dict(state["prompts"], strict=False)
         opt.load_state_dict(state["opt"])
         ema_model.load_state_dict(state["ema_model"])
-        ema_prompts = state["ema_prompts"]
+        ema_prompts = state["ema_prompts"] | {t: prompts[t].detach().clone() for t in added}
+        if added:
+            opt.add_param_group({"params": [prompts[t] for t in added], "weight_decay": 0.0})
+            prompt_groups = prompt_groups + [added]
         picker.setstate(state["picker"])
         gen.set_state(state["gen"])
         step, samples, elapsed, cursors = state["step"], state["samples"], state["elapsed"], state["cursors"]
@@ -227,6 +238,8 @@ def main() -> int:
 
     streams = {}
     for i, (t, s) in enumerate(mixes):
+        # Each (task, size) stream has its own block of seeds; added tasks come last, so the
+        # blocks of a run's first mixes stay where they were.
         base = (args.seed << 40) + (i << 32)
         # A resumed stream starts at its next unread chunk (the partly read one is skipped).
         streams[(t, s)] = InstanceStream(args.stepscope, t, s, args.frames, base, cursors.get(f"{t}/{s}", 0))
@@ -245,7 +258,7 @@ def main() -> int:
             "args": vars(args) | {"out": str(out)}, "model": model.state_dict(), "prompts": prompts.state_dict(),
             "opt": opt.state_dict(), "ema_model": ema_model.state_dict(), "ema_prompts": ema_prompts,
             "picker": picker.getstate(), "gen": gen.get_state(), "step": step, "samples": samples,
-            "elapsed": elapsed, "cursors": {f"{t}/{s}": st.cursor for (t, s), st in streams.items()},
+            "elapsed": elapsed, "prompt_groups": prompt_groups, "cursors": {f"{t}/{s}": st.cursor for (t, s), st in streams.items()},
         }
         log.flush()
         atomic_write(ckpt_path, lambda p: torch.save(state, p))

@@ -58,6 +58,7 @@ fn live_harness(picker: SaveTo, setup: LiveSetup) -> Harness<'static, StepscopeA
     let ctx = harness.ctx.clone();
     harness.state_mut().start_live(&ctx, setup);
     harness.step();
+    run_until(&mut harness, "the model to load", |h| !h.state().is_loading());
     harness
 }
 

@@ -11,7 +11,7 @@ use super::frame_cache::{FrameCache, FrameKey};
 use super::frame_view::{FramePictures, frame_view_ui};
 use super::gpu;
 use super::layers_view::layers_view_ui;
-use super::live::{LiveAction, LiveSession, NewRunDialog};
+use super::live::{LiveAction, LiveSession, NewRunDialog, PendingLoad};
 use super::seeds_view::{SeedsView, seeds_view_ui};
 use super::settings::CentralTab;
 use super::settings::{StepView, ViewerSettings};
@@ -44,6 +44,8 @@ pub struct StepscopeApp {
     /// analyses of an older state are recomputed.
     pub(super) generation: u64,
     pub(super) seeds_view: SeedsView,
+    /// A live run's model being loaded.
+    pub(super) loading: Option<PendingLoad>,
     /// Set when a document opens: the frame view fits its zoom to the window once.
     pub(super) fit_zoom_pending: bool,
     pub(super) file_picker: Box<dyn FilePicker>,
@@ -76,6 +78,7 @@ impl StepscopeApp {
             stats: StatsCache::default(),
             generation: 0,
             seeds_view: SeedsView::default(),
+            loading: None,
             fit_zoom_pending: false,
             file_picker,
             live: None,
@@ -232,6 +235,7 @@ impl StepscopeApp {
     }
 
     fn central_ui(&mut self, ui: &mut egui::Ui) {
+        self.loading_ui(ui);
         if let Some(failure) = &self.open_failure {
             if open_failure_ui(ui, failure) {
                 self.open_failure = None;
@@ -239,7 +243,7 @@ impl StepscopeApp {
             ui.add_space(8.0);
         }
         if self.document.is_none() {
-            if self.open_failure.is_none() {
+            if self.open_failure.is_none() && self.loading.is_none() {
                 ui.centered_and_justified(|ui| {
                     ui.label(
                         "Open a trajectory with File > Open, drop a .safetensors file here, \
@@ -374,6 +378,7 @@ impl eframe::App for StepscopeApp {
             ctx.request_repaint();
         }
 
+        self.poll_loading(&ctx);
         self.poll_live();
         if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
             self.start_live(&ctx, setup);

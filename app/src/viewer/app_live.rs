@@ -2,11 +2,11 @@
 //! and the user's step / run / pause / fork / rewind / save.
 
 use stepscope_engine::trajectory::StorageDtype;
-use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange};
+use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange, RunRequest};
 
 use super::app::StepscopeApp;
 use super::document::Document;
-use super::live::{LiveAction, LiveSession, LiveSetup, live_controls_ui};
+use super::live::{LiveAction, LiveSession, LiveSetup, PendingLoad, live_controls_ui};
 use super::time_control::TimeCommand;
 
 impl StepscopeApp {
@@ -22,18 +22,40 @@ impl StepscopeApp {
         self.live.as_ref()
     }
 
-    /// Loads what `setup` names and starts it on the engine thread, showing it as it arrives.
-    /// A failure (the model does not load, ...) reopens the dialog with the reason.
+    /// Loads what `setup` names on a loading thread, then starts it on the engine thread,
+    /// showing it as it arrives. A failure (the model does not load, ...) reopens the dialog
+    /// with the reason.
     pub fn start_live(&mut self, ctx: &egui::Context, setup: LiveSetup) {
         self.settings.live_setup = setup.clone();
-        if let Err(err) = self.try_start_live(ctx, &setup) {
-            self.new_run_dialog.show(setup);
-            self.new_run_dialog.error = Some(format!("{err:#}"));
+        match PendingLoad::spawn(ctx, setup.clone()) {
+            Ok(pending) => self.loading = Some(pending),
+            Err(err) => self.live_start_failed(setup, &format!("{err:#}")),
         }
     }
 
-    fn try_start_live(&mut self, ctx: &egui::Context, setup: &LiveSetup) -> anyhow::Result<()> {
-        let request = setup.to_request()?;
+    /// Whether a live run's model is being loaded.
+    #[must_use]
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    fn live_start_failed(&mut self, setup: LiveSetup, reason: &str) {
+        self.new_run_dialog.show(setup);
+        self.new_run_dialog.error = Some(reason.to_owned());
+    }
+
+    /// Starts the loaded run once its model is in.
+    pub(super) fn poll_loading(&mut self, ctx: &egui::Context) {
+        let Some(outcome) = self.loading.as_ref().and_then(PendingLoad::poll) else { return };
+        let Some(pending) = self.loading.take() else { return };
+        let started =
+            outcome.and_then(|request| self.start_loaded(ctx, request).map_err(|err| format!("{err:#}")));
+        if let Err(reason) = started {
+            self.live_start_failed(pending.setup, &reason);
+        }
+    }
+
+    fn start_loaded(&mut self, ctx: &egui::Context, request: RunRequest) -> anyhow::Result<()> {
         let record = LiveRecord::new(&request, StorageDtype::F32)?;
         if self.live.is_none() {
             self.live = Some(LiveSession::spawn(ctx)?);
@@ -43,6 +65,20 @@ impl StepscopeApp {
         }
         self.show_document(Document::live(record));
         Ok(())
+    }
+
+    /// "Loading the model…" with a spinner, while a load is in progress.
+    pub(super) fn loading_ui(&self, ui: &mut egui::Ui) {
+        let Some(pending) = &self.loading else { return };
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(format!(
+                "Loading the model from {} ({:.1} s)",
+                pending.setup.model_dir.display(),
+                pending.started.elapsed().as_secs_f32()
+            ));
+        });
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
     }
 
     /// Takes in the engine's events: new steps drop stale cached frames, and the cursor follows

@@ -9,7 +9,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use stepscope_engine::trajectory::{StepTensor, TensorName};
 
 use super::document::Document;
-use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageStyle};
+use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageKey, ImageStyle};
 use super::settings::StepView;
 use super::stats_cache::StatsCache;
 use super::tensor_cache::TensorCache;
@@ -24,6 +24,9 @@ pub struct SeedsView {
     pub shown: BTreeSet<usize>,
     /// The reference seed (A) and the one compared with it (B).
     pub pair: (usize, usize),
+    /// The largest `|A - B|` of the last pair of tensors drawn (keys unique per load), so the
+    /// difference's colour range is found once, not every frame.
+    largest_difference: Option<((ImageKey, ImageKey), f32)>,
 }
 
 impl SeedsView {
@@ -33,6 +36,26 @@ impl SeedsView {
         Self {
             shown: (0..num_seeds.min(MAX_SHOWN_SEEDS)).collect(),
             pair: (0, 1.min(num_seeds.saturating_sub(1))),
+            largest_difference: None,
+        }
+    }
+
+    /// The largest finite `|a - b|` over the values of `a` and `b`.
+    fn largest_difference(&mut self, a: &GpuTensor, b: &GpuTensor) -> f32 {
+        let keys = (a.key(), b.key());
+        match self.largest_difference {
+            Some((cached, largest)) if cached == keys => largest,
+            _ => {
+                let largest = a
+                    .values()
+                    .iter()
+                    .zip(b.values())
+                    .map(|(x, y)| (x - y).abs())
+                    .filter(|d| d.is_finite())
+                    .fold(0.0f32, f32::max);
+                self.largest_difference = Some((keys, largest));
+                largest
+            }
         }
     }
 }
@@ -80,7 +103,10 @@ pub fn seeds_view_ui(
                     let pair = seed_tensor(document, tensors, a, step_idx, view)
                         .and_then(|ta| Ok((ta, seed_tensor(document, tensors, b, step_idx, view)?)));
                     match pair {
-                        Ok((ta, tb)) => frames_row_ui(ui, row_width, &ta, None, Some((&tb, colormap))),
+                        Ok((ta, tb)) => {
+                            let largest = seeds.largest_difference(&ta, &tb);
+                            frames_row_ui(ui, row_width, &ta, None, Some((&tb, colormap, largest)));
+                        }
                         Err(message) => {
                             ui.colored_label(ui.visuals().warn_fg_color, message);
                         }
@@ -147,34 +173,26 @@ fn seed_tensor(
 }
 
 /// One thumbnail per frame of `tensor` (sized to fill `row_width`) in `style` (default: by
-/// its channel count), or of its difference from `other` coloured by a map.
+/// its channel count), or of its difference from `other` coloured by a map over
+/// `[0, largest difference]`.
 fn frames_row_ui(
     ui: &mut egui::Ui,
     row_width: f32,
     tensor: &GpuTensor,
     style: Option<ImageStyle>,
-    other: Option<(&GpuTensor, Colormap)>,
+    other: Option<(&GpuTensor, Colormap, f32)>,
 ) {
     let [_, frames, height, width] = tensor.shape();
     let side = ((row_width - 320.0) / frames.max(1) as f32).clamp(32.0, 200.0);
     let size = Vec2::new(width as f32, height as f32) * (side / width.max(1) as f32);
     let style = match other {
         None => style.unwrap_or_else(|| ImageStyle::default_for(tensor)),
-        Some((other, map)) => {
-            let largest = tensor
-                .values()
-                .iter()
-                .zip(other.values())
-                .map(|(a, b)| (a - b).abs())
-                .filter(|d| d.is_finite())
-                .fold(0.0f32, f32::max);
-            ImageStyle::Difference {
-                other: other.clone(),
-                reduce: DifferenceReduce::Max,
-                map,
-                range: [0.0, largest.max(1e-6)],
-            }
-        }
+        Some((other, map, largest)) => ImageStyle::Difference {
+            other: other.clone(),
+            reduce: DifferenceReduce::Max,
+            map,
+            range: [0.0, largest.max(1e-6)],
+        },
     };
     for frame_idx in 0..frames {
         if let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style.clone()) {

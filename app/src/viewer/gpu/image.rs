@@ -23,12 +23,15 @@ impl ImageKey {
 }
 
 /// A `[C, F, H, W]` f32 tensor to draw from. The values are shared (cloning is cheap) and go
-/// to the GPU once per [`ImageKey`].
+/// to the GPU once per [`ImageKey`]; each channel's range is found once, at construction, so
+/// that styles and legends read it every frame for free.
 #[derive(Clone)]
 pub struct GpuTensor {
     key: ImageKey,
     values: Arc<[f32]>,
     shape: [usize; 4],
+    /// Per channel, `[min, max]` of its finite values.
+    ranges: Arc<[Option<[f32; 2]>]>,
 }
 
 impl fmt::Debug for GpuTensor {
@@ -50,7 +53,12 @@ impl GpuTensor {
     pub fn new(key: ImageKey, values: impl Into<Arc<[f32]>>, shape: [usize; 4]) -> Option<Self> {
         let values = values.into();
         let len = shape.iter().try_fold(1_usize, |len, &dim| len.checked_mul(dim))?;
-        (len > 0 && len == values.len() && len <= Self::MAX_LEN).then_some(Self { key, values, shape })
+        if len == 0 || len != values.len() || len > Self::MAX_LEN {
+            return None;
+        }
+        let channel_len = len / shape[0];
+        let ranges = values.chunks_exact(channel_len).map(finite_range).collect();
+        Some(Self { key, values, shape, ranges })
     }
 
     /// A `[C, H, W]` image as a one-frame tensor.
@@ -117,19 +125,16 @@ impl GpuTensor {
     /// the channel does not exist or holds no finite value.
     #[must_use]
     pub fn channel_range(&self, channel_idx: usize) -> Option<[f32; 2]> {
-        if channel_idx >= self.num_channels() {
-            return None;
-        }
-        let channel_len = self.values.len() / self.num_channels();
-        let start = channel_idx * channel_len;
-        self.values[start..start + channel_len].iter().filter(|value| value.is_finite()).fold(
-            None,
-            |range: Option<[f32; 2]>, &value| match range {
-                None => Some([value, value]),
-                Some([min, max]) => Some([min.min(value), max.max(value)]),
-            },
-        )
+        self.ranges.get(channel_idx).copied().flatten()
     }
+}
+
+/// `[min, max]` of the finite values; `None` if there are none.
+fn finite_range(values: &[f32]) -> Option<[f32; 2]> {
+    values.iter().filter(|value| value.is_finite()).fold(None, |range, &value| match range {
+        None => Some([value, value]),
+        Some([min, max]) => Some([min.min(value), max.max(value)]),
+    })
 }
 
 /// How [`ImageStyle::Difference`] reduces `|a - b|` over the channels of a pixel.

@@ -3,10 +3,12 @@
 
 mod controls;
 mod dialog;
+mod loader;
 mod session;
 mod setup;
 
 pub use controls::{LiveAction, live_controls_ui};
 pub use dialog::NewRunDialog;
+pub use loader::PendingLoad;
 pub use session::{Activity, LiveSession};
 pub use setup::{LiveSetup, LiveTask, builtin_model_dir, provenance};
