@@ -37,6 +37,7 @@ impl PendingLoad {
     }
 
     /// The request once loaded, or why it failed; `None` while loading.
+    #[must_use]
     pub fn poll(&self) -> Option<Result<RunRequest, String>> {
         match self.done.try_recv() {
             Ok(outcome) => Some(outcome),
