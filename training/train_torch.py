@@ -166,7 +166,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--ema", type=float, default=None, help="EMA decay (default 0.999; may change on --resume)")
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--ffn-dim", type=int, default=512)
@@ -185,13 +185,17 @@ def main() -> int:
     if args.resume:
         state = torch.load(ckpt_path, weights_only=False)
         saved_args = state["args"]
+        ema = args.ema
         for key in ("tasks", "maze_sizes", "frames", "batch_size", "lr", "warmup", "weight_decay", "ema",
                     "layers", "heads", "ffn_dim", "text_dim", "prompt_tokens", "seed"):
             setattr(args, key, saved_args[key])
+        if ema is not None:
+            args.ema = ema
         added = [t for t in args.add_tasks.split(",") if t and t not in args.tasks.split(",")]
         if added:
             args.tasks = ",".join(args.tasks.split(",") + added)
     else:
+        args.ema = 0.999 if args.ema is None else args.ema
         if ckpt_path.exists():
             print(f"error: {ckpt_path} exists; pass --resume to continue it", file=sys.stderr)
             return 2

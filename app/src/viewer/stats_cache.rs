@@ -27,8 +27,9 @@ pub struct StatsCache {
     generation: u64,
     distances: HashMap<(usize, StepTensor), Result<SeedDistances, String>>,
     heatmaps: HashMap<(usize, StepFrameStat), Result<StepFrameHeatmap, String>>,
-    /// The task instance the run solves, regenerated from the manifest.
-    task: Option<Result<TaskInstance, String>>,
+    /// The task instance the run solves, regenerated from the manifest, with its ground-truth
+    /// video ready for the GPU.
+    task: Option<Result<(TaskInstance, GpuTensor), String>>,
     /// Per seed, the task score of `x0_hat` at every step.
     task_scores: HashMap<usize, Result<Vec<Option<Score>>, String>>,
 }
@@ -45,20 +46,28 @@ impl StatsCache {
         }
     }
 
-    /// The task instance of the document's run and the score of `x0_hat` at every step of
-    /// `seed_idx`; an error when the run solves no task or its record cannot be read.
+    /// The task instance of the document's run, its ground truth, and the score of `x0_hat`
+    /// at every step of `seed_idx`; an error when the run solves no task or its record cannot
+    /// be read.
     pub fn task_scores(
         &mut self,
         document: &Document,
         seed_idx: usize,
-    ) -> Result<(&TaskInstance, &[Option<Score>]), &str> {
-        let instance = self
+    ) -> Result<(&TaskInstance, &GpuTensor, &[Option<Score>]), &str> {
+        let generation = self.generation;
+        let (instance, ground_truth) = self
             .task
             .get_or_insert_with(|| {
                 let info = document.manifest().conditioning.task.as_ref().ok_or("the run solves no task")?;
-                task_instance(info).map_err(|err| err.to_string())
+                let instance = task_instance(info).map_err(|err| err.to_string())?;
+                let key = ImageKey::of(&("task_ground_truth", generation));
+                let video = &instance.ground_truth;
+                let tensor = GpuTensor::new(key, video.values().to_vec(), video.shape())
+                    .ok_or("the task's video is empty")?;
+                Ok((instance, tensor))
             })
             .as_ref()
+            .map(|(instance, tensor)| (instance, tensor))
             .map_err(String::as_str)?;
         let scores = self
             .task_scores
@@ -68,7 +77,7 @@ impl StatsCache {
             })
             .as_ref()
             .map_err(String::as_str)?;
-        Ok((instance, scores))
+        Ok((instance, ground_truth, scores))
     }
 
     /// Every seed's distance to `reference_seed` over the steps.

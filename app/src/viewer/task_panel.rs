@@ -1,13 +1,33 @@
-//! The task panel: for a run that solves a built-in task, how well `x0_hat` solves it at the
-//! current step (the task's rule-based score and its parts) and at every step (a plot; click it
-//! to go to a step). The step where the curve rises is where the model commits to an answer.
+//! The task panel: for a run that solves a built-in task, the expected video, and how well
+//! `x0_hat` solves it at the current step (the task's rule-based score and its parts) and at
+//! every step (a plot; click it to go to a step). The step where the curve rises is where the
+//! model commits to an answer.
 
 use egui_plot::{Line, Plot, PlotPoints, Points, VLine};
 
 use super::document::Document;
+use super::gpu::{self, GpuImage, GpuTensor, ImageStyle};
 use super::stats_cache::StatsCache;
 
 const PLOT_HEIGHT: f32 = 140.0;
+
+/// The ground truth's frames in a row, on the GPU.
+fn expected_video_ui(ui: &mut egui::Ui, ground_truth: &GpuTensor) {
+    let [_, frames, height, width] = ground_truth.shape();
+    // Sized to the room there is, so that the row never widens the panel it sits in.
+    let gap = ui.spacing().item_spacing.x;
+    let room = ui.available_width() - gap * frames.saturating_sub(1) as f32;
+    let side = (room / frames.max(1) as f32).floor().clamp(8.0, 64.0);
+    let size = egui::Vec2::new(side, side * height as f32 / width.max(1) as f32);
+    ui.horizontal(|ui| {
+        for frame_idx in 0..frames {
+            let style = ImageStyle::default_for(ground_truth);
+            if let Some(image) = GpuImage::new(ground_truth.clone(), frame_idx, style) {
+                gpu::image_ui(ui, image, size).on_hover_text(format!("expected frame {frame_idx}"));
+            }
+        }
+    });
+}
 
 /// Draws the panel if the document's run solves a task; returns the step the user clicked.
 pub fn task_panel_ui(
@@ -19,7 +39,7 @@ pub fn task_panel_ui(
     let info = document.manifest().conditioning.task.as_ref()?;
     ui.separator();
     ui.strong(format!("Task: {} (instance {})", info.name, info.seed));
-    let (instance, scores) = match stats.task_scores(document, document.seed_idx) {
+    let (instance, ground_truth, scores) = match stats.task_scores(document, document.seed_idx) {
         Ok(found) => found,
         Err(message) => {
             ui.colored_label(ui.visuals().warn_fg_color, message);
@@ -27,6 +47,9 @@ pub fn task_panel_ui(
         }
     };
     ui.add(egui::Label::new(egui::RichText::new(&instance.prompt).italics()).wrap());
+    egui::CollapsingHeader::new("Expected video").default_open(true).show(ui, |ui| {
+        expected_video_ui(ui, ground_truth);
+    });
     match scores.get(step_idx).and_then(Option::as_ref) {
         Some(score) => {
             let verdict = if score.solved { "solved" } else { "not solved" };
