@@ -114,6 +114,7 @@ fn synthetic_tensors(manifest: &Manifest) -> Vec<(TensorName, Vec<usize>, Storag
                             CaptureKind::Pca3 => vec![3, tok_f, tok_h, tok_w],
                             CaptureKind::SelfAttn => vec![HEADS, queries, manifest.token_count()],
                             CaptureKind::CrossAttn => vec![HEADS, queries, TEXT_LEN],
+                            CaptureKind::Hidden => vec![HEADS * 4, tok_f, tok_h, tok_w],
                         };
                         let name = TensorName::capture(seed_idx, step_idx, layer_idx, kind);
                         tensors.push((name, shape, StorageDtype::F16));

@@ -32,6 +32,53 @@ pub enum Command {
     Eval(EvalArgs),
     /// Write task instances (ground-truth videos) to a safetensors file.
     Generate(GenerateArgs),
+    /// Fit linear probes per (step, layer) for the task's per-token answer.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// A trained model folder (config.json, weights, prompts.safetensors); default: the
+    /// built-in model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long, default_value = "maze")]
+    pub task: String,
+    /// Task size (maze: cells per side).
+    #[arg(long, default_value_t = 5)]
+    pub size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub frames: usize,
+    /// Instances the probes are fitted on (seeds K .. K + N).
+    #[arg(long, default_value_t = 64)]
+    pub instances: u64,
+    /// Instances the accuracy is measured on (the seeds after the training ones).
+    #[arg(long, default_value_t = 32)]
+    pub test_instances: u64,
+    /// Seed of the first instance.
+    #[arg(long, default_value_t = 0)]
+    pub seed_offset: u64,
+    /// The video frame whose tokens are probed (default: the last, where the answer is drawn).
+    #[arg(long)]
+    pub frame: Option<usize>,
+    /// Ridge strength relative to the mean feature variance.
+    #[arg(long, default_value_t = 1e-3)]
+    pub ridge: f64,
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3.0)]
+    pub shift: f64,
+    #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
+    pub scheduler: SchedulerKind,
+    /// The result file (safetensors: `accuracy`, `balanced_accuracy` `[steps, layers]`).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// A PNG heatmap of the balanced accuracy (steps across, layers up; viridis over 0.5..1).
+    #[arg(long)]
+    pub png: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

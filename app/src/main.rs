@@ -2,12 +2,13 @@
 //!
 //! With no subcommand it opens the window, on `FILE` or on a live maze session of the built-in
 //! model (the built-in sample trajectory where the model is missing); with a
-//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`, `generate`), or opens the
+//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`, `generate`, `probe`), or opens the
 //! window on a live run (`live`).
 mod cli;
 mod eval;
 mod generate;
 mod info;
+mod probe;
 mod progress;
 mod record;
 mod train;
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Train(train_args)) => train::run(&train_args),
         Some(cli::Command::Eval(eval_args)) => eval::run(&eval_args),
         Some(cli::Command::Generate(generate_args)) => generate::run(&generate_args),
+        Some(cli::Command::Probe(probe_args)) => probe::run(&probe_args),
         None => stepscope::viewer::run_window(startup(args.file)),
     };
     match result {

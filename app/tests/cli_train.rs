@@ -93,6 +93,40 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
     // task, size, frames, instances, seed offset, noise seeds, samples.
     assert!(table.lines().nth(1).unwrap().starts_with("maze,2,2,2,5,2,4,"), "{table}");
     assert!(table.lines().nth(2).unwrap().starts_with("maze,3,2,2,5,2,4,"), "{table}");
+
+    // Probes per (step, layer) on the same model: a result file and a PNG heatmap.
+    let result = out.join("probe.safetensors");
+    let png = out.join("probe.png");
+    let probe = stepscope(&[
+        "probe",
+        "--model",
+        model.to_str().unwrap(),
+        "--size",
+        "3",
+        "--frames",
+        "2",
+        "--instances",
+        "3",
+        "--test-instances",
+        "2",
+        "--steps",
+        "2",
+        "-o",
+        result.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+        "--quiet",
+    ]);
+    check(&probe);
+    let (record, probes) = stepscope_engine::analysis::read_probe_file(&result).unwrap();
+    assert_eq!((record.steps, record.layers, record.train_seeds, record.test_seeds), (2, 1, [0, 3], [3, 5]));
+    assert!(probes.balanced_accuracy.iter().all(|a| (0.0..=1.0).contains(a)));
+    // Two test mazes of 4x4 tokens.
+    assert_eq!(probes.test_tokens, 2 * 16);
+    let table = String::from_utf8_lossy(&probe.stdout);
+    assert_eq!(table.lines().count(), 2 + 2, "{table}");
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
 }
 
 #[test]

@@ -225,3 +225,61 @@ fn the_seeds_tab_shows_seeds_side_by_side_their_difference_and_distance() {
     harness.get_by_label_contains("Distance to seed 0");
     harness.snapshot("sample_seeds");
 }
+
+/// A synthetic probe result (named as such in its record): 12 steps x 3 layers, accuracy rising
+/// with the step and the layer.
+fn synthetic_probe_file(dir: &Path) -> PathBuf {
+    use stepscope_engine::analysis::{PROBE_VERSION, ProbeRecord, ProbeResult, write_probe_file};
+    let (steps, layers) = (12, 3);
+    let values: Vec<f64> = (0..steps)
+        .flat_map(|step| (0..layers).map(move |layer| 0.5 + 0.04 * step as f64 + 0.01 * layer as f64))
+        .collect();
+    let result = ProbeResult {
+        steps,
+        layers,
+        accuracy: values.clone(),
+        balanced_accuracy: values,
+        chance: 0.7,
+        train_tokens: 100,
+        test_tokens: 50,
+    };
+    let record = ProbeRecord {
+        version: PROBE_VERSION,
+        task: "maze".to_owned(),
+        size: 5,
+        frames: 5,
+        frame: 4,
+        train_seeds: [0, 4],
+        test_seeds: [4, 6],
+        scheduler: "unipc".to_owned(),
+        sampler_steps: steps,
+        shift: 3.0,
+        ridge: 1e-3,
+        model: "synthetic test values, no model".to_owned(),
+        steps,
+        layers,
+        chance: 0.7,
+        train_tokens: 100,
+        test_tokens: 50,
+    };
+    let path = dir.join("probe.safetensors");
+    write_probe_file(&path, &record, &result).expect("writing the synthetic probe file");
+    path
+}
+
+#[test]
+fn a_dropped_probe_result_opens_in_its_window_next_to_the_trajectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = synthetic_probe_file(dir.path());
+    let mut harness = harness_on_sample();
+    harness.input_mut().dropped_files.push(Arc::new(DroppedPath(probe.clone())));
+    harness.run();
+    assert!(harness.state().has_probe());
+    harness.get_by_label("Linear probes: maze 5x5");
+    harness.get_by_label_contains("fitted on seeds 0..4 (100 tokens), tested on 4..6");
+    harness.get_by_label("balanced accuracy").click();
+    harness.run();
+    // The trajectory stays open underneath, and the file is remembered.
+    harness.get_by_label("Step 0 / 11");
+    assert_eq!(harness.state().settings().recent_files[0], probe);
+}

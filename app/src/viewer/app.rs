@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use egui::{Key, Modifiers};
+use stepscope_engine::analysis::is_probe_file;
 use stepscope_engine::trajectory::TensorName;
 
 use super::document::{Document, OpenFailure};
@@ -12,6 +13,7 @@ use super::frame_view::{FramePictures, frame_view_ui};
 use super::gpu;
 use super::layers_view::layers_view_ui;
 use super::live::{LiveAction, LiveSession, NewRunDialog, PendingLoad};
+use super::probe_view::ProbeView;
 use super::seeds_view::{SeedsView, seeds_view_ui};
 use super::settings::CentralTab;
 use super::settings::{StepView, ViewerSettings};
@@ -46,6 +48,8 @@ pub struct StepscopeApp {
     pub(super) seeds_view: SeedsView,
     /// A live run's model being loaded.
     pub(super) loading: Option<PendingLoad>,
+    /// An open probe result (`stepscope probe`), in its own window.
+    probe: Option<ProbeView>,
     /// Set when a document opens: the frame view fits its zoom to the window once.
     pub(super) fit_zoom_pending: bool,
     pub(super) file_picker: Box<dyn FilePicker>,
@@ -79,6 +83,7 @@ impl StepscopeApp {
             generation: 0,
             seeds_view: SeedsView::default(),
             loading: None,
+            probe: None,
             fit_zoom_pending: false,
             file_picker,
             live: None,
@@ -90,9 +95,23 @@ impl StepscopeApp {
         app
     }
 
-    /// Opens the trajectory at `path` in place of the current one. On failure the current one
-    /// stays and the error shows in the window.
+    /// Opens the trajectory at `path` in place of the current one, or a probe result in its
+    /// window. On failure the current one stays and the error shows in the window.
     pub fn open(&mut self, path: &Path) {
+        if is_probe_file(path) {
+            match ProbeView::open(path) {
+                Ok(view) => {
+                    self.settings.remember_file(path);
+                    self.probe = Some(view);
+                    self.open_failure = None;
+                }
+                Err(err) => {
+                    self.open_failure =
+                        Some(OpenFailure { path: path.to_owned(), message: format!("{err:#}") });
+                }
+            }
+            return;
+        }
         match Document::open(path) {
             Ok(document) => {
                 self.settings.remember_file(path);
@@ -368,6 +387,28 @@ fn drop_hint_ui(ctx: &egui::Context) {
     );
 }
 
+impl StepscopeApp {
+    /// The probe window, if a probe result is open; a click on a step moves the cursor there.
+    fn probe_window_ui(&mut self, ctx: &egui::Context) {
+        let Some(probe) = &mut self.probe else { return };
+        let step_idx = self.document.as_ref().map(|_| self.time.step_idx());
+        if let Some(step_idx) = probe.ui(ctx, self.settings.layers.colormap, step_idx)
+            && self.document.is_some()
+        {
+            self.time.apply(TimeCommand::SetStep(step_idx));
+        }
+        if !probe.open {
+            self.probe = None;
+        }
+    }
+
+    /// Whether a probe result is open.
+    #[must_use]
+    pub fn has_probe(&self) -> bool {
+        self.probe.is_some()
+    }
+}
+
 impl eframe::App for StepscopeApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
@@ -385,6 +426,7 @@ impl eframe::App for StepscopeApp {
         }
 
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_bar_ui(ui));
+        self.probe_window_ui(&ctx);
         if let Some(document) = &mut self.document {
             let recorded: Vec<bool> = (0..document.num_steps())
                 .map(|step_idx| document.has_step(document.seed_idx, step_idx))

@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod latent_rgb;
 mod layers_view;
 pub mod live;
+mod probe_view;
 mod seeds_view;
 mod settings;
 mod side_panel;

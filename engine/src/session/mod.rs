@@ -335,6 +335,7 @@ impl SamplingSession {
                     CaptureKind::Pca3 => reduce::pca3(hidden_of(trace)?, out.grid)?,
                     CaptureKind::SelfAttn => probs_of(trace.self_attn_probs.as_ref(), trace.layer_idx)?,
                     CaptureKind::CrossAttn => probs_of(trace.cross_attn_probs.as_ref(), trace.layer_idx)?,
+                    CaptureKind::Hidden => reduce::channels_first(hidden_of(trace)?, out.grid)?,
                 };
                 tensors.push((kind, tensor));
             }

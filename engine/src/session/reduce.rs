@@ -10,6 +10,13 @@ pub fn token_norms(hidden: &Tensor, grid: TokenGrid) -> Result<Tensor> {
     Ok(norms.reshape((grid.frames, grid.rows, grid.cols))?)
 }
 
+/// The tokens as a channels-first grid: `[1, N, D]` -> `[D, F', H', W']`, f32.
+pub fn channels_first(hidden: &Tensor, grid: TokenGrid) -> Result<Tensor> {
+    let tokens = hidden.to_dtype(DType::F32)?.squeeze(0)?;
+    let width = tokens.dim(1)?;
+    Ok(tokens.t()?.contiguous()?.reshape((width, grid.frames, grid.rows, grid.cols))?)
+}
+
 /// Iterations of the block power method; the tokens of one step converge well before this.
 const PCA_ITERATIONS: usize = 60;
 
@@ -95,6 +102,22 @@ fn fix_signs(basis: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn channels_first_puts_token_t_channel_d_at_d_t() {
+        // 2 frames x 1 x 3 tokens of width 4: value = 10 * token + channel.
+        let grid = TokenGrid { frames: 2, rows: 1, cols: 3 };
+        let values: Vec<f32> = (0..6).flat_map(|t| (0..4).map(move |d| (10 * t + d) as f32)).collect();
+        let hidden = Tensor::from_vec(values, (1, 6, 4), &Device::Cpu).unwrap();
+        let grid_first = channels_first(&hidden, grid).unwrap();
+        assert_eq!(grid_first.dims(), &[4, 2, 1, 3]);
+        let out = grid_first.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for d in 0..4 {
+            for t in 0..6 {
+                assert_eq!(out[d * 6 + t].to_bits(), ((10 * t + d) as f32).to_bits());
+            }
+        }
+    }
 
     #[test]
     fn pca_finds_the_dominant_direction() {

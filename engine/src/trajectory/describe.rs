@@ -141,6 +141,7 @@ fn capture_kind_words(kind: CaptureKind) -> &'static str {
         CaptureKind::Pca3 => "3-component PCA",
         CaptureKind::SelfAttn => "self-attention",
         CaptureKind::CrossAttn => "cross-attention",
+        CaptureKind::Hidden => "hidden states",
     }
 }
 

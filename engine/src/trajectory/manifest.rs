@@ -409,6 +409,9 @@ impl Manifest {
             TensorName::Capture { kind: CaptureKind::CrossAttn, .. } => {
                 ShapePattern(vec![None, queries, None])
             }
+            TensorName::Capture { kind: CaptureKind::Hidden, .. } => {
+                ShapePattern(vec![None, Some(tok_f), Some(tok_h), Some(tok_w)])
+            }
         }
     }
 

@@ -71,13 +71,18 @@ pub enum CaptureKind {
     /// Cross-attention probabilities of the query tokens over the text tokens,
     /// `[heads, Q, text_len]`.
     CrossAttn,
+    /// The block's output tokens themselves, channels first: `[D, F', H', W']` (for probes and
+    /// any analysis done elsewhere).
+    Hidden,
 }
 
 impl CaptureKind {
     /// Every capture kind, in file order.
-    pub const ALL: [Self; 5] = [Self::Decoded, Self::TokenNorm, Self::Pca3, Self::SelfAttn, Self::CrossAttn];
+    pub const ALL: [Self; 6] =
+        [Self::Decoded, Self::TokenNorm, Self::Pca3, Self::SelfAttn, Self::CrossAttn, Self::Hidden];
 
-    /// The name's last component (`decoded`, `token_norm`, `pca3`, `self_attn`, `cross_attn`).
+    /// The name's last component (`decoded`, `token_norm`, `pca3`, `self_attn`, `cross_attn`,
+    /// `hidden`).
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -86,6 +91,7 @@ impl CaptureKind {
             Self::Pca3 => "pca3",
             Self::SelfAttn => "self_attn",
             Self::CrossAttn => "cross_attn",
+            Self::Hidden => "hidden",
         }
     }
 

@@ -82,6 +82,7 @@ fn concrete_shape(manifest: &Manifest, name: &TensorName) -> Vec<usize> {
         TensorName::Capture { kind: CaptureKind::Pca3, .. } => vec![3, tok_f, tok_h, tok_w],
         TensorName::Capture { kind: CaptureKind::SelfAttn, .. } => vec![2, queries, manifest.token_count()],
         TensorName::Capture { kind: CaptureKind::CrossAttn, .. } => vec![2, queries, 5],
+        TensorName::Capture { kind: CaptureKind::Hidden, .. } => vec![6, tok_f, tok_h, tok_w],
     }
 }
 

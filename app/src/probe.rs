@@ -1,0 +1,114 @@
+//! `stepscope probe`: linear probes per (step, layer) of a trained model on held-out task
+//! instances; prints the balanced accuracy as a table, writes the result file and a PNG heatmap.
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device};
+use stepscope::viewer::gpu::Colormap;
+use stepscope::viewer::live::builtin_model_dir;
+use stepscope_engine::analysis::{
+    PROBE_KEY, PROBE_VERSION, ProbePlan, ProbeRecord, ProbeResult, fit_probes, write_probe_file,
+};
+use stepscope_engine::model::WanTransformer;
+use stepscope_engine::tasks::{TaskKind, TaskParams};
+use stepscope_engine::training::SamplerSettings;
+use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
+
+use crate::cli::ProbeArgs;
+use crate::progress::progress_bar;
+
+/// Pixels per heatmap cell in the PNG.
+const CELL_PX: u32 = 16;
+
+pub fn run(args: &ProbeArgs) -> Result<()> {
+    let device = Device::Cpu;
+    let model_dir = args.model.clone().unwrap_or_else(builtin_model_dir);
+    let model = WanTransformer::load(&model_dir, DType::F32, &device)
+        .with_context(|| format!("loading the model from {}", model_dir.display()))?;
+    let prompts_path = model_dir.join(PROMPTS_FILE);
+    let prompts = load_prompts(&prompts_path, &device)?;
+    let kind = TaskKind::from_name(&args.task).context("--task")?;
+    let prompt = prompts.get(kind.name()).with_context(|| {
+        format!(
+            "{} has no prompt for {}: the model was not trained on it",
+            prompts_path.display(),
+            kind.name()
+        )
+    })?;
+    if args.instances == 0 || args.test_instances == 0 {
+        bail!("--instances and --test-instances must both be at least 1");
+    }
+    let train_end =
+        args.seed_offset.checked_add(args.instances).context("--seed-offset + --instances overflows")?;
+    let test_end = train_end.checked_add(args.test_instances).context("the test seeds overflow")?;
+    let plan = ProbePlan {
+        task: kind,
+        params: TaskParams { size: args.size, frames: args.frames },
+        train_seeds: args.seed_offset..train_end,
+        test_seeds: train_end..test_end,
+        sampler: SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler },
+        frame: args.frame.unwrap_or(args.frames.saturating_sub(1)),
+        ridge: args.ridge,
+    };
+    let model = Arc::new(model);
+    let bar = progress_bar(args.quiet, args.instances + args.test_instances, 0, "instances");
+    bar.set_message("sampling");
+    let result = fit_probes(&model, prompt, &plan, &mut || bar.inc(1)).context("fitting the probes")?;
+    bar.finish_and_clear();
+
+    let record = ProbeRecord {
+        version: PROBE_VERSION,
+        task: kind.name().to_owned(),
+        size: plan.params.size,
+        frames: plan.params.frames,
+        frame: plan.frame,
+        train_seeds: [plan.train_seeds.start, plan.train_seeds.end],
+        test_seeds: [plan.test_seeds.start, plan.test_seeds.end],
+        scheduler: args.scheduler.to_string(),
+        sampler_steps: args.steps,
+        shift: args.shift,
+        ridge: args.ridge,
+        model: model_dir.display().to_string(),
+        steps: result.steps,
+        layers: result.layers,
+        chance: result.chance,
+        train_tokens: result.train_tokens,
+        test_tokens: result.test_tokens,
+    };
+    write_probe_file(&args.output, &record, &result)
+        .with_context(|| format!("writing {} ({PROBE_KEY})", args.output.display()))?;
+    print_table(&result);
+    if let Some(png) = &args.png {
+        write_heatmap_png(png, &result).with_context(|| format!("writing {}", png.display()))?;
+    }
+    Ok(())
+}
+
+/// Balanced accuracy, one row per step, one column per layer.
+fn print_table(result: &ProbeResult) {
+    let header: Vec<String> = (0..result.layers).map(|layer| format!("L{layer}")).collect();
+    println!("balanced accuracy (0.5 = chance; majority-class accuracy {:.3})", result.chance);
+    println!("step,{}", header.join(","));
+    for step in 0..result.steps {
+        let row: Vec<String> = (0..result.layers)
+            .map(|layer| format!("{:.3}", result.balanced_accuracy[step * result.layers + layer]))
+            .collect();
+        println!("{step},{}", row.join(","));
+    }
+}
+
+/// Steps across, layers up (layer 0 at the bottom), viridis over balanced accuracy 0.5..1.
+fn write_heatmap_png(path: &Path, result: &ProbeResult) -> Result<()> {
+    let width = u32::try_from(result.steps).context("too many steps")? * CELL_PX;
+    let height = u32::try_from(result.layers).context("too many layers")? * CELL_PX;
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        let step = (x / CELL_PX) as usize;
+        let layer = result.layers - 1 - (y / CELL_PX) as usize;
+        let value = result.balanced_accuracy[step * result.layers + layer];
+        let rgb = Colormap::Viridis.rgb_of(value as f32, [0.5, 1.0]);
+        image::Rgb(rgb.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8))
+    });
+    image.save(path)?;
+    Ok(())
+}
