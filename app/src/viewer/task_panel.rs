@@ -1,15 +1,18 @@
 //! The task panel: for a run that solves a built-in task, the expected video, and how well
 //! `x0_hat` solves it at the current step (the task's rule-based score and its parts) and at
-//! every step (a plot; click it to go to a step). The step where the curve rises is where the
-//! model commits to an answer.
+//! every step, for every seed (a plot; click it to go to a step), and each seed's commit step:
+//! from where on its prediction stays solved.
 
-use egui_plot::{Line, Plot, PlotPoints, Points, VLine};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+use stepscope_engine::analysis::commit_step;
 
 use super::document::Document;
 use super::gpu::{self, GpuImage, GpuTensor, ImageStyle};
 use super::stats_cache::StatsCache;
 
-const PLOT_HEIGHT: f32 = 140.0;
+const PLOT_HEIGHT: f32 = 160.0;
+/// The most seeds drawn in the score plot.
+const MAX_CURVES: usize = 8;
 
 /// The ground truth's frames in a row, on the GPU.
 fn expected_video_ui(ui: &mut egui::Ui, ground_truth: &GpuTensor) {
@@ -66,20 +69,35 @@ pub fn task_panel_ui(
             ui.label(format!("no x0_hat at step {step_idx} yet"));
         }
     }
-    let line: Vec<[f64; 2]> = scores
+    let shown_seed = document.seed_idx;
+    let mut curves = Vec::new();
+    for seed_idx in 0..document.num_seeds().min(MAX_CURVES) {
+        let Ok((_, _, scores)) = stats.task_scores(document, seed_idx) else { continue };
+        let points: Vec<[f64; 2]> = scores
+            .iter()
+            .enumerate()
+            .filter_map(|(step, score)| score.as_ref().map(|score| [step as f64, f64::from(score.value)]))
+            .collect();
+        let solved: Vec<[f64; 2]> = scores
+            .iter()
+            .enumerate()
+            .filter_map(|(step, score)| {
+                score.as_ref().filter(|score| score.solved).map(|score| [step as f64, f64::from(score.value)])
+            })
+            .collect();
+        curves.push((seed_idx, points, solved, commit_step(scores)));
+    }
+    let commits: Vec<String> = curves
         .iter()
-        .enumerate()
-        .filter_map(|(step, score)| score.as_ref().map(|score| [step as f64, f64::from(score.value)]))
-        .collect();
-    let solved: Vec<[f64; 2]> = scores
-        .iter()
-        .enumerate()
-        .filter_map(|(step, score)| {
-            score.as_ref().filter(|score| score.solved).map(|score| [step as f64, f64::from(score.value)])
+        .map(|(seed_idx, _, _, commit)| match commit {
+            Some(step) => format!("seed {seed_idx}: step {step}"),
+            None => format!("seed {seed_idx}: not solved"),
         })
         .collect();
+    ui.label(format!("Commits to a solution (solved from then on): {}", commits.join(", ")));
     let response = Plot::new("task_score_plot")
         .height(PLOT_HEIGHT)
+        .legend(Legend::default())
         .x_axis_label("step")
         .y_axis_label("score of x0_hat")
         .include_y(0.0)
@@ -90,8 +108,12 @@ pub fn task_panel_ui(
         .allow_drag(false)
         .allow_zoom(false)
         .show(ui, |plot_ui| {
-            plot_ui.line(Line::new("score", PlotPoints::from(line)).width(2.0));
-            plot_ui.points(Points::new("solved", PlotPoints::from(solved)).radius(3.5));
+            for (seed_idx, points, solved, _) in curves {
+                let width = if seed_idx == shown_seed { 2.5 } else { 1.0 };
+                let name = format!("seed {seed_idx}");
+                plot_ui.line(Line::new(name.clone(), PlotPoints::from(points)).width(width));
+                plot_ui.points(Points::new(name, PlotPoints::from(solved)).radius(width + 1.0));
+            }
             plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
             plot_ui.pointer_coordinate()
         });

@@ -17,4 +17,4 @@ pub use probe_file::{
 pub use seed_distance::{SeedDistances, seed_distances};
 pub use source::{AnalysisError, TensorSource};
 pub use step_frame::{StepFrameMap, StepFrameStat, step_frame_map};
-pub use task_scores::{task_info, task_instance, task_scores};
+pub use task_scores::{commit_step, task_info, task_instance, task_scores};

@@ -53,3 +53,54 @@ pub fn task_scores(
         })
         .collect()
 }
+
+/// The step from which the prediction stays solved to the end: the first step `k` such that
+/// every recorded step from `k` on is solved and the last step is recorded and solved. `None`
+/// when the run ends unsolved (or has not reached its last step).
+#[must_use]
+pub fn commit_step(scores: &[Option<Score>]) -> Option<usize> {
+    if !scores.last()?.as_ref()?.solved {
+        return None;
+    }
+    let unsolved_before = scores.iter().rposition(|score| score.as_ref().is_some_and(|score| !score.solved));
+    let first_solved_after = |start: usize| (start..scores.len()).find(|&step| scores[step].is_some());
+    first_solved_after(unsolved_before.map_or(0, |step| step + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recorded step, solved or not.
+    fn step(solved: bool) -> Score {
+        Score { value: if solved { 1.0 } else { 0.5 }, solved, parts: Vec::new() }
+    }
+
+    #[test]
+    fn the_commit_step_is_where_the_answer_stays_solved() {
+        let run =
+            [Some(step(false)), Some(step(true)), Some(step(false)), Some(step(true)), Some(step(true))];
+        assert_eq!(commit_step(&run), Some(3));
+        let always = [Some(step(true)), Some(step(true))];
+        assert_eq!(commit_step(&always), Some(0));
+        let lost = [Some(step(true)), Some(step(false))];
+        assert_eq!(commit_step(&lost), None);
+        // Steps not recorded are skipped over; an unfinished run has not committed.
+        let gaps = [Some(step(false)), None, Some(step(true)), Some(step(true))];
+        assert_eq!(commit_step(&gaps), Some(2));
+        assert_eq!(commit_step(&[Some(step(true)), None]), None);
+        assert_eq!(commit_step(&[]), None);
+    }
+
+    #[test]
+    fn a_task_record_round_trips_and_bad_records_are_errors() {
+        let instance = TaskKind::Maze.generate(3, &TaskParams { size: 4, frames: 3 }).unwrap();
+        let again = task_instance(&task_info(&instance)).unwrap();
+        assert_eq!(again, instance);
+        let mut info = task_info(&instance);
+        info.params.remove("size");
+        assert!(task_instance(&info).unwrap_err().to_string().contains("`size`"));
+        info.name = "sudoku".to_owned();
+        assert!(task_instance(&info).is_err());
+    }
+}
