@@ -34,6 +34,42 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Fit linear probes per (step, layer) for the task's per-token answer.
     Probe(ProbeArgs),
+    /// Solve rate of the training-free seed ensemble next to a single seed's.
+    Ensemble(EnsembleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnsembleArgs {
+    /// A trained model folder; default: the built-in model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long, default_value = "maze")]
+    pub task: String,
+    /// Task sizes, comma-separated (maze: cells per side).
+    #[arg(long, value_delimiter = ',', default_value = "5")]
+    pub size: Vec<usize>,
+    #[arg(long, default_value_t = 5)]
+    pub frames: usize,
+    /// Held-out instances per size (seeds K .. K + N).
+    #[arg(long, default_value_t = 100)]
+    pub instances: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed_offset: u64,
+    /// Seeds merged, K.
+    #[arg(long, default_value_t = 4)]
+    pub seeds: u64,
+    /// Steps after which the seeds' latents are averaged, M.
+    #[arg(long, default_value_t = 5)]
+    pub merge_steps: usize,
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3.0)]
+    pub shift: f64,
+    #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
+    pub scheduler: SchedulerKind,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,9 +2,11 @@
 //!
 //! With no subcommand it opens the window, on `FILE` or on a live maze session of the built-in
 //! model (the built-in sample trajectory where the model is missing); with a
-//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`, `generate`, `probe`), or opens the
+//! subcommand it runs the engine headless (`record`, `info`, `train`, `eval`, `generate`, `probe`,
+//! `ensemble`), or opens the
 //! window on a live run (`live`).
 mod cli;
+mod ensemble;
 mod eval;
 mod generate;
 mod info;
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Eval(eval_args)) => eval::run(&eval_args),
         Some(cli::Command::Generate(generate_args)) => generate::run(&generate_args),
         Some(cli::Command::Probe(probe_args)) => probe::run(&probe_args),
+        Some(cli::Command::Ensemble(ensemble_args)) => ensemble::run(&ensemble_args),
         None => stepscope::viewer::run_window(startup(args.file)),
     };
     match result {

@@ -127,6 +127,20 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
     assert_eq!(table.lines().count(), 2 + 2, "{table}");
     let png_bytes = std::fs::read(&png).unwrap();
     assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    // The seed ensemble next to a single seed, on the same instances.
+    let ensemble_args =
+        ["ensemble", "--model", model.to_str().unwrap(), "--size", "3", "--frames", "2", "--instances", "2"];
+    let ensemble = stepscope(
+        &[&ensemble_args[..], &["--seeds", "2", "--merge-steps", "1", "--steps", "2", "--quiet"]].concat(),
+    );
+    check(&ensemble);
+    let table = String::from_utf8_lossy(&ensemble.stdout);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("maze,3,2,2,1,"), "{table}");
+    let refused = stepscope(&[&ensemble_args[..], &["--seeds", "1", "--steps", "2"]].concat());
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("2 to 64 seeds"));
 }
 
 #[test]

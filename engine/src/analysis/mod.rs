@@ -3,6 +3,7 @@
 //! prediction changed since the step before or how strong a layer's tokens are; and, for a
 //! built-in task, how well the prediction at each step solves it and where in the network the
 //! answer can be read out (linear probes per step and layer).
+mod ensemble;
 mod probe;
 mod probe_file;
 mod seed_distance;
@@ -10,6 +11,7 @@ mod source;
 mod step_frame;
 mod task_scores;
 
+pub use ensemble::{EnsemblePlan, EnsembleResult, run_ensemble, wilson_interval};
 pub use probe::{ProbePlan, ProbeResult, fit_probes};
 pub use probe_file::{
     PROBE_KEY, PROBE_VERSION, ProbeFileError, ProbeRecord, is_probe_file, read_probe_file, write_probe_file,
