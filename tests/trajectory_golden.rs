@@ -86,7 +86,19 @@ fn synthetic_manifest() -> Manifest {
                 final_latents: true,
             },
         ],
-        captures: Captures { layers: vec![0, 1], kinds: CaptureKind::ALL.to_vec(), query_tokens: vec![0, 5] },
+        // The kinds of format v1 as the golden file was written (`hidden` came later and is
+        // covered by the round-trip tests).
+        captures: Captures {
+            layers: vec![0, 1],
+            kinds: vec![
+                CaptureKind::Decoded,
+                CaptureKind::TokenNorm,
+                CaptureKind::Pca3,
+                CaptureKind::SelfAttn,
+                CaptureKind::CrossAttn,
+            ],
+            query_tokens: vec![0, 5],
+        },
     }
 }
 

@@ -55,7 +55,7 @@ fn small_manifest() -> Manifest {
         ],
         captures: Captures {
             layers: vec![1],
-            kinds: vec![CaptureKind::TokenNorm, CaptureKind::SelfAttn],
+            kinds: vec![CaptureKind::TokenNorm, CaptureKind::SelfAttn, CaptureKind::Hidden],
             query_tokens: vec![0, 3],
         },
     }
@@ -289,7 +289,7 @@ fn describe_names_the_essentials_in_plain_words() {
         "token grid 2 x 2 x 2 (8 tokens)",
         "seed 0: RNG seed 7; steps 0, 1 (2 of 2); captures at step 1; final latents",
         "seed 1: given noise, forked from seed 0 at step 1; step 1 (1 of 2); no captures",
-        "Captures: layers 1; token norms, self-attention; attention from tokens 0, 3",
+        "Captures: layers 1; token norms, self-attention, hidden states; attention from tokens 0, 3",
     ] {
         assert!(description.contains(phrase), "missing {phrase:?} in:\n{description}");
     }
