@@ -18,7 +18,8 @@ one definition of every task. The recipe (see training/README.md):
   clipped to 1, an EMA of the weights (exported).
 
 Checkpoints (`checkpoint.pt`: weights, EMA, AdamW moments, random states, data cursors, step)
-are written atomically every `--checkpoint-minutes`; `--resume` continues a run.
+are written atomically every `--checkpoint-minutes`, at the end, and on Ctrl+C or SIGTERM (after
+the step in progress); `--resume` continues a run.
 
 Usage (from the repository root, after `cargo build --release`):
 
@@ -33,6 +34,7 @@ import csv
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -269,6 +271,15 @@ def main() -> int:
         export(out, ema_model, ema_prompts)
 
     forward = torch.compile(model, dynamic=False) if args.compile else model
+    # Ctrl+C or SIGTERM: finish the step in progress, checkpoint, and stop.
+    stop = {"asked": False}
+
+    def ask_stop(signum, _frame):
+        print(f"signal {signum}: checkpointing after this step", flush=True)
+        stop["asked"] = True
+
+    signal.signal(signal.SIGINT, ask_stop)
+    signal.signal(signal.SIGTERM, ask_stop)
     model_params = list(model.parameters()) + list(prompts.parameters())
     ema_params = list(ema_model.parameters())
     last_ckpt = time.monotonic()
@@ -302,7 +313,7 @@ def main() -> int:
         if time.monotonic() - last_ckpt > 60 * args.checkpoint_minutes:
             checkpoint()
             last_ckpt = time.monotonic()
-        if args.max_minutes and time.monotonic() - started > 60 * args.max_minutes:
+        if stop["asked"] or (args.max_minutes and time.monotonic() - started > 60 * args.max_minutes):
             break
     checkpoint()
     return 0
