@@ -144,9 +144,9 @@ pub struct LiveArgs {
     /// built-in model.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// A built-in task to solve (`maze`, `symmetry`, `gravity`, `flood_fill`, `rotation`): its puzzle is the
-    /// first frame and the model's `prompts.safetensors` gives the prompt. Default: a maze,
-    /// unless --prompt-embeds is given.
+    /// A built-in task to solve (`maze`, `symmetry`, `gravity`, `flood_fill`, `rotation`): its
+    /// puzzle is the first frame and the model's `prompts.safetensors` gives the prompt.
+    /// Default: a maze, unless --prompt-embeds is given.
     #[arg(long, conflicts_with = "prompt_embeds")]
     pub task: Option<String>,
     /// The task's size in cells per side.

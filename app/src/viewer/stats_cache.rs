@@ -1,5 +1,5 @@
-//! The engine's analyses of the open document (seed distances, step x frame maps, task scores), computed
-//! when a view first asks and kept until the document changes.
+//! The engine's analyses of the open document (seed distances, step x frame maps, task scores),
+//! computed when a view first asks and kept until the document changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +8,29 @@ use stepscope_engine::analysis::{
     SeedDistances, StepFrameMap, StepFrameStat, seed_distances, step_frame_map, task_instance, task_scores,
 };
 use stepscope_engine::tasks::{Score, TaskInstance};
-use stepscope_engine::trajectory::StepTensor;
+use stepscope_engine::trajectory::{StepTensor, TaskInfo};
 
 use super::document::Document;
 use super::gpu::{GpuTensor, ImageKey};
+
+/// A task instance and its ground-truth video `[3, F, H, W]` for the GPU.
+type TaskAnswer = (TaskInstance, GpuTensor);
+
+/// The instance `info` names and its ground truth as a GPU tensor.
+fn ground_truth_of(info: &TaskInfo) -> Result<TaskAnswer, String> {
+    let instance = task_instance(info).map_err(|err| err.to_string())?;
+    let key = ImageKey::of(&(
+        "task_ground_truth",
+        &info.name,
+        info.seed,
+        instance.params.size,
+        instance.params.frames,
+    ));
+    let video = &instance.ground_truth;
+    let tensor =
+        GpuTensor::new(key, video.values().to_vec(), video.shape()).ok_or("the task's video is empty")?;
+    Ok((instance, tensor))
+}
 
 /// A step x frame map with its values ready for the GPU (`[1, 1, steps, frames]`).
 #[derive(Debug)]
@@ -27,9 +46,10 @@ pub struct StatsCache {
     generation: u64,
     distances: HashMap<(usize, StepTensor), Result<SeedDistances, String>>,
     heatmaps: HashMap<(usize, StepFrameStat), Result<StepFrameHeatmap, String>>,
-    /// The task instance the run solves, regenerated from the manifest, with its ground-truth
-    /// video ready for the GPU.
-    task: Option<Result<(TaskInstance, GpuTensor), String>>,
+    /// The task instance the run solves, regenerated from the manifest's record of it, with
+    /// its ground-truth video ready for the GPU. Kept across document changes while the record
+    /// stays the same (a live run's steps do not change it).
+    task: Option<(TaskInfo, Result<TaskAnswer, String>)>,
     /// Per seed, the task score of `x0_hat` at every step.
     task_scores: HashMap<usize, Result<Vec<Option<Score>>, String>>,
 }
@@ -41,7 +61,6 @@ impl StatsCache {
             self.generation = generation;
             self.distances.clear();
             self.heatmaps.clear();
-            self.task = None;
             self.task_scores.clear();
         }
     }
@@ -54,21 +73,13 @@ impl StatsCache {
         document: &Document,
         seed_idx: usize,
     ) -> Result<(&TaskInstance, &GpuTensor, &[Option<Score>]), &str> {
-        let generation = self.generation;
-        let (instance, ground_truth) = self
-            .task
-            .get_or_insert_with(|| {
-                let info = document.manifest().conditioning.task.as_ref().ok_or("the run solves no task")?;
-                let instance = task_instance(info).map_err(|err| err.to_string())?;
-                let key = ImageKey::of(&("task_ground_truth", generation));
-                let video = &instance.ground_truth;
-                let tensor = GpuTensor::new(key, video.values().to_vec(), video.shape())
-                    .ok_or("the task's video is empty")?;
-                Ok((instance, tensor))
-            })
-            .as_ref()
-            .map(|(instance, tensor)| (instance, tensor))
-            .map_err(String::as_str)?;
+        let info = document.manifest().conditioning.task.as_ref().ok_or("the run solves no task")?;
+        if self.task.as_ref().is_none_or(|(cached, _)| cached != info) {
+            self.task_scores.clear();
+            self.task = Some((info.clone(), ground_truth_of(info)));
+        }
+        let Some((_, task)) = &self.task else { return Err("the run solves no task") };
+        let (instance, ground_truth) = task.as_ref().map_err(String::as_str)?;
         let scores = self
             .task_scores
             .entry(seed_idx)

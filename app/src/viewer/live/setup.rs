@@ -43,7 +43,7 @@ pub struct LiveSetup {
 /// A built-in task instance for a live run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveTask {
-    /// `maze`, `symmetry`, `gravity`, `flood_fill`, `rotation` or `rotation`.
+    /// `maze`, `symmetry`, `gravity`, `flood_fill` or `rotation`.
     pub name: String,
     /// Cells per side.
     pub size: usize,
