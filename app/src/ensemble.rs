@@ -1,35 +1,18 @@
 //! `stepscope ensemble`: the training-free seed ensemble's solve rate next to a single seed's,
 //! on the same held-out instances, with 95% Wilson intervals. One CSV row per size.
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device};
-use stepscope::viewer::live::builtin_model_dir;
 use stepscope_engine::analysis::{EnsemblePlan, run_ensemble, wilson_interval};
-use stepscope_engine::model::WanTransformer;
-use stepscope_engine::tasks::{TaskKind, TaskParams};
+use stepscope_engine::tasks::TaskParams;
 use stepscope_engine::training::SamplerSettings;
-use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
 
 use crate::cli::EnsembleArgs;
 use crate::progress::progress_bar;
+use crate::task_model::{TaskModel, load_task_model};
 
 pub fn run(args: &EnsembleArgs) -> Result<()> {
-    let device = Device::Cpu;
-    let model_dir = args.model.clone().unwrap_or_else(builtin_model_dir);
-    let model = WanTransformer::load(&model_dir, DType::F32, &device)
-        .with_context(|| format!("loading the model from {}", model_dir.display()))?;
-    let prompts_path = model_dir.join(PROMPTS_FILE);
-    let prompts = load_prompts(&prompts_path, &device)?;
-    let kind = TaskKind::from_name(&args.task).context("--task")?;
-    let prompt = prompts.get(kind.name()).with_context(|| {
-        format!(
-            "{} has no prompt for {}: the model was not trained on it",
-            prompts_path.display(),
-            kind.name()
-        )
-    })?;
-    let model = Arc::new(model);
+    let TaskModel { model, prompt, kind, .. } = load_task_model(args.model.clone(), &args.task)?;
+    let prompt = &prompt;
     let end =
         args.seed_offset.checked_add(args.instances).context("--seed-offset + --instances overflows")?;
     let bar = progress_bar(args.quiet, args.instances * args.size.len() as u64, 0, "instances");

@@ -1,35 +1,17 @@
 //! `stepscope eval`: solve rates of a trained model on held-out task instances, sampled with
 //! the engine's sampler and scored by the tasks' rule-based scorers. Prints one CSV row per size.
-use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device};
-use stepscope::viewer::live::builtin_model_dir;
-use stepscope_engine::model::WanTransformer;
-use stepscope_engine::tasks::{TaskKind, TaskParams};
-use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
+use stepscope_engine::tasks::TaskParams;
 use stepscope_engine::training::{EvalPlan, SamplerSettings, evaluate};
 
 use crate::cli::EvalArgs;
 use crate::progress::progress_bar;
+use crate::task_model::{TaskModel, load_task_model};
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let device = Device::Cpu;
-    let model_dir = args.model.clone().unwrap_or_else(builtin_model_dir);
-    let model = WanTransformer::load(&model_dir, DType::F32, &device)
-        .with_context(|| format!("loading the model from {}", model_dir.display()))?;
-    let prompts_path = model_dir.join(PROMPTS_FILE);
-    let prompts = load_prompts(Path::new(&prompts_path), &device)?;
-    let kind = TaskKind::from_name(&args.task).context("--task")?;
-    let prompt = prompts.get(kind.name()).with_context(|| {
-        format!(
-            "{} has no prompt for {}: the model was not trained on it",
-            prompts_path.display(),
-            kind.name()
-        )
-    })?;
-    let model = Arc::new(model);
+    let TaskModel { model, prompt, kind, .. } = load_task_model(args.model.clone(), &args.task)?;
+    let prompt = &prompt;
     let sampler = SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler };
     let seeds = args.seed_offset..args.seed_offset.saturating_add(args.instances);
     let plans: Vec<EvalPlan> = args

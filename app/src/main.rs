@@ -13,6 +13,7 @@ mod info;
 mod probe;
 mod progress;
 mod record;
+mod task_model;
 mod train;
 
 use std::process::ExitCode;

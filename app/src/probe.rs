@@ -1,41 +1,25 @@
 //! `stepscope probe`: linear probes per (step, layer) of a trained model on held-out task
 //! instances; prints the balanced accuracy as a table, writes the result file and a PNG heatmap.
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{DType, Device};
 use stepscope::viewer::gpu::Colormap;
-use stepscope::viewer::live::builtin_model_dir;
 use stepscope_engine::analysis::{
     PROBE_KEY, PROBE_VERSION, ProbePlan, ProbeRecord, ProbeResult, fit_probes, write_probe_file,
 };
-use stepscope_engine::model::WanTransformer;
-use stepscope_engine::tasks::{TaskKind, TaskParams};
+use stepscope_engine::tasks::TaskParams;
 use stepscope_engine::training::SamplerSettings;
-use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
 
 use crate::cli::ProbeArgs;
 use crate::progress::progress_bar;
+use crate::task_model::{TaskModel, load_task_model};
 
 /// Pixels per heatmap cell in the PNG.
 const CELL_PX: u32 = 16;
 
 pub fn run(args: &ProbeArgs) -> Result<()> {
-    let device = Device::Cpu;
-    let model_dir = args.model.clone().unwrap_or_else(builtin_model_dir);
-    let model = WanTransformer::load(&model_dir, DType::F32, &device)
-        .with_context(|| format!("loading the model from {}", model_dir.display()))?;
-    let prompts_path = model_dir.join(PROMPTS_FILE);
-    let prompts = load_prompts(&prompts_path, &device)?;
-    let kind = TaskKind::from_name(&args.task).context("--task")?;
-    let prompt = prompts.get(kind.name()).with_context(|| {
-        format!(
-            "{} has no prompt for {}: the model was not trained on it",
-            prompts_path.display(),
-            kind.name()
-        )
-    })?;
+    let TaskModel { model, prompt, kind, dir: model_dir } = load_task_model(args.model.clone(), &args.task)?;
+    let prompt = &prompt;
     if args.instances == 0 || args.test_instances == 0 {
         bail!("--instances and --test-instances must both be at least 1");
     }
@@ -51,7 +35,6 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
         frame: args.frame.unwrap_or(args.frames.saturating_sub(1)),
         ridge: args.ridge,
     };
-    let model = Arc::new(model);
     let bar = progress_bar(args.quiet, args.instances + args.test_instances, 0, "instances");
     bar.set_message("sampling");
     let result = fit_probes(&model, prompt, &plan, &mut || bar.inc(1)).context("fitting the probes")?;

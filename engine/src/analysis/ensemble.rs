@@ -10,11 +10,9 @@ use candle_core::Tensor;
 
 use super::source::AnalysisError;
 use crate::model::WanTransformer;
-use crate::session::{
-    CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionError, SessionSettings,
-};
+use crate::session::{CaptureSpec, NoiseSource, SamplingSession, SessionError};
 use crate::tasks::{TaskKind, TaskParams, TaskVideo};
-use crate::training::SamplerSettings;
+use crate::training::{SamplerSettings, task_conditioning};
 
 /// Which instances, how many seeds, how many merged steps.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,26 +71,13 @@ pub fn run_ensemble(
     if plan.instances.end > 1 << 32 {
         return Err(AnalysisError::Task("instance seeds must be below 2^32".to_owned()));
     }
-    let settings = SessionSettings {
-        steps: plan.sampler.steps,
-        shift: plan.sampler.shift,
-        scheduler: plan.sampler.scheduler,
-        guidance_scale: 1.0,
-        capture: CaptureSpec::default(),
-    };
+    let settings = plan.sampler.session_settings(CaptureSpec::default());
     let mut result = EnsembleResult { instances: 0, single_solved: 0, ensemble_solved: 0 };
     for seed in plan.instances.clone() {
         let instance =
             plan.task.generate(seed, &plan.params).map_err(|err| AnalysisError::Task(err.to_string()))?;
-        let first_frame = instance
-            .first_frame
-            .to_tensor(model.device())
+        let conditioning = task_conditioning(prompt, &instance, model.device())
             .map_err(|err| AnalysisError::Task(err.to_string()))?;
-        let conditioning = Arc::new(Conditioning {
-            prompt_embeds: prompt.clone(),
-            negative_prompt_embeds: None,
-            condition_latent: Some(first_frame),
-        });
         let session = |noise_idx: u64| {
             SamplingSession::new(
                 Arc::clone(model),

@@ -16,9 +16,9 @@ use candle_core::{IndexOp, Tensor};
 
 use super::source::AnalysisError;
 use crate::model::WanTransformer;
-use crate::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
+use crate::session::{CaptureSpec, NoiseSource, SamplingSession};
 use crate::tasks::{TaskInstance, TaskKind, TaskParams};
-use crate::training::SamplerSettings;
+use crate::training::{SamplerSettings, task_conditioning};
 use crate::trajectory::CaptureKind;
 
 /// What to probe, on which instances.
@@ -160,21 +160,9 @@ fn sample_tokens(
 ) -> Result<InstanceTokens, AnalysisError> {
     let session_error = |err: crate::session::SessionError| AnalysisError::Task(format!("sampling: {err}"));
     let capture: CaptureSpec = "hidden@all".parse().map_err(session_error)?;
-    let settings = SessionSettings {
-        steps: plan.sampler.steps,
-        shift: plan.sampler.shift,
-        scheduler: plan.sampler.scheduler,
-        guidance_scale: 1.0,
-        capture,
-    };
-    let device = model.device();
-    let first_frame =
-        instance.first_frame.to_tensor(device).map_err(|err| AnalysisError::Task(err.to_string()))?;
-    let conditioning = Arc::new(Conditioning {
-        prompt_embeds: prompt.clone(),
-        negative_prompt_embeds: None,
-        condition_latent: Some(first_frame),
-    });
+    let settings = plan.sampler.session_settings(capture);
+    let conditioning = task_conditioning(prompt, instance, model.device())
+        .map_err(|err| AnalysisError::Task(err.to_string()))?;
     let mut session = SamplingSession::new(
         Arc::clone(model),
         conditioning,

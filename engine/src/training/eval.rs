@@ -11,7 +11,7 @@ use super::error::{Result, TrainingError};
 use crate::model::WanTransformer;
 use crate::scheduler::SchedulerKind;
 use crate::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
-use crate::tasks::{TaskKind, TaskParams, TaskVideo};
+use crate::tasks::{TaskInstance, TaskKind, TaskParams, TaskVideo};
 
 /// How instances are sampled: the app's defaults are 20 UniPC steps at shift 3.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +45,34 @@ impl EvalPlan {
     pub fn samples(&self) -> u64 {
         (self.seeds.end.saturating_sub(self.seeds.start)).saturating_mul(self.noise_seeds)
     }
+}
+
+impl SamplerSettings {
+    /// The session settings of this sampler (no guidance), capturing `capture`.
+    #[must_use]
+    pub fn session_settings(self, capture: CaptureSpec) -> SessionSettings {
+        SessionSettings {
+            steps: self.steps,
+            shift: self.shift,
+            scheduler: self.scheduler,
+            guidance_scale: 1.0,
+            capture,
+        }
+    }
+}
+
+/// How a task instance is posed to the model, as the app poses it: `prompt` `[1, L, text_dim]`
+/// and the puzzle as the clean first frame (TI2V).
+pub fn task_conditioning(
+    prompt: &Tensor,
+    instance: &TaskInstance,
+    device: &candle_core::Device,
+) -> crate::tasks::Result<Arc<Conditioning>> {
+    Ok(Arc::new(Conditioning {
+        prompt_embeds: prompt.clone(),
+        negative_prompt_embeds: None,
+        condition_latent: Some(instance.first_frame.to_tensor(device)?),
+    }))
 }
 
 /// The outcome over a set of held-out instances.
@@ -102,14 +130,7 @@ pub fn evaluate(
             plan.noise_seeds
         )));
     }
-    let sampler = plan.sampler;
-    let settings = SessionSettings {
-        steps: sampler.steps,
-        shift: sampler.shift,
-        scheduler: sampler.scheduler,
-        guidance_scale: 1.0,
-        capture: CaptureSpec::default(),
-    };
+    let settings = plan.sampler.session_settings(CaptureSpec::default());
     let mut result = EvalResult {
         task: plan.task,
         params: plan.params,
@@ -123,11 +144,7 @@ pub fn evaluate(
     for seed in plan.seeds.clone() {
         let instance = plan.task.generate(seed, &plan.params)?;
         let [channels, frames, height, width] = instance.ground_truth.shape();
-        let conditioning = Arc::new(Conditioning {
-            prompt_embeds: prompt.clone(),
-            negative_prompt_embeds: None,
-            condition_latent: Some(instance.first_frame.to_tensor(model.device())?),
-        });
+        let conditioning = task_conditioning(prompt, &instance, model.device())?;
         let mut any_solved = false;
         for noise_idx in 0..plan.noise_seeds {
             let mut session = SamplingSession::new(
