@@ -9,7 +9,9 @@ use candle_core::{DType, Device};
 use stepscope_engine::model::WanTransformer;
 use stepscope_engine::recording::RunProvenance;
 use stepscope_engine::scheduler::SchedulerKind;
-use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
+use stepscope_engine::session::{
+    CaptureKind, CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings,
+};
 use stepscope_engine::trajectory::{ForkPoint, StorageDtype, TensorName, TrajectoryReader};
 use stepscope_engine::worker::{
     EngineCommand, EngineEvent, EngineHandle, LiveRecord, RecordChange, RunRequest,
@@ -218,5 +220,70 @@ fn a_live_record_of_a_rewound_and_forked_run_saves_what_a_straight_run_computes(
     for (step_idx, expected) in straight.iter().enumerate() {
         let saved = reader.load(&TensorName::x0(0, step_idx)).unwrap();
         assert!(max_abs_diff(&saved, expected) == 0.0, "x0 at step {step_idx} is saved bit for bit");
+    }
+}
+
+#[test]
+fn attention_on_demand_is_the_attention_a_capturing_run_records_at_that_step() {
+    let (engine, _) = spawn();
+    engine.send(EngineCommand::Start(Box::new(request(5)))).unwrap();
+    assert!(matches!(next(&engine), EngineEvent::SeedStarted { .. }));
+    for _ in 0..3 {
+        engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
+        assert!(matches!(next(&engine), EngineEvent::StepCaptured { .. }));
+    }
+    let query_token = 17;
+    engine.send(EngineCommand::InspectAttention { seed_idx: 0, step_idx: 1, query_token }).unwrap();
+    let EngineEvent::Attention { seed_idx: 0, maps } = next(&engine) else { panic!("expected attention") };
+    assert_eq!((maps.step_idx, maps.query_token), (1, query_token));
+    let layers = maps.self_attn.dim(0).unwrap();
+    let tokens = maps.grid.len();
+    assert_eq!(maps.self_attn.dims()[2], tokens);
+    assert_eq!(maps.cross_attn.dims()[..2], maps.self_attn.dims()[..2]);
+    // Every row is a distribution.
+    for probs in [&maps.self_attn, &maps.cross_attn] {
+        let sums = probs.sum(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
+    }
+
+    // The same step of a straight run that captures this query's attention everywhere.
+    let mut reference = request(5);
+    reference.settings.capture = format!("self_attn,cross_attn@all:q={query_token}").parse().unwrap();
+    let mut session = SamplingSession::new(
+        reference.model,
+        reference.conditioning,
+        reference.settings,
+        reference.latent_shape,
+        &reference.noise,
+    )
+    .unwrap();
+    session.step().unwrap();
+    let record = session.step().unwrap();
+    assert_eq!(record.layers.len(), layers);
+    for (layer_idx, capture) in record.layers.iter().enumerate() {
+        for (kind, tensor) in &capture.tensors {
+            // Captured as [heads, Q = 1, N | L].
+            let captured = tensor.squeeze(1).unwrap();
+            let on_demand = match kind {
+                CaptureKind::SelfAttn => maps.self_attn.get(layer_idx).unwrap(),
+                CaptureKind::CrossAttn => maps.cross_attn.get(layer_idx).unwrap(),
+                other => panic!("unexpected capture {other:?}"),
+            };
+            let diff = max_abs_diff(&captured, &on_demand);
+            assert!(diff <= 1e-6, "layer {layer_idx} {kind:?}: {diff}");
+        }
+    }
+
+    // Bad requests come back as errors and leave the run as it was.
+    engine.send(EngineCommand::InspectAttention { seed_idx: 0, step_idx: 4, query_token }).unwrap();
+    let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+    assert!(message.contains("has not been reached"), "{message}");
+    engine.send(EngineCommand::InspectAttention { seed_idx: 0, step_idx: 0, query_token: tokens }).unwrap();
+    let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+    assert!(message.contains(&format!("outside the {tokens} tokens")), "{message}");
+    engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
+    match next(&engine) {
+        EngineEvent::StepCaptured { record, .. } => assert_eq!(record.step_idx, 3),
+        other => panic!("expected step 3, got {other:?}"),
     }
 }

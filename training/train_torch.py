@@ -32,6 +32,7 @@ import argparse
 import copy
 import csv
 import json
+import math
 import os
 import random
 import signal
@@ -154,6 +155,31 @@ def export(out: Path, ema_model, ema_prompts: dict[str, torch.Tensor]) -> None:
     atomic_write(model_dir / "prompts.safetensors", lambda p: save_file(prompts, p))
 
 
+def mix_weights_for(mixes: list[tuple[str, int]], spec: str | None) -> list[float] | None:
+    """Per-mix draw weights from `task=weight,...`: a task's sizes share its weight equally."""
+    if not spec:
+        return None
+    weights = {}
+    for part in spec.split(","):
+        name, _, value = part.partition("=")
+        weights[name] = float(value)
+    unknown = set(weights) - {t for t, _ in mixes}
+    if unknown:
+        raise SystemExit(f"error: --task-weights names tasks not in the run: {sorted(unknown)}")
+    sizes = {t: sum(1 for u, _ in mixes if u == t) for t, _ in mixes}
+    return [weights.get(t, 1.0) / sizes[t] for t, _ in mixes]
+
+
+def learning_rate(args, step: int) -> float:
+    """Linear warm-up to `--lr`, constant, then (with `--anneal-steps`) a cosine down to `--min-lr`."""
+    lr = args.lr * min(1.0, (step + 1) / args.warmup)
+    start = args.steps - args.anneal_steps
+    if args.anneal_steps > 0 and step >= start:
+        done = min(1.0, (step - start) / args.anneal_steps)
+        lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1.0 + math.cos(math.pi * done))
+    return lr
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -179,6 +205,12 @@ def main() -> int:
     ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long (0: never)")
+    ap.add_argument("--task-weights", default=None,
+                    help="how often each task is drawn, e.g. maze=3,gravity=1 (default: every task 1; a "
+                         "task's sizes share its weight; may change on --resume)")
+    ap.add_argument("--anneal-steps", type=int, default=0,
+                    help="the last N steps before --steps decay the learning rate (cosine) to --min-lr")
+    ap.add_argument("--min-lr", type=float, default=1e-4)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out: Path = args.out
@@ -187,12 +219,13 @@ def main() -> int:
     if args.resume:
         state = torch.load(ckpt_path, weights_only=False)
         saved_args = state["args"]
-        ema = args.ema
+        ema, weights = args.ema, args.task_weights
         for key in ("tasks", "maze_sizes", "frames", "batch_size", "lr", "warmup", "weight_decay", "ema",
                     "layers", "heads", "ffn_dim", "text_dim", "prompt_tokens", "seed"):
             setattr(args, key, saved_args[key])
         if ema is not None:
             args.ema = ema
+        args.task_weights = weights if weights is not None else saved_args.get("task_weights")
         added = [t for t in args.add_tasks.split(",") if t and t not in args.tasks.split(",")]
         if added:
             args.tasks = ",".join(args.tasks.split(",") + added)
@@ -206,6 +239,7 @@ def main() -> int:
     tasks = args.tasks.split(",")
     lo, hi = (int(v) for v in args.maze_sizes.split("-"))
     mixes = [(t, s) for t in tasks for s in (range(lo, hi + 1) if t == "maze" else [TASK_SIZES[t]])]
+    mix_weights = mix_weights_for(mixes, args.task_weights)
     torch.manual_seed(args.seed)
     model = WanTransformer3DModel(**model_config(args))
     prompts = torch.nn.ParameterDict(
@@ -286,10 +320,13 @@ def main() -> int:
     started = time.monotonic()
     while step < args.steps:
         t0 = time.monotonic()
-        task, size = mixes[picker.randrange(len(mixes))]
+        if mix_weights is None:
+            task, size = mixes[picker.randrange(len(mixes))]
+        else:
+            task, size = picker.choices(mixes, weights=mix_weights)[0]
         x0 = streams[(task, size)].take(args.batch_size)
         x_t, timesteps, target, generated = noise_batch(x0, gen)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        lr = learning_rate(args, step)
         for group in opt.param_groups:
             group["lr"] = lr
         context = prompts[task].expand(args.batch_size, -1, -1)

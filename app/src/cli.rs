@@ -261,6 +261,10 @@ pub struct EvalArgs {
     pub shift: f64,
     #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
     pub scheduler: SchedulerKind,
+    /// Also score `x0_hat` at every step and write the Chain-of-Steps curve and the commit-step
+    /// distribution here (CSV, one row per size and step).
+    #[arg(long, value_name = "CSV")]
+    pub per_step: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

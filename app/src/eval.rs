@@ -1,9 +1,14 @@
 //! `stepscope eval`: solve rates of a trained model on held-out task instances, sampled with
-//! the engine's sampler and scored by the tasks' rule-based scorers. Prints one CSV row per size.
+//! the engine's sampler and scored by the tasks' rule-based scorers. Prints one CSV row per size;
+//! with `--per-step`, also writes the score of `x0_hat` at every step and the distribution of
+//! commit steps.
+
+use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use stepscope_engine::tasks::TaskParams;
-use stepscope_engine::training::{EvalPlan, SamplerSettings, evaluate};
+use stepscope_engine::training::{EvalPlan, EvalResult, SamplerSettings, StepCurve, evaluate};
+use stepscope_engine::trajectory::replace_file_with;
 
 use crate::cli::EvalArgs;
 use crate::progress::progress_bar;
@@ -23,8 +28,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             seeds: seeds.clone(),
             noise_seeds: args.seeds,
             sampler,
+            per_step: args.per_step.is_some(),
         })
         .collect();
+    let mut per_step_csv = String::from(PER_STEP_HEADER);
     let total = plans.iter().map(EvalPlan::samples).sum();
     let bar = progress_bar(args.quiet, total, 0, "samples");
     println!(
@@ -49,8 +56,55 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 result.any_seed_rate(),
                 result.mean_score
             );
+            if let Some(curve) = &result.steps {
+                eprintln!("{}", commit_summary(&result, curve));
+            }
         });
+        if let Some(curve) = &result.steps {
+            per_step_rows(&mut per_step_csv, &result, curve);
+        }
     }
     bar.finish_and_clear();
+    if let Some(path) = &args.per_step {
+        replace_file_with(path, per_step_csv.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
+}
+
+const PER_STEP_HEADER: &str = "task,size,step,samples,mean_x0_score,x0_solved,x0_solved_rate,committed_here,committed_by,committed_by_rate\n";
+
+/// One row per step: how `x0_hat` scores there, and how many samples have committed by then.
+fn per_step_rows(csv: &mut String, result: &EvalResult, curve: &StepCurve) {
+    let samples = curve.samples().max(1);
+    let mut committed_by = 0;
+    for (step_idx, (&score_sum, &solved)) in curve.score_sum.iter().zip(&curve.solved).enumerate() {
+        let here = curve.committed_at(step_idx);
+        committed_by += here;
+        let _ = writeln!(
+            csv,
+            "{},{},{step_idx},{},{:.4},{solved},{:.4},{here},{committed_by},{:.4}",
+            result.task.name(),
+            result.params.size,
+            curve.samples(),
+            score_sum / samples as f64,
+            solved as f64 / samples as f64,
+            committed_by as f64 / samples as f64,
+        );
+    }
+}
+
+/// "maze 5: 18 of 100 samples commit; median commit step 12 (of 20)".
+fn commit_summary(result: &EvalResult, curve: &StepCurve) -> String {
+    let committed = curve.commit_steps.iter().flatten().count();
+    let median = curve
+        .median_commit_step()
+        .map_or_else(|| "no commit step".to_owned(), |step| format!("median commit step {step}"));
+    format!(
+        "{} {}: {committed} of {} samples commit to a solution; {median} (of {} steps)",
+        result.task.name(),
+        result.params.size,
+        curve.samples(),
+        curve.score_sum.len()
+    )
 }

@@ -9,6 +9,7 @@ use stepscope_engine::analysis::{
 };
 use stepscope_engine::tasks::TaskParams;
 use stepscope_engine::training::SamplerSettings;
+use stepscope_engine::trajectory::replace_file_with;
 
 use crate::cli::ProbeArgs;
 use crate::progress::progress_bar;
@@ -92,6 +93,8 @@ fn write_heatmap_png(path: &Path, result: &ProbeResult) -> Result<()> {
         let rgb = Colormap::Viridis.rgb_of(value as f32, [0.5, 1.0]);
         image::Rgb(rgb.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8))
     });
-    image.save(path)?;
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    replace_file_with(path, &png)?;
     Ok(())
 }

@@ -118,6 +118,7 @@ fn run_eval(trainer: &Trainer, count: u64, log: &mut BufWriter<File>, bar: &Prog
                 seeds: 0..count,
                 noise_seeds: 1,
                 sampler: SamplerSettings::default(),
+                per_step: false,
             };
             let result = evaluate(&model, prompt, &plan, &mut || {})
                 .with_context(|| format!("evaluating {} size {size}", mix.task))?;

@@ -85,6 +85,8 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
         "2",
         "--steps",
         "2",
+        "--per-step",
+        out.join("per_step.csv").to_str().unwrap(),
         "--quiet",
     ]);
     check(&eval);
@@ -93,6 +95,14 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
     // task, size, frames, instances, seed offset, noise seeds, samples.
     assert!(table.lines().nth(1).unwrap().starts_with("maze,2,2,2,5,2,4,"), "{table}");
     assert!(table.lines().nth(2).unwrap().starts_with("maze,3,2,2,5,2,4,"), "{table}");
+    // The per-step curve: a row per size and step, four samples each, and a commit summary.
+    let curve = std::fs::read_to_string(out.join("per_step.csv")).unwrap();
+    let rows: Vec<&str> = curve.lines().collect();
+    assert_eq!(rows.len(), 1 + 2 * 2, "{curve}");
+    assert!(rows[0].starts_with("task,size,step,samples,mean_x0_score"), "{curve}");
+    assert!(rows[1].starts_with("maze,2,0,4,") && rows[4].starts_with("maze,3,1,4,"), "{curve}");
+    let stderr = String::from_utf8_lossy(&eval.stderr);
+    assert!(stderr.contains("maze 3: ") && stderr.contains("of 4 samples commit"), "{stderr}");
 
     // Probes per (step, layer) on the same model: a result file and a PNG heatmap.
     let result = out.join("probe.safetensors");

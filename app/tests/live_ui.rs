@@ -187,3 +187,42 @@ fn the_builtin_maze_session_scores_the_prediction_at_every_step() {
     let first = latents.narrow(1, 0, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(first, instance.first_frame.values());
 }
+
+/// The attention inspector: a click on a frame pixel asks the engine where that token attends,
+/// the window shows the layer x head grid and follows the step cursor.
+#[test]
+fn clicking_a_pixel_shows_where_its_token_attends_and_follows_the_step() {
+    let mut harness = live_harness(SaveTo(PathBuf::new()), tiny_setup(4));
+    harness.get_by_label("Step").click();
+    run_until(&mut harness, "step 0", |h| has_label(h, "frame 1"));
+    harness.run();
+
+    // The top-left pixel of frame 1 (latent [4, 3, 8, 8], 1x2x2 patches): token (1, 0, 0) = #16.
+    let label = harness.get_by_label("frame 1").rect();
+    let pixel = label.left_bottom() + egui::vec2(2.0, 10.0);
+    harness.hover_at(pixel);
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos: pixel,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::default(),
+        });
+    }
+    run_until(&mut harness, "the attention maps", |h| h.state().shows_attention());
+    // A new window is laid out unseen in its first frame.
+    harness.step();
+    harness.step();
+    harness.get_by_label_contains("Token (1, 0, 0) (#16) at step 0 of seed 0");
+    harness.get_by_label("layer 0");
+    harness.get_by_label("layer 1");
+    harness.get_by_label("head mean");
+    harness.get_by_label_contains("Cross-attention on the");
+
+    // Another step (clicked through accesskit: the window may cover the button): the cursor
+    // follows it, and the inspector asks again for the new step.
+    harness.get_by_label("Step").click_accesskit();
+    run_until(&mut harness, "the attention at step 1", |h| {
+        h.query_by_label_contains("Token (1, 0, 0) (#16) at step 1 of seed 0").is_some()
+    });
+}

@@ -6,6 +6,7 @@ use egui::{Key, Modifiers};
 use stepscope_engine::analysis::is_probe_file;
 use stepscope_engine::trajectory::TensorName;
 
+use super::attention_view::AttentionView;
 use super::document::{Document, OpenFailure};
 use super::file_picker::FilePicker;
 use super::frame_cache::{FrameCache, FrameKey};
@@ -56,6 +57,8 @@ pub struct StepscopeApp {
     /// The engine thread, started with the first live run.
     pub(super) live: Option<LiveSession>,
     pub(super) new_run_dialog: NewRunDialog,
+    /// The attention inspector (live runs).
+    pub(super) attention: AttentionView,
 }
 
 impl StepscopeApp {
@@ -88,6 +91,7 @@ impl StepscopeApp {
             file_picker,
             live: None,
             new_run_dialog: NewRunDialog::default(),
+            attention: AttentionView::default(),
         };
         if let Some(path) = path {
             app.open(path);
@@ -337,16 +341,21 @@ impl StepscopeApp {
                 .map(FramePictures::Textures)
                 .map_err(str::to_owned)
         };
-        match pictures {
+        let click_hint = self.live.is_some().then_some(super::app_attention::CLICK_HINT_LIVE);
+        let clicked = match pictures {
             Ok(pictures) => {
                 let patch_size = document.manifest().patch_size;
-                frame_view_ui(ui, pictures, patch_size, &mut self.settings.zoom, fit_zoom);
+                frame_view_ui(ui, pictures, patch_size, (&mut self.settings.zoom, fit_zoom), click_hint)
             }
             Err(message) => {
                 // Nothing to fit yet: try again when frames arrive.
                 self.fit_zoom_pending = fit_zoom;
                 ui.colored_label(ui.visuals().warn_fg_color, message);
+                None
             }
+        };
+        if let Some(pixel) = clicked {
+            self.inspect_attention_at(pixel);
         }
     }
 }
@@ -421,12 +430,14 @@ impl eframe::App for StepscopeApp {
 
         self.poll_loading(&ctx);
         self.poll_live();
+        self.poll_attention();
         if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
             self.start_live(&ctx, setup);
         }
 
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_bar_ui(ui));
         self.probe_window_ui(&ctx);
+        self.attention_window_ui(&ctx);
         if let Some(document) = &mut self.document {
             let recorded: Vec<bool> = (0..document.num_steps())
                 .map(|step_idx| document.has_step(document.seed_idx, step_idx))

@@ -53,16 +53,37 @@ impl FramePictures<'_> {
     }
 }
 
+/// A latent pixel the user clicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClickedPixel {
+    pub frame_idx: usize,
+    pub x: usize,
+    pub y: usize,
+}
+
+impl ClickedPixel {
+    /// The flat index of this pixel's token in the token grid of a `[C, F, H, W]` latent cut
+    /// into `patch_size` (`[t, h, w]`) patches; `None` outside the grid.
+    #[must_use]
+    pub fn token(self, [_, frames, height, width]: [usize; 4], patch_size: [usize; 3]) -> Option<usize> {
+        let [p_t, p_h, p_w] = patch_size.map(|p| p.max(1));
+        let grid = [frames / p_t, height / p_h, width / p_w];
+        let (f, r, c) = (self.frame_idx / p_t, self.y / p_h, self.x / p_w);
+        (f < grid[0] && r < grid[1] && c < grid[2]).then(|| (f * grid[1] + r) * grid[2] + c)
+    }
+}
+
 /// The zoom bar, then the frames at `zoom` screen points per latent pixel. Ctrl + scroll over
 /// the frames zooms too; `fit` first sets the zoom that fits the view. `patch_size`
-/// (`[t, h, w]`) names the token under the pointer.
+/// (`[t, h, w]`) names the token under the pointer; `click_hint` (if any) is added to the
+/// read-out. Returns the pixel clicked, if one was.
 pub fn frame_view_ui(
     ui: &mut egui::Ui,
     pictures: FramePictures<'_>,
     patch_size: [usize; 3],
-    zoom: &mut f32,
-    fit: bool,
-) {
+    (zoom, fit): (&mut f32, bool),
+    click_hint: Option<&str>,
+) -> Option<ClickedPixel> {
     let shape = pictures.shape();
     let [channels, frames, height, width] = shape;
     if fit {
@@ -83,6 +104,7 @@ pub fn frame_view_ui(
     });
     ui.separator();
 
+    let mut clicked = None;
     let scroll = egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
         ui.spacing_mut().item_spacing = Vec2::splat(FRAME_GAP);
         ui.horizontal_wrapped(|ui| {
@@ -94,23 +116,32 @@ pub fn frame_view_ui(
                         FramePictures::Gpu(tensor) => {
                             let style = ImageStyle::default_for(tensor);
                             let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style) else { return };
-                            gpu::image_ui(ui, image, size)
+                            gpu::image_ui_sensing(ui, image, size, egui::Sense::click())
                         }
                         FramePictures::Textures(stack) => {
                             let Some(texture) = stack.textures.get(frame_idx) else { return };
-                            ui.add(egui::Image::from_texture(SizedTexture::new(texture.id(), size)))
+                            let image = egui::Image::from_texture(SizedTexture::new(texture.id(), size));
+                            ui.add(image.sense(egui::Sense::click()))
                         }
                     };
-                    if let Some(pointer) = response.hover_pos() {
+                    let pixel_at = |pointer: egui::Pos2| {
                         let local = (pointer - response.rect.min) / *zoom;
                         let (x, y) = (local.x.floor() as usize, local.y.floor() as usize);
-                        if x < width && y < height {
-                            let [p_t, p_h, p_w] = patch_size.map(|p| p.max(1));
-                            let token = format!("token ({}, {}, {})", frame_idx / p_t, y / p_h, x / p_w);
-                            let text =
-                                format!("{}\n{token}", hover_text(shape, pictures.values(), frame_idx, x, y));
-                            response.on_hover_text_at_pointer(text);
+                        (x < width && y < height).then_some(ClickedPixel { frame_idx, x, y })
+                    };
+                    if response.clicked() {
+                        clicked = response.interact_pointer_pos().and_then(pixel_at);
+                    }
+                    if let Some(pixel) = response.hover_pos().and_then(pixel_at) {
+                        let [p_t, p_h, p_w] = patch_size.map(|p| p.max(1));
+                        let (x, y) = (pixel.x, pixel.y);
+                        let token = format!("token ({}, {}, {})", frame_idx / p_t, y / p_h, x / p_w);
+                        let mut text =
+                            format!("{}\n{token}", hover_text(shape, pictures.values(), frame_idx, x, y));
+                        if let Some(hint) = click_hint {
+                            text = format!("{text}\n{hint}");
                         }
+                        response.on_hover_text_at_pointer(text);
                     }
                 });
             }
@@ -122,6 +153,7 @@ pub fn frame_view_ui(
     if over_frames && (zoom_delta - 1.0).abs() > f32::EPSILON {
         *zoom = (*zoom * zoom_delta).clamp(*ZOOM_RANGE.start(), *ZOOM_RANGE.end());
     }
+    clicked
 }
 
 /// The largest zoom at which the frames of a `[C, F, H, W]` tensor, side by side, fit in
@@ -161,6 +193,18 @@ mod tests {
             hover_text([5, 1, 1, 1], &values, 0, 0, 0),
             "frame 0, x 0, y 0\nc0: +0.5000\nc1: -1.0000\nc2: +2.0000\nc3: +0.0000\n(+1 more channels)"
         );
+    }
+
+    #[test]
+    fn a_clicked_pixel_names_its_token() {
+        let shape = [16, 5, 12, 20];
+        let pixel = ClickedPixel { frame_idx: 3, x: 7, y: 5 };
+        // 1x2x2 patches: a 5 x 6 x 10 grid, token (3, 2, 3).
+        assert_eq!(pixel.token(shape, [1, 2, 2]), Some((3 * 6 + 2) * 10 + 3));
+        // 4x4x4 patches leave a 1 x 3 x 5 grid: frame 3 is in temporal patch 0.
+        assert_eq!(pixel.token(shape, [4, 4, 4]), Some(5 + 1));
+        // Frame 4 is past the last whole temporal patch.
+        assert_eq!(ClickedPixel { frame_idx: 4, ..pixel }.token(shape, [4, 4, 4]), None);
     }
 
     #[test]

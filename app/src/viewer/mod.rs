@@ -6,7 +6,10 @@
 //! `*_ui` function in its own module.
 
 mod app;
+mod app_attention;
 mod app_live;
+mod attention_data;
+mod attention_view;
 mod document;
 pub mod file_picker;
 mod frame_cache;

@@ -8,6 +8,7 @@
 //! Shapes: one sample at a time; latents, velocities and `x0_hat` are `[C, F, H, W]` in f32.
 //!
 //! [`step`]: SamplingSession::step
+pub mod attention;
 pub mod capture;
 pub mod condition;
 pub mod error;
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Tensor};
 
+pub use attention::AttentionMaps;
 pub use capture::{CaptureKind, CaptureSpec, ResolvedCapture};
 pub use condition::ConditionFrames;
 pub use error::{Result, SessionError};

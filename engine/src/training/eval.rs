@@ -37,6 +37,8 @@ pub struct EvalPlan {
     pub seeds: Range<u64>,
     pub noise_seeds: u64,
     pub sampler: SamplerSettings,
+    /// Also score `x0_hat` at every step of every sample ([`EvalResult::steps`]).
+    pub per_step: bool,
 }
 
 impl EvalPlan {
@@ -90,6 +92,58 @@ pub struct EvalResult {
     pub instances_solved: usize,
     /// Mean scorer value over the samples, in `[0, 1]`.
     pub mean_score: f32,
+    /// With [`EvalPlan::per_step`]: how the prediction scored along the steps.
+    pub steps: Option<StepCurve>,
+}
+
+/// The Chain-of-Steps curve over a set of samples: per step, how well `x0_hat` scores, and per
+/// sample the step from which it stays solved (its commit step).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepCurve {
+    /// Per step, the sum of the `x0_hat` scores over the samples.
+    pub score_sum: Vec<f64>,
+    /// Per step, the samples whose `x0_hat` is solved there.
+    pub solved: Vec<usize>,
+    /// Per sample, its commit step ([`crate::analysis::commit_step`]); `None` if it ends
+    /// unsolved.
+    pub commit_steps: Vec<Option<usize>>,
+}
+
+impl StepCurve {
+    /// Adds one sample's scores, one per step.
+    pub fn add(&mut self, scores: &[crate::tasks::Score]) {
+        if self.score_sum.len() < scores.len() {
+            self.score_sum.resize(scores.len(), 0.0);
+            self.solved.resize(scores.len(), 0);
+        }
+        for (step_idx, score) in scores.iter().enumerate() {
+            self.score_sum[step_idx] += f64::from(score.value);
+            self.solved[step_idx] += usize::from(score.solved);
+        }
+        let recorded: Vec<Option<crate::tasks::Score>> = scores.iter().cloned().map(Some).collect();
+        self.commit_steps.push(crate::analysis::commit_step(&recorded));
+    }
+
+    /// Samples added.
+    #[must_use]
+    pub fn samples(&self) -> usize {
+        self.commit_steps.len()
+    }
+
+    /// Samples committed at exactly `step_idx`.
+    #[must_use]
+    pub fn committed_at(&self, step_idx: usize) -> usize {
+        self.commit_steps.iter().filter(|&&step| step == Some(step_idx)).count()
+    }
+
+    /// The median commit step of the samples that commit (the lower middle for an even
+    /// count); `None` if none does.
+    #[must_use]
+    pub fn median_commit_step(&self) -> Option<usize> {
+        let mut steps: Vec<usize> = self.commit_steps.iter().flatten().copied().collect();
+        steps.sort_unstable();
+        steps.get(steps.len().saturating_sub(1) / 2).copied()
+    }
 }
 
 impl EvalResult {
@@ -139,6 +193,7 @@ pub fn evaluate(
         solved: 0,
         instances_solved: 0,
         mean_score: 0.0,
+        steps: plan.per_step.then(StepCurve::default),
     };
     let mut score_sum = 0.0f64;
     for seed in plan.seeds.clone() {
@@ -154,8 +209,15 @@ pub fn evaluate(
                 [channels, frames, height, width],
                 &NoiseSource::Seed(seed + (noise_idx << 32)),
             )?;
+            let mut step_scores = Vec::new();
             while !session.is_finished() {
-                session.step()?;
+                let record = session.step()?;
+                if result.steps.is_some() {
+                    step_scores.push(instance.score(&TaskVideo::from_tensor(&record.x0)?)?);
+                }
+            }
+            if let Some(curve) = &mut result.steps {
+                curve.add(&step_scores);
             }
             let video = TaskVideo::from_tensor(&session.latents()?)?;
             let score = instance.score(&video)?;
@@ -182,4 +244,29 @@ pub fn inference_model(
         weights.iter().map(|(k, t)| (k.clone(), t.clone())).collect();
     let vb = candle_nn::VarBuilder::from_tensors(tensors, candle_core::DType::F32, device);
     Ok(WanTransformer::new(config.clone(), vb)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::Score;
+
+    fn score(value: f32, solved: bool) -> Score {
+        Score { value, solved, parts: Vec::new() }
+    }
+
+    #[test]
+    fn the_step_curve_sums_scores_and_finds_commit_steps() {
+        let mut curve = StepCurve::default();
+        curve.add(&[score(0.25, false), score(1.0, true), score(1.0, true)]);
+        curve.add(&[score(0.5, false), score(1.0, true), score(0.75, false)]);
+        curve.add(&[score(0.75, true), score(1.0, true), score(1.0, true)]);
+        assert_eq!(curve.samples(), 3);
+        assert_eq!(curve.score_sum, [1.5, 3.0, 2.75]);
+        assert_eq!(curve.solved, [1, 3, 2]);
+        assert_eq!(curve.commit_steps, [Some(1), None, Some(0)]);
+        assert_eq!((curve.committed_at(0), curve.committed_at(1), curve.committed_at(2)), (1, 1, 0));
+        assert_eq!(curve.median_commit_step(), Some(0));
+        assert_eq!(StepCurve::default().median_commit_step(), None);
+    }
 }

@@ -27,5 +27,7 @@ mod tests;
 
 pub use config::{TaskMix, TrainConfig};
 pub use error::{Result, TrainingError};
-pub use eval::{EvalPlan, EvalResult, SamplerSettings, evaluate, inference_model, task_conditioning};
+pub use eval::{
+    EvalPlan, EvalResult, SamplerSettings, StepCurve, evaluate, inference_model, task_conditioning,
+};
 pub use trainer::{StepStats, Trainer};

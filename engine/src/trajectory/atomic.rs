@@ -21,6 +21,17 @@ const TEMP_NAME_ATTEMPTS: u64 = 16;
 /// Distinguishes the temporary files of concurrent writes within this process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Replaces `path` with `bytes`, atomically (for the command line's CSV and PNG outputs).
+pub fn replace_file_with(path: &Path, bytes: &[u8]) -> Result<(), TrajectoryError> {
+    replace_file(path, |out| {
+        io::Write::write_all(out, bytes).map_err(|source| TrajectoryError::Io {
+            path: path.to_owned(),
+            action: "write the temporary file",
+            source,
+        })
+    })
+}
+
 /// Replaces `path` with what `write_contents` writes, atomically.
 ///
 /// On error, `path` is untouched and no temporary file is left behind, except when syncing the

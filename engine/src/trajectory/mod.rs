@@ -23,6 +23,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use atomic::replace_file_with;
 pub use error::TrajectoryError;
 pub use header::{StorageDtype, TensorInfo};
 pub use manifest::{

@@ -63,6 +63,7 @@ impl LiveRecord {
             }
             EngineEvent::SeedStarted { forked_from: None, .. }
             | EngineEvent::Paused { .. }
+            | EngineEvent::Attention { .. }
             | EngineEvent::Error { .. } => None,
         }
     }

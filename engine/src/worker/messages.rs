@@ -6,7 +6,9 @@ use candle_core::Tensor;
 use crate::model::WanTransformer;
 use crate::recording::{Recorder, RunProvenance};
 use crate::scheduler::Schedule;
-use crate::session::{Conditioning, NoiseSource, SamplingSession, SessionError, SessionSettings, StepRecord};
+use crate::session::{
+    AttentionMaps, Conditioning, NoiseSource, SamplingSession, SessionError, SessionSettings, StepRecord,
+};
 use crate::trajectory::{self, StorageDtype};
 
 /// Everything needed to start a run (its first seed).
@@ -65,6 +67,9 @@ pub enum EngineCommand {
     Fork { seed_idx: usize, step_idx: usize, rng_seed: u64 },
     /// Puts `seed_idx` back to the state entering `step_idx`; later steps are forgotten.
     Rewind { seed_idx: usize, step_idx: usize },
+    /// Repeats the forward pass of `step_idx` of `seed_idx` with attention kept for
+    /// `query_token` (a flat index into the token grid) at every layer; the run is unchanged.
+    InspectAttention { seed_idx: usize, step_idx: usize, query_token: usize },
     /// Ends the thread.
     Shutdown,
 }
@@ -91,6 +96,8 @@ pub enum EngineEvent {
     Rewound { seed_idx: usize, step_idx: usize },
     /// Running stopped on request.
     Paused { seed_idx: usize, step_idx: usize },
+    /// Where a query token attends, as asked by [`EngineCommand::InspectAttention`].
+    Attention { seed_idx: usize, maps: Arc<AttentionMaps> },
     /// A command failed, or a step failed or panicked; the thread carries on.
     Error { message: String },
 }

@@ -177,6 +177,10 @@ fn handle(runner: &mut Runner, mode: Mode, command: EngineCommand) -> (Option<Mo
         EngineCommand::Fork { seed_idx, step_idx, rng_seed } => {
             (Some(mode), runner.fork(seed_idx, step_idx, rng_seed).map_or_else(error, |e| vec![e]))
         }
+        EngineCommand::InspectAttention { seed_idx, step_idx, query_token } => (
+            Some(mode),
+            runner.inspect_attention(seed_idx, step_idx, query_token).map_or_else(error, |e| vec![e]),
+        ),
         EngineCommand::Rewind { seed_idx, step_idx } => {
             let mode = if mode == (Mode::Running { seed_idx }) { Mode::Idle } else { mode };
             (Some(mode), runner.rewind(seed_idx, step_idx).map_or_else(error, |e| vec![e]))

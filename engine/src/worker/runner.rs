@@ -109,6 +109,19 @@ impl Runner {
         Ok(event)
     }
 
+    /// Where `query_token` attends at `step_idx` of `seed_idx` (see
+    /// [`SamplingSession::attention_of`]).
+    pub(crate) fn inspect_attention(
+        &mut self,
+        seed_idx: usize,
+        step_idx: usize,
+        query_token: usize,
+    ) -> Result<EngineEvent, SessionError> {
+        let seed = self.seed(seed_idx)?;
+        let maps = state_entering(seed, step_idx)?.attention_of(query_token)?;
+        Ok(EngineEvent::Attention { seed_idx, maps: Arc::new(maps) })
+    }
+
     pub(crate) fn rewind(&mut self, seed_idx: usize, step_idx: usize) -> Result<EngineEvent, SessionError> {
         let seed = self.seed(seed_idx)?;
         seed.session = state_entering(seed, step_idx)?;

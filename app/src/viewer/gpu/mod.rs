@@ -48,7 +48,17 @@ pub fn paint_image(painter: &egui::Painter, rect: egui::Rect, image: GpuImage) {
 /// Allocates `size` points in `ui` and draws `image` there; the response senses hover (for
 /// read-outs of the pixel under the pointer).
 pub fn image_ui(ui: &mut egui::Ui, image: GpuImage, size: egui::Vec2) -> egui::Response {
-    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+    image_ui_sensing(ui, image, size, egui::Sense::hover())
+}
+
+/// [`image_ui`] with the response sensing `sense` (e.g. clicks on a pixel).
+pub fn image_ui_sensing(
+    ui: &mut egui::Ui,
+    image: GpuImage,
+    size: egui::Vec2,
+    sense: egui::Sense,
+) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(size, sense);
     if ui.is_rect_visible(rect) {
         paint_image(ui.painter(), rect, image);
     }

@@ -10,5 +10,5 @@ mod setup;
 pub use controls::{LiveAction, live_controls_ui};
 pub use dialog::NewRunDialog;
 pub use loader::PendingLoad;
-pub use session::{Activity, LiveSession};
+pub use session::{Activity, AttentionAnswer, LiveSession};
 pub use setup::{LiveSetup, LiveTask, builtin_model_dir, provenance};

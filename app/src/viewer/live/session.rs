@@ -5,10 +5,12 @@
 //! (tensors are shared, so the snapshot is cheap) on its own named thread.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use crossbeam_channel::{Receiver, TryRecvError};
+use stepscope_engine::session::AttentionMaps;
 use stepscope_engine::worker::{
     EngineCommand, EngineEvent, EngineHandle, LiveRecord, RecordChange, RunRequest,
 };
@@ -30,6 +32,17 @@ pub enum Activity {
     },
 }
 
+/// How the engine answered a request for attention maps.
+#[derive(Debug, Clone)]
+pub enum AttentionAnswer {
+    Maps {
+        seed_idx: usize,
+        maps: Arc<AttentionMaps>,
+    },
+    /// The request failed; the reason is in [`LiveSession::error`].
+    Failed,
+}
+
 /// The engine thread and the state of the run it works on.
 #[derive(Debug)]
 pub struct LiveSession {
@@ -45,6 +58,10 @@ pub struct LiveSession {
     pub save_status: Option<String>,
     /// The noise seed the next fork uses.
     pub fork_rng_seed: u64,
+    /// Whether attention maps were asked for and not answered yet.
+    attention_asked: bool,
+    /// The latest answer, until the window takes it.
+    attention: Option<AttentionAnswer>,
 }
 
 /// A save in progress on its own thread.
@@ -68,6 +85,8 @@ impl LiveSession {
             save: None,
             save_status: None,
             fork_rng_seed: 1,
+            attention_asked: false,
+            attention: None,
         })
     }
 
@@ -92,11 +111,13 @@ impl LiveSession {
             EngineCommand::Pause | EngineCommand::Rewind { .. } => Some(Activity::Idle),
             _ => None,
         };
+        let asks_attention = matches!(command, EngineCommand::InspectAttention { .. });
         match self.engine.send(command) {
             Ok(()) => {
                 if let Some(activity) = activity {
                     self.activity = activity;
                 }
+                self.attention_asked |= asks_attention;
                 true
             }
             Err(err) => {
@@ -151,9 +172,21 @@ impl LiveSession {
             EngineEvent::Error { message } => {
                 self.activity = Activity::Idle;
                 self.error = Some(message.clone());
+                if std::mem::take(&mut self.attention_asked) {
+                    self.attention = Some(AttentionAnswer::Failed);
+                }
+            }
+            EngineEvent::Attention { seed_idx, maps } => {
+                self.attention_asked = false;
+                self.attention = Some(AttentionAnswer::Maps { seed_idx: *seed_idx, maps: Arc::clone(maps) });
             }
             EngineEvent::SeedStarted { .. } => {}
         }
+    }
+
+    /// The engine's latest answer to a request for attention maps, once.
+    pub fn take_attention(&mut self) -> Option<AttentionAnswer> {
+        self.attention.take()
     }
 
     /// Writes `record` to `path` on a background thread (atomically: an existing file is
