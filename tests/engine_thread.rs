@@ -12,7 +12,7 @@ use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{
     CaptureKind, CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings,
 };
-use stepscope_engine::trajectory::{ForkPoint, StorageDtype, TensorName, TrajectoryReader};
+use stepscope_engine::trajectory::{ForkPoint, Intervention, StorageDtype, TensorName, TrajectoryReader};
 use stepscope_engine::worker::{
     EngineCommand, EngineEvent, EngineHandle, LiveRecord, RecordChange, RunRequest,
 };
@@ -286,4 +286,90 @@ fn attention_on_demand_is_the_attention_a_capturing_run_records_at_that_step() {
         EngineEvent::StepCaptured { record, .. } => assert_eq!(record.step_idx, 3),
         other => panic!("expected step 3, got {other:?}"),
     }
+}
+
+/// The latents a seed's step `step_idx` was fed, from the record.
+fn latents_at(record: &LiveRecord, seed_idx: usize, step_idx: usize) -> candle_core::Tensor {
+    let name =
+        TensorName::Step { seed_idx, step_idx, kind: stepscope_engine::trajectory::StepTensor::Latents };
+    record.tensor(&name).unwrap().clone()
+}
+
+#[test]
+fn interventions_paint_the_prediction_or_skip_a_block_and_are_saved_with_the_fork() {
+    let (engine, _) = spawn();
+    let mut request = request(4);
+    request.settings.scheduler = SchedulerKind::Euler;
+    let mut record = LiveRecord::new(&request, StorageDtype::F32).unwrap();
+    let started = |e: &EngineEvent| matches!(e, EngineEvent::SeedStarted { .. });
+    let stepped = |e: &EngineEvent| matches!(e, EngineEvent::StepCaptured { .. });
+    drive(&engine, &mut record, EngineCommand::Start(Box::new(request)), started);
+    for _ in 0..3 {
+        drive(&engine, &mut record, EngineCommand::Step { seed_idx: 0 }, stepped);
+    }
+
+    // Paint the top-left 2x2 pixels of frame 1 in step 1's x0_hat and continue from step 2.
+    let value = vec![0.5_f32, -0.25, 1.0, 0.0];
+    let pixels = vec![[1, 0, 0], [1, 0, 1], [1, 1, 0], [1, 1, 1]];
+    let paint = Intervention::PaintX0 { pixels, value: value.clone() };
+    let command = EngineCommand::Intervene { seed_idx: 0, step_idx: 2, intervention: paint.clone() };
+    assert_eq!(drive(&engine, &mut record, command, started), [RecordChange::SeedAdded { seed_idx: 1 }]);
+    drive(&engine, &mut record, EngineCommand::Step { seed_idx: 1 }, stepped);
+    let sigma = record.manifest().schedule.sigmas[2];
+    let x0 = record.tensor(&TensorName::x0(0, 1)).unwrap().clone();
+    let shift = (latents_at(&record, 1, 2) - latents_at(&record, 0, 2)).unwrap();
+    let [channels, frames, height, width] = [4, 3, 8, 8];
+    let shift = shift.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let x0 = x0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (c, &v) in value.iter().enumerate().take(channels) {
+        for f in 0..frames {
+            for y in 0..height {
+                for x in 0..width {
+                    let i = ((c * frames + f) * height + y) * width + x;
+                    let painted = f == 1 && y < 2 && x < 2;
+                    let expected = if painted { (1.0 - sigma as f32) * (v - x0[i]) } else { 0.0 };
+                    assert!(
+                        (shift[i] - expected).abs() < 1e-5,
+                        "c{c} f{f} y{y} x{x}: {} vs {expected}",
+                        shift[i]
+                    );
+                }
+            }
+        }
+    }
+
+    // Skip block 1 from step 1 on: the fork's step 1 differs from the parent's.
+    let skip = Intervention::SkipLayers { layers: vec![1] };
+    let command = EngineCommand::Intervene { seed_idx: 0, step_idx: 1, intervention: skip.clone() };
+    drive(&engine, &mut record, command, started);
+    drive(&engine, &mut record, EngineCommand::Step { seed_idx: 2 }, stepped);
+    let parent = record.tensor(&TensorName::x0(0, 1)).unwrap();
+    let ablated = record.tensor(&TensorName::x0(2, 1)).unwrap();
+    assert!(max_abs_diff(&latents_at(&record, 2, 1), &latents_at(&record, 0, 1)) == 0.0, "same input");
+    assert!(max_abs_diff(parent, ablated) > 1e-4, "skipping a block changes the prediction");
+
+    // Bad requests are errors; the run goes on.
+    let bad = [
+        (0, Intervention::PaintX0 { pixels: vec![[0, 0, 0]], value: value.clone() }, "continue from step 1"),
+        (2, Intervention::PaintX0 { pixels: vec![[0, 8, 0]], value: value.clone() }, "outside the 3 x 8 x 8"),
+        (2, Intervention::PaintX0 { pixels: vec![[0, 0, 0]], value: vec![1.0] }, "4 channels"),
+        (2, Intervention::SkipLayers { layers: vec![9] }, "layer 9 does not exist"),
+    ];
+    for (step_idx, intervention, expected) in bad {
+        engine.send(EngineCommand::Intervene { seed_idx: 0, step_idx, intervention }).unwrap();
+        let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+        assert!(message.contains(expected), "{message}");
+    }
+
+    // The file says how each fork was altered.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("altered.safetensors");
+    record.recorder().write(&path).unwrap();
+    let reader = TrajectoryReader::open(&path).unwrap();
+    let seeds = &reader.manifest().seeds;
+    assert_eq!(seeds[0].intervention, None);
+    assert_eq!(seeds[1].intervention, Some(paint));
+    assert_eq!(seeds[1].forked_from, Some(ForkPoint { seed_index: 0, step: 2 }));
+    assert_eq!(seeds[2].intervention, Some(skip));
+    assert_eq!(seeds[2].steps, [1]);
 }

@@ -71,6 +71,7 @@ fn check_whole_case(model_dir: &str, case_file: &str) {
         hidden_layers: layers.clone(),
         attention_layers: layers,
         query_tokens: (0..grid.len() as u32).collect(),
+        skip_layers: Vec::new(),
     };
     let input = ForwardInput { latents, timesteps, text_embeds };
     let out = model.forward(&input, &probe).unwrap();
@@ -103,7 +104,7 @@ fn ti2v_per_token_timesteps_match_diffusers() {
 }
 
 #[test]
-fn probing_changes_nothing_in_the_output() {
+fn probing_changes_nothing_in_the_output_and_a_skipped_block_passes_its_input_on() {
     let case = Case::load("t2v_hd20", "case.safetensors");
     let input = ForwardInput {
         latents: case.get("hidden_states"),
@@ -112,10 +113,27 @@ fn probing_changes_nothing_in_the_output() {
     };
     let plain = case.model.forward(&input, &ForwardProbe::default()).unwrap();
     assert!(plain.layers.is_empty());
-    let probed =
-        ForwardProbe { hidden_layers: vec![1], attention_layers: vec![0], query_tokens: vec![3, 40] };
+    let probed = ForwardProbe {
+        hidden_layers: vec![1],
+        attention_layers: vec![0],
+        query_tokens: vec![3, 40],
+        ..ForwardProbe::default()
+    };
     let out = case.model.forward(&input, &probed).unwrap();
     assert_eq!(max_abs_diff(&plain.velocity, &out.velocity), 0.0);
+    // Skipping block 1 hands block 0's output straight on, and changes the prediction; a
+    // skipped block still reports the attention it would have had.
+    let skipped = ForwardProbe {
+        hidden_layers: vec![0, 1],
+        attention_layers: vec![1],
+        query_tokens: vec![3],
+        skip_layers: vec![1],
+    };
+    let ablated = case.model.forward(&input, &skipped).unwrap();
+    let (before, after) = (&ablated.layers[0], &ablated.layers[1]);
+    assert_eq!(max_abs_diff(before.hidden.as_ref().unwrap(), after.hidden.as_ref().unwrap()), 0.0);
+    assert!(after.self_attn_probs.is_some());
+    assert!(max_abs_diff(&plain.velocity, &ablated.velocity) > 1e-4);
     let probs = out.layers[0].self_attn_probs.as_ref().unwrap();
     assert_eq!(probs.dims(), &[1, 2, 2, 48]);
     let all = case.get("block0_self_attn_probs").narrow(2, 3, 1).unwrap();

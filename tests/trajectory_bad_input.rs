@@ -330,6 +330,37 @@ fn an_inconsistent_manifest_names_the_field() {
 }
 
 #[test]
+fn interventions_must_belong_to_a_fork_and_fit_the_latent() {
+    let skip = json!({"kind": "skip_layers", "layers": [0]});
+    let bytes = with_manifest(|manifest| manifest["seeds"][0]["intervention"] = skip);
+    open_err(&bytes, &["`seeds[0].intervention` is set, but the seed is not a fork"]);
+
+    let fork = json!({"seed_index": 0, "step": 1});
+    let second = |intervention: Value| {
+        let fork = fork.clone();
+        with_manifest(move |manifest| {
+            let mut seed = manifest["seeds"][0].clone();
+            seed["forked_from"] = fork;
+            seed["steps"] = json!([]);
+            seed["intervention"] = intervention;
+            manifest["seeds"].as_array_mut().unwrap().push(seed);
+        })
+    };
+    let outside = json!({"kind": "paint_x0", "pixels": [[0, 0, 2]], "value": [1.0]});
+    open_err(
+        &second(outside),
+        &["`seeds[1].intervention` paints pixel [0, 0, 2], outside the [1, 1, 2] latent frames"],
+    );
+    let channels = json!({"kind": "paint_x0", "pixels": [[0, 0, 1]], "value": [1.0, 2.0]});
+    open_err(&second(channels), &["paints 2 channel values; the latent has 1 channels"]);
+    let unknown = json!({"kind": "rotate", "degrees": 90});
+    open_err(&second(unknown), &["rotate"]);
+    let fine = json!({"kind": "paint_x0", "pixels": [[0, 0, 1]], "value": [1.0]});
+    let reader = open(&second(fine)).unwrap();
+    assert!(reader.manifest().seeds[1].intervention.is_some());
+}
+
+#[test]
 fn a_future_format_version_is_a_clear_error() {
     let bytes = with_manifest(|manifest| manifest["format_version"] = json!(2));
     let error = open_err(&bytes, &["format version 2", "reads versions 1 to 1", "from a newer Stepscope"]);

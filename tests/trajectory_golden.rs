@@ -74,6 +74,7 @@ fn synthetic_manifest() -> Manifest {
             SeedRecord {
                 noise: NoiseSource::RngSeed(42),
                 forked_from: None,
+                intervention: None,
                 steps: vec![0, 1, 2],
                 capture_steps: vec![0, 2],
                 final_latents: true,
@@ -81,6 +82,7 @@ fn synthetic_manifest() -> Manifest {
             SeedRecord {
                 noise: NoiseSource::Given,
                 forked_from: Some(ForkPoint { seed_index: 0, step: 1 }),
+                intervention: None,
                 steps: vec![1, 2],
                 capture_steps: vec![2],
                 final_latents: true,

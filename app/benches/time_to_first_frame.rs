@@ -73,6 +73,7 @@ fn write_big_file(path: &Path) {
         seeds: vec![SeedRecord {
             noise: NoiseSource::RngSeed(0),
             forked_from: None,
+            intervention: None,
             steps: (0..STEPS).collect(),
             capture_steps: Vec::new(),
             final_latents: false,

@@ -13,7 +13,7 @@ use stepscope::viewer::StepscopeApp;
 use stepscope::viewer::file_picker::FilePicker;
 use stepscope::viewer::live::LiveSetup;
 use stepscope_engine::scheduler::SchedulerKind;
-use stepscope_engine::trajectory::{ForkPoint, TrajectoryReader};
+use stepscope_engine::trajectory::{ForkPoint, Intervention, TrajectoryReader};
 
 /// How long a test waits for the engine thread before failing.
 const ENGINE_WAIT: Duration = Duration::from_secs(60);
@@ -225,4 +225,57 @@ fn clicking_a_pixel_shows_where_its_token_attends_and_follows_the_step() {
     run_until(&mut harness, "the attention at step 1", |h| {
         h.query_by_label_contains("Token (1, 0, 0) (#16) at step 1 of seed 0").is_some()
     });
+}
+
+/// Interventions by hand: paint pixels of the prediction and continue, or skip a block; each
+/// becomes a new seed shown next to its parent, and the file records how it was altered.
+#[test]
+fn painting_the_prediction_or_skipping_a_block_forks_an_altered_seed() {
+    let mut harness = live_harness(SaveTo(PathBuf::new()), tiny_setup(4));
+    for step in 0..2 {
+        harness.get_by_label("Step").click();
+        run_until(&mut harness, "a step", |h| steps_of(h, 0).len() == step + 1);
+    }
+    harness.run();
+    harness.get_by_label("Step 1 / 3");
+
+    // Paint the top-left token of frame 2 at step 1, then continue from step 2.
+    harness.get_by_label("Paint x0_hat").click();
+    harness.run();
+    let label = harness.get_by_label("frame 2").rect();
+    let pixel = label.left_bottom() + egui::vec2(2.0, 10.0);
+    harness.hover_at(pixel);
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos: pixel,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::default(),
+        });
+    }
+    harness.run();
+    harness.get_by_label("4 pixels"); // the token brush paints a 2x2 patch
+    harness.get_by_label("Continue painted from step 2").click();
+    run_until(&mut harness, "the painted fork", |h| has_label(h, "Live: seed 1"));
+    let seeds = harness.state().document().unwrap().manifest().seeds.clone();
+    assert_eq!(seeds[1].forked_from, Some(ForkPoint { seed_index: 0, step: 2 }));
+    assert_eq!(
+        seeds[1].intervention,
+        Some(Intervention::PaintX0 {
+            pixels: vec![[2, 0, 0], [2, 0, 1], [2, 1, 0], [2, 1, 1]],
+            value: vec![0.0; 4]
+        })
+    );
+    // Shown next to its parent.
+    harness.get_by_label("|0 - 1|");
+    harness.get_by_label("seed 1 (forked from 0 at step 2, x0_hat of step 1 painted at 4 pixels)");
+
+    // Knock layer 0 out of the fork from the cursor's step (still 1).
+    harness.get_by_label("Fork without it from step 1").click();
+    run_until(&mut harness, "the ablated fork", |h| has_label(h, "Live: seed 2"));
+    let seeds = harness.state().document().unwrap().manifest().seeds.clone();
+    assert_eq!(seeds[2].forked_from, Some(ForkPoint { seed_index: 1, step: 1 }));
+    assert_eq!(seeds[2].intervention, Some(Intervention::SkipLayers { layers: vec![0] }));
+    harness.get_by_label("Run to end").click();
+    run_until(&mut harness, "the ablated fork's steps", |h| steps_of(h, 2) == [1, 2, 3]);
 }

@@ -5,8 +5,9 @@ use serde_json::{Map, Value};
 
 use crate::session::{SamplingSession, StepRecord};
 use crate::trajectory::{
-    CREATED_BY, Captures, Conditioning, FORMAT_VERSION, ForkPoint, Manifest, ModelInfo, NoiseSource,
-    Schedule, SeedRecord, StepTensor, StorageDtype, TaskInfo, TensorName, TrajectoryError, TrajectoryWriter,
+    CREATED_BY, Captures, Conditioning, FORMAT_VERSION, ForkPoint, Intervention, Manifest, ModelInfo,
+    NoiseSource, Schedule, SeedRecord, StepTensor, StorageDtype, TaskInfo, TensorName, TrajectoryError,
+    TrajectoryWriter,
 };
 
 /// What the session itself does not know about a run: where the model and prompt came from.
@@ -86,10 +87,21 @@ impl Recorder {
 
     /// Registers a new seed and returns its index in tensor names.
     pub fn add_seed(&mut self, noise: NoiseSource, forked_from: Option<ForkPoint>) -> usize {
+        self.add_altered_seed(noise, forked_from, None)
+    }
+
+    /// [`Recorder::add_seed`] for a fork altered by `intervention`.
+    pub fn add_altered_seed(
+        &mut self,
+        noise: NoiseSource,
+        forked_from: Option<ForkPoint>,
+        intervention: Option<Intervention>,
+    ) -> usize {
         let seeds = &mut self.writer.manifest_mut().seeds;
         seeds.push(SeedRecord {
             noise,
             forked_from,
+            intervention,
             steps: Vec::new(),
             capture_steps: Vec::new(),
             final_latents: false,

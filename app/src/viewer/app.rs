@@ -316,6 +316,8 @@ impl StepscopeApp {
     /// Every frame at the current step: through the GPU when it can draw images, else as
     /// textures.
     fn frames_tab_ui(&mut self, ui: &mut egui::Ui) {
+        let marks = self.paint_marks();
+        let click_hint = self.frame_click_hint();
         let Some(document) = &self.document else { return };
         let (seed_idx, step_idx, view) = (document.seed_idx, self.time.step_idx(), self.settings.view);
         let fit_zoom = std::mem::take(&mut self.fit_zoom_pending);
@@ -341,11 +343,11 @@ impl StepscopeApp {
                 .map(FramePictures::Textures)
                 .map_err(str::to_owned)
         };
-        let click_hint = self.live.is_some().then_some(super::app_attention::CLICK_HINT_LIVE);
-        let clicked = match pictures {
+        let pointer = match pictures {
             Ok(pictures) => {
                 let patch_size = document.manifest().patch_size;
-                frame_view_ui(ui, pictures, patch_size, (&mut self.settings.zoom, fit_zoom), click_hint)
+                let zoom = (&mut self.settings.zoom, fit_zoom);
+                frame_view_ui(ui, pictures, patch_size, zoom, (click_hint, &marks))
             }
             Err(message) => {
                 // Nothing to fit yet: try again when frames arrive.
@@ -354,8 +356,8 @@ impl StepscopeApp {
                 None
             }
         };
-        if let Some(pixel) = clicked {
-            self.inspect_attention_at(pixel);
+        if let Some(pointer) = pointer {
+            self.frame_pointer(pointer);
         }
     }
 }

@@ -1,17 +1,55 @@
-//! The window's half of the attention inspector: a click on a frame pixel becomes a question
-//! to the engine thread, and its answer goes to the inspector window.
+//! What a pointer on the frames does in a live run: a click asks the engine where that pixel's
+//! token attends (the answer goes to the inspector window); while painting an intervention,
+//! clicks and drags paint whole tokens.
 
 use stepscope_engine::worker::EngineCommand;
 
 use super::app::StepscopeApp;
 use super::attention_view::AttentionQuery;
-use super::frame_view::ClickedPixel;
+use super::frame_view::{ClickedPixel, FramePointer, PixelMark};
 use super::live::AttentionAnswer;
 
-/// What the frame view's read-out says a click does.
-pub(super) const CLICK_HINT_LIVE: &str = "click: where this token attends";
-
 impl StepscopeApp {
+    /// What the frame view's read-out says the pointer does.
+    pub(super) fn frame_click_hint(&self) -> Option<&'static str> {
+        let live = self.live.as_ref()?;
+        Some(if live.intervene.painting {
+            "click or drag: paint this token"
+        } else {
+            "click: where this token attends"
+        })
+    }
+
+    /// The painted pixels of the intervention being prepared, as marks over the frames.
+    pub(super) fn paint_marks(&self) -> Vec<PixelMark> {
+        let Some(live) = &self.live else { return Vec::new() };
+        let colour = live.intervene.colour.swatch();
+        live.intervene
+            .pixels
+            .iter()
+            .map(|&[frame_idx, y, x]| PixelMark { frame_idx, rect: [x, y, 1, 1], colour })
+            .collect()
+    }
+
+    /// Paints the token under the pointer, or (on a click) inspects its attention.
+    pub(super) fn frame_pointer(&mut self, pointer: FramePointer) {
+        let Some(document) = &self.document else { return };
+        if let Some(live) = &mut self.live
+            && live.intervene.painting
+        {
+            let manifest = document.manifest();
+            let ClickedPixel { frame_idx, x, y } = pointer.pixel;
+            live.intervene.touch(
+                [frame_idx, y, x],
+                pointer.clicked,
+                manifest.latent_shape,
+                manifest.patch_size,
+            );
+        } else if pointer.clicked {
+            self.inspect_attention_at(pointer.pixel);
+        }
+    }
+
     /// Asks where the token under `pixel` attends at the current step of the shown seed.
     pub(super) fn inspect_attention_at(&mut self, pixel: ClickedPixel) {
         let Some(document) = &self.document else { return };

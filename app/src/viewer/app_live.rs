@@ -6,7 +6,8 @@ use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange, RunReque
 
 use super::app::StepscopeApp;
 use super::document::Document;
-use super::live::{LiveAction, LiveSession, LiveSetup, PendingLoad, live_controls_ui};
+use super::live::{LiveAction, LiveSession, LiveSetup, PendingLoad, intervene_ui, live_controls_ui};
+use super::settings::CentralTab;
 use super::time_control::TimeCommand;
 
 impl StepscopeApp {
@@ -113,6 +114,16 @@ impl StepscopeApp {
                         self.seeds_view.shown.insert(seed_idx);
                     }
                     self.seeds_view.pair.1 = seed_idx;
+                    // An altered run is shown next to the one it branched from.
+                    let seed = document.manifest().seeds.get(seed_idx);
+                    if let Some(seed) = seed
+                        && seed.intervention.is_some()
+                        && let Some(fork) = seed.forked_from
+                    {
+                        self.seeds_view.shown.insert(fork.seed_index);
+                        self.seeds_view.pair = (fork.seed_index, seed_idx);
+                        self.settings.central_tab = CentralTab::Seeds;
+                    }
                 }
                 RecordChange::Finished { .. } => {}
             }
@@ -156,10 +167,22 @@ impl StepscopeApp {
     pub(super) fn live_controls_ui(&mut self, ui: &mut egui::Ui) {
         let (Some(live), Some(document)) = (&mut self.live, &self.document) else { return };
         let Some(record) = document.live_record() else { return };
-        let action = live_controls_ui(ui, live, record, document.seed_idx, self.time.step_idx());
+        let (seed_idx, step_idx) = (document.seed_idx, self.time.step_idx());
+        let action = live_controls_ui(ui, live, record, seed_idx, step_idx);
+        let busy = live.is_busy();
+        let request = intervene_ui(ui, &mut live.intervene, record, (seed_idx, step_idx), busy);
         ui.separator();
         if let Some(action) = action {
             self.apply_live_action(ui.ctx(), action);
+        }
+        if let Some(request) = request
+            && let Some(live) = &mut self.live
+        {
+            live.send(EngineCommand::Intervene {
+                seed_idx,
+                step_idx: request.step_idx,
+                intervention: request.intervention,
+            });
         }
     }
 

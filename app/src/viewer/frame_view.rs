@@ -53,6 +53,24 @@ impl FramePictures<'_> {
     }
 }
 
+/// A rectangle of latent pixels to outline over a frame (e.g. painted tokens), filled with
+/// `colour` at low opacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelMark {
+    pub frame_idx: usize,
+    /// `[x, y, width, height]` in latent pixels.
+    pub rect: [usize; 4],
+    pub colour: egui::Color32,
+}
+
+/// The pointer on a frame pixel, pressed: a click, or a drag in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramePointer {
+    pub pixel: ClickedPixel,
+    /// A click (press and release without moving), rather than a drag.
+    pub clicked: bool,
+}
+
 /// A latent pixel the user clicked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClickedPixel {
@@ -76,14 +94,15 @@ impl ClickedPixel {
 /// The zoom bar, then the frames at `zoom` screen points per latent pixel. Ctrl + scroll over
 /// the frames zooms too; `fit` first sets the zoom that fits the view. `patch_size`
 /// (`[t, h, w]`) names the token under the pointer; `click_hint` (if any) is added to the
-/// read-out. Returns the pixel clicked, if one was.
+/// read-out; `marks` are outlined over the frames. Returns the pixel clicked or dragged over,
+/// if any.
 pub fn frame_view_ui(
     ui: &mut egui::Ui,
     pictures: FramePictures<'_>,
     patch_size: [usize; 3],
     (zoom, fit): (&mut f32, bool),
-    click_hint: Option<&str>,
-) -> Option<ClickedPixel> {
+    (click_hint, marks): (Option<&str>, &[PixelMark]),
+) -> Option<FramePointer> {
     let shape = pictures.shape();
     let [channels, frames, height, width] = shape;
     if fit {
@@ -116,12 +135,12 @@ pub fn frame_view_ui(
                         FramePictures::Gpu(tensor) => {
                             let style = ImageStyle::default_for(tensor);
                             let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style) else { return };
-                            gpu::image_ui_sensing(ui, image, size, egui::Sense::click())
+                            gpu::image_ui_sensing(ui, image, size, egui::Sense::click_and_drag())
                         }
                         FramePictures::Textures(stack) => {
                             let Some(texture) = stack.textures.get(frame_idx) else { return };
                             let image = egui::Image::from_texture(SizedTexture::new(texture.id(), size));
-                            ui.add(image.sense(egui::Sense::click()))
+                            ui.add(image.sense(egui::Sense::click_and_drag()))
                         }
                     };
                     let pixel_at = |pointer: egui::Pos2| {
@@ -129,8 +148,23 @@ pub fn frame_view_ui(
                         let (x, y) = (local.x.floor() as usize, local.y.floor() as usize);
                         (x < width && y < height).then_some(ClickedPixel { frame_idx, x, y })
                     };
-                    if response.clicked() {
-                        clicked = response.interact_pointer_pos().and_then(pixel_at);
+                    for mark in marks.iter().filter(|mark| mark.frame_idx == frame_idx) {
+                        let [x, y, w, h] = mark.rect.map(|v| v as f32 * *zoom);
+                        let rect =
+                            egui::Rect::from_min_size(response.rect.min + Vec2::new(x, y), Vec2::new(w, h));
+                        ui.painter().rect_filled(rect, 0.0, mark.colour.gamma_multiply(0.6));
+                        ui.painter().rect_stroke(
+                            rect,
+                            0.0,
+                            egui::Stroke::new(1.5, egui::Color32::from_rgb(255, 0, 255)),
+                            egui::StrokeKind::Inside,
+                        );
+                    }
+                    if response.clicked() || response.dragged() {
+                        clicked = response
+                            .interact_pointer_pos()
+                            .and_then(pixel_at)
+                            .map(|pixel| FramePointer { pixel, clicked: response.clicked() });
                     }
                     if let Some(pixel) = response.hover_pos().and_then(pixel_at) {
                         let [p_t, p_h, p_w] = patch_size.map(|p| p.max(1));

@@ -89,7 +89,8 @@ pub fn seeds_view_ui(
                     .map(|tensor| ImageStyle::default_for(&tensor));
                 egui::Grid::new("seed_grid").spacing(Vec2::splat(4.0)).show(ui, |ui| {
                     for &seed_idx in &seeds.shown {
-                        ui.label(format!("seed {seed_idx}"));
+                        ui.label(format!("seed {seed_idx}"))
+                            .on_hover_text(super::side_panel::seed_label(document.manifest(), seed_idx));
                         match seed_tensor(document, tensors, seed_idx, step_idx, view) {
                             Ok(tensor) => frames_row_ui(ui, row_width, &tensor, shared_style.clone(), None),
                             Err(message) => {

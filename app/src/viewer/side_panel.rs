@@ -1,6 +1,6 @@
 //! The side panel: what the open file holds, and which seed and tensor the views show.
 
-use stepscope_engine::trajectory::{Manifest, NoiseSource};
+use stepscope_engine::trajectory::{Intervention, Manifest, NoiseSource};
 
 use super::document::Document;
 use super::settings::StepView;
@@ -64,13 +64,27 @@ fn summary_ui(ui: &mut egui::Ui, trajectory: &Document) {
     });
 }
 
-/// "seed 0 (RNG 1)", or "seed 2 (forked from 0 at step 5)".
-fn seed_label(manifest: &Manifest, seed_idx: usize) -> String {
+/// "seed 0 (RNG 1)", "seed 2 (forked from 0 at step 5)", or with an intervention
+/// "seed 3 (forked from 0 at step 5, layers [2] skipped)".
+pub(super) fn seed_label(manifest: &Manifest, seed_idx: usize) -> String {
     let Some(seed) = manifest.seeds.get(seed_idx) else {
         return format!("seed {seed_idx}");
     };
     let origin = match (seed.forked_from, seed.noise) {
-        (Some(fork), _) => format!("forked from {} at step {}", fork.seed_index, fork.step),
+        (Some(fork), _) => {
+            let altered = match &seed.intervention {
+                Some(Intervention::PaintX0 { pixels, .. }) => {
+                    format!(
+                        ", x0_hat of step {} painted at {} pixels",
+                        fork.step.saturating_sub(1),
+                        pixels.len()
+                    )
+                }
+                Some(Intervention::SkipLayers { layers }) => format!(", layers {layers:?} skipped"),
+                None => String::new(),
+            };
+            format!("forked from {} at step {}{altered}", fork.seed_index, fork.step)
+        }
         (None, NoiseSource::RngSeed(rng_seed)) => format!("RNG {rng_seed}"),
         (None, NoiseSource::Given) => "given noise".to_owned(),
     };

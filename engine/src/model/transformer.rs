@@ -40,8 +40,8 @@ pub struct ForwardInput<'a> {
     pub text_embeds: &'a Tensor,
 }
 
-/// What to keep from inside the network during a forward pass; the default keeps nothing and
-/// costs nothing.
+/// What to keep from inside the network during a forward pass, and which blocks to knock out;
+/// the default keeps nothing, changes nothing and costs nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardProbe {
     /// Layers whose block output `[B, N, D]` is kept.
@@ -50,6 +50,10 @@ pub struct ForwardProbe {
     pub attention_layers: Vec<usize>,
     /// Token indices (into the frame-major sequence) whose attention rows are kept.
     pub query_tokens: Vec<u32>,
+    /// Blocks skipped: their output is their input, so they add nothing to the residual stream
+    /// (an ablation). A skipped block in `attention_layers` still reports the attention it
+    /// would have had.
+    pub skip_layers: Vec<usize>,
 }
 
 /// What one layer yielded under a [`ForwardProbe`].
@@ -202,15 +206,26 @@ impl WanTransformer {
         for (layer_idx, block) in self.blocks.iter().enumerate() {
             let keep_attention = probe.attention_layers.contains(&layer_idx);
             let probe_queries = if keep_attention { queries.as_ref() } else { None };
-            let out = block.forward(&hidden, ctx, probe_queries)?;
-            hidden = out.hidden;
+            let (self_attn_probs, cross_attn_probs) = if probe.skip_layers.contains(&layer_idx) {
+                match probe_queries {
+                    Some(_) => {
+                        let out = block.forward(&hidden, ctx, probe_queries)?;
+                        (out.self_attn_probs, out.cross_attn_probs)
+                    }
+                    None => (None, None),
+                }
+            } else {
+                let out = block.forward(&hidden, ctx, probe_queries)?;
+                hidden = out.hidden;
+                (out.self_attn_probs, out.cross_attn_probs)
+            };
             let keep_hidden = probe.hidden_layers.contains(&layer_idx);
             if keep_hidden || keep_attention {
                 layers.push(LayerTrace {
                     layer_idx,
                     hidden: keep_hidden.then(|| hidden.clone()),
-                    self_attn_probs: out.self_attn_probs,
-                    cross_attn_probs: out.cross_attn_probs,
+                    self_attn_probs,
+                    cross_attn_probs,
                 });
             }
         }

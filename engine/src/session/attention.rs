@@ -45,11 +45,11 @@ impl SamplingSession {
             timesteps: &timesteps,
             text_embeds: &self.conditioning.prompt_embeds,
         };
-        let probe = ForwardProbe {
+        let probe = self.forward_probe(ForwardProbe {
             attention_layers: (0..self.model.num_layers()).collect(),
             query_tokens: vec![query],
             ..ForwardProbe::default()
-        };
+        });
         let out = self.model.forward(&input, &probe)?;
         // Each trace holds `[1, heads, 1, N | L]`; one row per layer.
         let row = |probs: Option<&Tensor>, layer_idx: usize| -> Result<Tensor> {

@@ -125,6 +125,7 @@ impl ResolvedCapture {
             hidden_layers: needs(|kind| !kind.is_attention()),
             query_tokens: if attention_layers.is_empty() { Vec::new() } else { self.queries.clone() },
             attention_layers,
+            skip_layers: Vec::new(),
         }
     }
 

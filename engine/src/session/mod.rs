@@ -13,6 +13,7 @@ pub mod capture;
 pub mod condition;
 pub mod error;
 pub mod inputs;
+pub mod intervention;
 pub mod noise;
 pub mod reduce;
 pub mod step_record;
@@ -61,6 +62,8 @@ pub struct SamplingSession {
     condition: Option<ConditionFrames>,
     grid: TokenGrid,
     cancel: CancelToken,
+    /// Blocks skipped in every forward pass (an intervention; empty for a plain run).
+    skip_layers: Vec<usize>,
 }
 
 impl SamplingSession {
@@ -104,6 +107,7 @@ impl SamplingSession {
             condition,
             grid,
             cancel: CancelToken::default(),
+            skip_layers: Vec::new(),
         };
         session.latents = session.impose_condition(&session.latents)?;
         Ok(session)
@@ -231,14 +235,15 @@ impl SamplingSession {
         let (sigma, timestep) = (schedule.sigmas[step_idx], schedule.timesteps[step_idx]);
         let timesteps = self.timesteps_for(timestep)?;
 
-        let probe = self.capture.probe();
+        let probe = self.forward_probe(self.capture.probe());
         let text = &self.conditioning.prompt_embeds;
         let input = ForwardInput { latents: &self.latents, timesteps: &timesteps, text_embeds: text };
         let cond = self.model.forward(&input, &probe)?;
         let velocity = match &self.conditioning.negative_prompt_embeds {
             Some(negative) if self.uses_guidance() => {
                 let input = ForwardInput { text_embeds: negative, ..input };
-                let uncond = self.model.forward(&input, &crate::model::ForwardProbe::default())?;
+                let uncond =
+                    self.model.forward(&input, &self.forward_probe(crate::model::ForwardProbe::default()))?;
                 let scale = self.settings.guidance_scale;
                 (&uncond.velocity + ((&cond.velocity - &uncond.velocity)? * scale)?)?
             }

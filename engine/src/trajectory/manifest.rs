@@ -108,6 +108,9 @@ pub struct SeedRecord {
     pub noise: NoiseSource,
     /// The seed and step this one branched from, when it was forked from another seed.
     pub forked_from: Option<ForkPoint>,
+    /// How a fork was altered at its branch step, beyond fresh noise (absent: not altered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervention: Option<Intervention>,
     /// The steps whose [`Manifest::step_tensors`] are stored, strictly increasing.
     pub steps: Vec<usize>,
     /// The steps at which captures were taken, strictly increasing, a subset of `steps`.
@@ -134,6 +137,19 @@ pub struct ForkPoint {
     pub seed_index: usize,
     /// The step whose input latents it shares with that seed.
     pub step: usize,
+}
+
+/// How a forked seed departs from its parent at the branch step `k` (its `forked_from.step`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Intervention {
+    /// The parent's `x0_hat` of step `k - 1` painted at `pixels` (`[frame, y, x]` of the
+    /// latent) with `value` (one number per latent channel), the noise in the latent kept:
+    /// `x_t' = x_t + (1 - sigma_k) (x0' - x0)`.
+    PaintX0 { pixels: Vec<[usize; 3]>, value: Vec<f32> },
+    /// These transformer blocks skipped (output = input, adding nothing to the residual stream)
+    /// from step `k` on.
+    SkipLayers { layers: Vec<usize> },
 }
 
 /// What was captured inside the transformer.
@@ -349,6 +365,25 @@ impl Manifest {
             return Err(format!(
                 "`seeds[{seed_idx}].capture_steps` holds step {step}, which is not one of its recorded `steps`"
             ));
+        }
+        if seed.intervention.is_some() && seed.forked_from.is_none() {
+            return Err(format!("`seeds[{seed_idx}].intervention` is set, but the seed is not a fork"));
+        }
+        if let Some(Intervention::PaintX0 { pixels, value }) = &seed.intervention {
+            let [_, frames, height, width] = self.latent_shape;
+            let extent = [frames, height, width];
+            if let Some(pixel) = pixels.iter().find(|p| p.iter().zip(extent).any(|(&i, n)| i >= n)) {
+                return Err(format!(
+                    "`seeds[{seed_idx}].intervention` paints pixel {pixel:?}, outside the {extent:?} latent frames"
+                ));
+            }
+            if value.len() != self.latent_shape[0] {
+                return Err(format!(
+                    "`seeds[{seed_idx}].intervention` paints {} channel values; the latent has {} channels",
+                    value.len(),
+                    self.latent_shape[0]
+                ));
+            }
         }
         if let Some(fork) = seed.forked_from {
             if fork.seed_index >= seed_idx {

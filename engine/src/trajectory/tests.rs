@@ -41,6 +41,7 @@ fn small_manifest() -> Manifest {
             SeedRecord {
                 noise: NoiseSource::RngSeed(7),
                 forked_from: None,
+                intervention: None,
                 steps: vec![0, 1],
                 capture_steps: vec![1],
                 final_latents: true,
@@ -48,6 +49,7 @@ fn small_manifest() -> Manifest {
             SeedRecord {
                 noise: NoiseSource::Given,
                 forked_from: Some(ForkPoint { seed_index: 0, step: 1 }),
+                intervention: None,
                 steps: vec![1],
                 capture_steps: vec![],
                 final_latents: true,

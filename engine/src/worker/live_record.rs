@@ -41,11 +41,12 @@ impl LiveRecord {
                 seed_idx,
                 forked_from: Some((parent_idx, step_idx)),
                 rng_seed,
+                intervention,
                 ..
             } => {
                 let noise = rng_seed.map_or(NoiseSource::Given, NoiseSource::RngSeed);
                 let fork = ForkPoint { seed_index: *parent_idx, step: *step_idx };
-                let added = self.recorder.add_seed(noise, Some(fork));
+                let added = self.recorder.add_altered_seed(noise, Some(fork), intervention.clone());
                 debug_assert_eq!(added, *seed_idx, "the UI sees every seed the engine adds, in order");
                 Some(RecordChange::SeedAdded { seed_idx: added })
             }

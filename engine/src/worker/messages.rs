@@ -9,7 +9,7 @@ use crate::scheduler::Schedule;
 use crate::session::{
     AttentionMaps, Conditioning, NoiseSource, SamplingSession, SessionError, SessionSettings, StepRecord,
 };
-use crate::trajectory::{self, StorageDtype};
+use crate::trajectory::{self, Intervention, StorageDtype};
 
 /// Everything needed to start a run (its first seed).
 #[derive(Debug, Clone)]
@@ -65,6 +65,10 @@ pub enum EngineCommand {
     /// Adds a seed that branches from `seed_idx` at the state entering `step_idx`, re-noised
     /// with `rng_seed` (see [`crate::session::SamplingSession::fork_renoised`]).
     Fork { seed_idx: usize, step_idx: usize, rng_seed: u64 },
+    /// Adds a seed that branches from `seed_idx` at the state entering `step_idx`, altered by
+    /// `intervention` (painting needs `step_idx >= 1`: it paints step `step_idx - 1`'s
+    /// `x0_hat`).
+    Intervene { seed_idx: usize, step_idx: usize, intervention: Intervention },
     /// Puts `seed_idx` back to the state entering `step_idx`; later steps are forgotten.
     Rewind { seed_idx: usize, step_idx: usize },
     /// Repeats the forward pass of `step_idx` of `seed_idx` with attention kept for
@@ -83,8 +87,10 @@ pub enum EngineEvent {
         step_idx: usize,
         forked_from: Option<(usize, usize)>,
         /// The seed of the noise it started from (or was re-noised with, for a fork); `None`
-        /// for given noise.
+        /// for given noise, or a fork that kept its parent's noise.
         rng_seed: Option<u64>,
+        /// How a fork was altered, if it was.
+        intervention: Option<Intervention>,
         schedule: Schedule,
         latent_shape: [usize; 4],
     },

@@ -177,6 +177,9 @@ fn handle(runner: &mut Runner, mode: Mode, command: EngineCommand) -> (Option<Mo
         EngineCommand::Fork { seed_idx, step_idx, rng_seed } => {
             (Some(mode), runner.fork(seed_idx, step_idx, rng_seed).map_or_else(error, |e| vec![e]))
         }
+        EngineCommand::Intervene { seed_idx, step_idx, intervention } => {
+            (Some(mode), runner.intervene(seed_idx, step_idx, intervention).map_or_else(error, |e| vec![e]))
+        }
         EngineCommand::InspectAttention { seed_idx, step_idx, query_token } => (
             Some(mode),
             runner.inspect_attention(seed_idx, step_idx, query_token).map_or_else(error, |e| vec![e]),

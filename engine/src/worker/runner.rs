@@ -7,6 +7,7 @@ use candle_core::Tensor;
 
 use super::messages::{EngineEvent, RunRequest};
 use crate::session::{SamplingSession, SessionError};
+use crate::trajectory::Intervention;
 
 /// One seed: its session, the session as it entered each step, and each step's `x0_hat`.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ impl Runner {
             crate::session::NoiseSource::Seed(rng_seed) => Some(rng_seed),
             crate::session::NoiseSource::Given(_) => None,
         };
-        let event = seed_started(0, &session, None, rng_seed);
+        let event = seed_started(0, &session, None, rng_seed, None);
         self.seeds = vec![SeedRun { session, history: Vec::new(), x0: Vec::new() }];
         Ok(event)
     }
@@ -99,14 +100,48 @@ impl Runner {
         let base = state_entering(seed, step_idx)?;
         let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k));
         let session = base.fork_renoised(previous_x0, rng_seed)?;
+        Ok(self.add_fork(session, (seed_idx, step_idx), Some(rng_seed), None))
+    }
+
+    /// Adds a fork of `seed_idx` at `step_idx` altered by `intervention`.
+    pub(crate) fn intervene(
+        &mut self,
+        seed_idx: usize,
+        step_idx: usize,
+        intervention: Intervention,
+    ) -> Result<EngineEvent, SessionError> {
+        let seed = self.seed(seed_idx)?;
+        let base = state_entering(seed, step_idx)?;
+        let session = match &intervention {
+            Intervention::PaintX0 { pixels, value } => {
+                let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k)).ok_or_else(|| {
+                    SessionError::Setup(
+                        "painting needs a prediction to paint: continue from step 1 or later".to_owned(),
+                    )
+                })?;
+                base.fork_painted(previous_x0, pixels, value)?
+            }
+            Intervention::SkipLayers { layers } => base.fork_skipping(layers)?,
+        };
+        Ok(self.add_fork(session, (seed_idx, step_idx), None, Some(intervention)))
+    }
+
+    /// Registers `session` as a fork branching at `(seed_idx, step_idx)`, sharing the parent's
+    /// history before the branch point (so it can be rewound there too).
+    fn add_fork(
+        &mut self,
+        session: SamplingSession,
+        (seed_idx, step_idx): (usize, usize),
+        rng_seed: Option<u64>,
+        intervention: Option<Intervention>,
+    ) -> EngineEvent {
         let new_idx = self.seeds.len();
-        let event = seed_started(new_idx, &session, Some((seed_idx, step_idx)), Some(rng_seed));
-        // The fork shares the history before the branch point, so it can be rewound there too.
+        let event = seed_started(new_idx, &session, Some((seed_idx, step_idx)), rng_seed, intervention);
         let seed = &self.seeds[seed_idx];
         let history = seed.history[..step_idx].to_vec();
         let x0 = seed.x0[..step_idx].to_vec();
         self.seeds.push(SeedRun { session, history, x0 });
-        Ok(event)
+        event
     }
 
     /// Where `query_token` attends at `step_idx` of `seed_idx` (see
@@ -149,12 +184,14 @@ fn seed_started(
     session: &SamplingSession,
     forked_from: Option<(usize, usize)>,
     rng_seed: Option<u64>,
+    intervention: Option<Intervention>,
 ) -> EngineEvent {
     EngineEvent::SeedStarted {
         seed_idx,
         step_idx: session.step_idx(),
         forked_from,
         rng_seed,
+        intervention,
         schedule: session.solver().schedule().clone(),
         latent_shape: session.latent_shape(),
     }

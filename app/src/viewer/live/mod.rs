@@ -3,12 +3,14 @@
 
 mod controls;
 mod dialog;
+mod intervene;
 mod loader;
 mod session;
 mod setup;
 
 pub use controls::{LiveAction, live_controls_ui};
 pub use dialog::NewRunDialog;
+pub use intervene::{Brush, InterveneRequest, InterveneState, PaintColour, intervene_ui};
 pub use loader::PendingLoad;
 pub use session::{Activity, AttentionAnswer, LiveSession};
 pub use setup::{LiveSetup, LiveTask, builtin_model_dir, provenance};

@@ -62,6 +62,8 @@ pub struct LiveSession {
     attention_asked: bool,
     /// The latest answer, until the window takes it.
     attention: Option<AttentionAnswer>,
+    /// The intervention being prepared.
+    pub intervene: super::InterveneState,
 }
 
 /// A save in progress on its own thread.
@@ -87,6 +89,7 @@ impl LiveSession {
             fork_rng_seed: 1,
             attention_asked: false,
             attention: None,
+            intervene: super::InterveneState::default(),
         })
     }
 
