@@ -79,6 +79,20 @@ fn run_until(
     panic!("waited {ENGINE_WAIT:?} for {what}");
 }
 
+/// Clicks the top-left latent pixel of the frame under the label `frame`.
+fn click_top_left_pixel(harness: &Harness<'_, StepscopeApp>, frame: &str) {
+    let pixel = harness.get_by_label(frame).rect().left_bottom() + egui::vec2(2.0, 10.0);
+    harness.hover_at(pixel);
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos: pixel,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::default(),
+        });
+    }
+}
+
 fn has_label(harness: &Harness<'_, StepscopeApp>, label: &str) -> bool {
     harness.query_by_label(label).is_some()
 }
@@ -198,17 +212,7 @@ fn clicking_a_pixel_shows_where_its_token_attends_and_follows_the_step() {
     harness.run();
 
     // The top-left pixel of frame 1 (latent [4, 3, 8, 8], 1x2x2 patches): token (1, 0, 0) = #16.
-    let label = harness.get_by_label("frame 1").rect();
-    let pixel = label.left_bottom() + egui::vec2(2.0, 10.0);
-    harness.hover_at(pixel);
-    for pressed in [true, false] {
-        harness.event(egui::Event::PointerButton {
-            pos: pixel,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: egui::Modifiers::default(),
-        });
-    }
+    click_top_left_pixel(&harness, "frame 1");
     run_until(&mut harness, "the attention maps", |h| h.state().shows_attention());
     // A new window is laid out unseen in its first frame.
     harness.step();
@@ -242,17 +246,7 @@ fn painting_the_prediction_or_skipping_a_block_forks_an_altered_seed() {
     // Paint the top-left token of frame 2 at step 1, then continue from step 2.
     harness.get_by_label("Paint x0_hat").click();
     harness.run();
-    let label = harness.get_by_label("frame 2").rect();
-    let pixel = label.left_bottom() + egui::vec2(2.0, 10.0);
-    harness.hover_at(pixel);
-    for pressed in [true, false] {
-        harness.event(egui::Event::PointerButton {
-            pos: pixel,
-            button: egui::PointerButton::Primary,
-            pressed,
-            modifiers: egui::Modifiers::default(),
-        });
-    }
+    click_top_left_pixel(&harness, "frame 2");
     harness.run();
     harness.get_by_label("4 pixels"); // the token brush paints a 2x2 patch
     harness.get_by_label("Continue painted from step 2").click();
