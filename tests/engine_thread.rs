@@ -373,3 +373,66 @@ fn interventions_paint_the_prediction_or_skip_a_block_and_are_saved_with_the_for
     assert_eq!(seeds[2].intervention, Some(skip));
     assert_eq!(seeds[2].steps, [1]);
 }
+
+#[test]
+fn a_live_ensemble_merges_its_members_then_runs_the_first_alone() {
+    let (engine, _) = spawn();
+    let request = request(4);
+    let mut record = LiveRecord::new(&request, StorageDtype::F32).unwrap();
+    // The same ensemble by hand: three members, latents averaged after steps 0 and 1.
+    let expected = {
+        let member = |rng_seed| {
+            SamplingSession::new(
+                Arc::clone(&request.model),
+                Arc::clone(&request.conditioning),
+                request.settings.clone(),
+                request.latent_shape,
+                &NoiseSource::Seed(rng_seed),
+            )
+            .unwrap()
+        };
+        let mut members: Vec<SamplingSession> = [21, 22, 23].into_iter().map(member).collect();
+        for _ in 0..2 {
+            let mut sum: Option<candle_core::Tensor> = None;
+            for member in &mut members {
+                member.step().unwrap();
+                let latents = member.latents().unwrap();
+                sum = Some(sum.map_or(latents.clone(), |sum| (sum + latents).unwrap()));
+            }
+            let mean = (sum.unwrap() / 3.0).unwrap();
+            members = members.iter().map(|m| m.fork_with_latents(&mean).unwrap()).collect();
+        }
+        let mut first = members.swap_remove(0);
+        while !first.is_finished() {
+            first.step().unwrap();
+        }
+        first.latents().unwrap()
+    };
+    let started = |e: &EngineEvent| matches!(e, EngineEvent::SeedStarted { .. });
+    drive(&engine, &mut record, EngineCommand::Start(Box::new(request)), started);
+    let ensemble = Intervention::Ensemble { rng_seeds: vec![21, 22, 23], merge_steps: 2 };
+    let command = EngineCommand::Intervene { seed_idx: 0, step_idx: 0, intervention: ensemble.clone() };
+    drive(&engine, &mut record, command, started);
+    engine.send(EngineCommand::RunToEnd { seed_idx: 1 }).unwrap();
+    let final_latents = loop {
+        let event = next(&engine);
+        assert!(!matches!(event, EngineEvent::Error { .. }), "{event:?}");
+        record.apply(&event);
+        if let EngineEvent::Finished { final_latents, .. } = event {
+            break final_latents;
+        }
+    };
+    assert!(max_abs_diff(&final_latents, &expected) == 0.0, "the live ensemble is the ensemble");
+    assert_eq!(record.manifest().seeds[1].intervention, Some(ensemble));
+
+    // Its merged steps cannot be taken again; later ones can.
+    engine.send(EngineCommand::Rewind { seed_idx: 1, step_idx: 1 }).unwrap();
+    let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+    assert!(message.contains("merged until step 2"), "{message}");
+    let rewind = EngineCommand::Rewind { seed_idx: 1, step_idx: 2 };
+    drive(&engine, &mut record, rewind, |e| matches!(e, EngineEvent::Rewound { .. }));
+    let bad = Intervention::Ensemble { rng_seeds: vec![1], merge_steps: 2 };
+    engine.send(EngineCommand::Intervene { seed_idx: 0, step_idx: 0, intervention: bad }).unwrap();
+    let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
+    assert!(message.contains("2 to 64 seeds"), "{message}");
+}

@@ -272,4 +272,15 @@ fn painting_the_prediction_or_skipping_a_block_forks_an_altered_seed() {
     assert_eq!(seeds[2].intervention, Some(Intervention::SkipLayers { layers: vec![0] }));
     harness.get_by_label("Run to end").click();
     run_until(&mut harness, "the ablated fork's steps", |h| steps_of(h, 2) == [1, 2, 3]);
+
+    // A seed ensemble (4 members from the next noise seed, merged over 5 steps), run to the end.
+    harness.get_by_label("Start ensemble").click();
+    run_until(&mut harness, "the ensemble", |h| has_label(h, "Live: seed 3"));
+    let seeds = harness.state().document().unwrap().manifest().seeds.clone();
+    let Some(Intervention::Ensemble { rng_seeds, merge_steps }) = &seeds[3].intervention else {
+        panic!("expected an ensemble, got {:?}", seeds[3].intervention)
+    };
+    assert_eq!((rng_seeds.len(), *merge_steps), (4, 4), "merge steps are capped at the run's 4 steps");
+    harness.get_by_label("Run to end").click();
+    run_until(&mut harness, "the ensemble's steps", |h| steps_of(h, 3) == [0, 1, 2, 3]);
 }

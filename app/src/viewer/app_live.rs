@@ -1,7 +1,7 @@
 //! The window's live-run half: starting a run on the engine thread, taking in its steps,
 //! and the user's step / run / pause / fork / rewind / save.
 
-use stepscope_engine::trajectory::StorageDtype;
+use stepscope_engine::trajectory::{Intervention, StorageDtype};
 use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange, RunRequest};
 
 use super::app::StepscopeApp;
@@ -169,8 +169,8 @@ impl StepscopeApp {
         let Some(record) = document.live_record() else { return };
         let (seed_idx, step_idx) = (document.seed_idx, self.time.step_idx());
         let action = live_controls_ui(ui, live, record, seed_idx, step_idx);
-        let busy = live.is_busy();
-        let request = intervene_ui(ui, &mut live.intervene, record, (seed_idx, step_idx), busy);
+        let context = (live.is_busy(), live.fork_rng_seed);
+        let request = intervene_ui(ui, &mut live.intervene, record, (seed_idx, step_idx), context);
         ui.separator();
         if let Some(action) = action {
             self.apply_live_action(ui.ctx(), action);
@@ -178,11 +178,18 @@ impl StepscopeApp {
         if let Some(request) = request
             && let Some(live) = &mut self.live
         {
-            live.send(EngineCommand::Intervene {
+            let members = match &request.intervention {
+                Intervention::Ensemble { rng_seeds, .. } => rng_seeds.len() as u64,
+                _ => 0,
+            };
+            let command = EngineCommand::Intervene {
                 seed_idx,
                 step_idx: request.step_idx,
                 intervention: request.intervention,
-            });
+            };
+            if live.send(command) {
+                live.fork_rng_seed = live.fork_rng_seed.wrapping_add(members);
+            }
         }
     }
 

@@ -81,6 +81,9 @@ pub(super) fn seed_label(manifest: &Manifest, seed_idx: usize) -> String {
                     )
                 }
                 Some(Intervention::SkipLayers { layers }) => format!(", layers {layers:?} skipped"),
+                Some(Intervention::Ensemble { rng_seeds, merge_steps }) => {
+                    format!(", ensemble of {} seeds merged over {merge_steps} steps", rng_seeds.len())
+                }
                 None => String::new(),
             };
             format!("forked from {} at step {}{altered}", fork.seed_index, fork.step)

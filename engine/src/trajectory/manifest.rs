@@ -150,7 +150,15 @@ pub enum Intervention {
     /// These transformer blocks skipped (output = input, adding nothing to the residual stream)
     /// from step `k` on.
     SkipLayers { layers: Vec<usize> },
+    /// The training-free seed ensemble: one member per noise seed in `rng_seeds` (2 to 64),
+    /// each re-noised from the parent's state entering step `k` (plain noise at `k = 0`);
+    /// after each of the `merge_steps` steps from `k` every member's latent is replaced by the
+    /// members' mean; then the first member goes on alone. The seed records the first member.
+    Ensemble { rng_seeds: Vec<u64>, merge_steps: usize },
 }
+
+/// The most members a seed ensemble may have.
+pub const MAX_ENSEMBLE_MEMBERS: usize = 64;
 
 /// What was captured inside the transformer.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -384,6 +392,15 @@ impl Manifest {
                     self.latent_shape[0]
                 ));
             }
+        }
+        if let Some(Intervention::Ensemble { rng_seeds, merge_steps }) = &seed.intervention
+            && (!(2..=MAX_ENSEMBLE_MEMBERS).contains(&rng_seeds.len()) || *merge_steps == 0)
+        {
+            return Err(format!(
+                "`seeds[{seed_idx}].intervention` is an ensemble of {} members over {merge_steps} steps; \
+                 it takes 2 to {MAX_ENSEMBLE_MEMBERS} members and at least one step",
+                rng_seeds.len()
+            ));
         }
         if let Some(fork) = seed.forked_from {
             if fork.seed_index >= seed_idx {

@@ -27,8 +27,8 @@ pub use atomic::replace_file_with;
 pub use error::TrajectoryError;
 pub use header::{StorageDtype, TensorInfo};
 pub use manifest::{
-    Captures, Conditioning, ForkPoint, Intervention, Manifest, ModelInfo, NoiseSource, Schedule,
-    SchedulerKind, SeedRecord, TaskInfo,
+    Captures, Conditioning, ForkPoint, Intervention, MAX_ENSEMBLE_MEMBERS, Manifest, ModelInfo, NoiseSource,
+    Schedule, SchedulerKind, SeedRecord, TaskInfo,
 };
 pub use names::{CaptureKind, StepTensor, TensorName, TensorNameError};
 pub use reader::TrajectoryReader;

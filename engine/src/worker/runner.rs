@@ -17,6 +17,43 @@ struct SeedRun {
     history: Vec<SamplingSession>,
     /// `x0[k]` is step `k`'s `x0_hat`, `[C, F, H, W]`.
     x0: Vec<Tensor>,
+    /// For a seed ensemble, the other members while their latents are still being merged.
+    ensemble: Option<EnsembleMembers>,
+    /// Steps before this one were merged with other members, which are gone: they cannot be
+    /// taken again (0 for a plain seed).
+    merged_until: usize,
+}
+
+/// The members of a seed ensemble besides the seed's own session.
+#[derive(Debug)]
+struct EnsembleMembers {
+    others: Vec<SamplingSession>,
+}
+
+impl SeedRun {
+    fn new(session: SamplingSession, history: Vec<SamplingSession>, x0: Vec<Tensor>) -> Self {
+        Self { session, history, x0, ensemble: None, merged_until: 0 }
+    }
+
+    /// After a step of the seed's own session: steps the other members too and puts every
+    /// member on the members' mean latent; lets them go once the merged steps are done.
+    fn merge_ensemble(&mut self) -> Result<(), SessionError> {
+        let Some(ensemble) = &mut self.ensemble else { return Ok(()) };
+        let mut sum = self.session.latents()?;
+        for member in &mut ensemble.others {
+            member.step()?;
+            sum = (sum + member.latents()?)?;
+        }
+        let mean = (sum / (ensemble.others.len() + 1) as f64)?;
+        self.session = self.session.fork_with_latents(&mean)?;
+        for member in &mut ensemble.others {
+            *member = member.fork_with_latents(&mean)?;
+        }
+        if self.session.step_idx() >= self.merged_until {
+            self.ensemble = None;
+        }
+        Ok(())
+    }
 }
 
 /// The run the engine thread is working on.
@@ -39,7 +76,7 @@ impl Runner {
             crate::session::NoiseSource::Given(_) => None,
         };
         let event = seed_started(0, &session, None, rng_seed, None);
-        self.seeds = vec![SeedRun { session, history: Vec::new(), x0: Vec::new() }];
+        self.seeds = vec![SeedRun::new(session, Vec::new(), Vec::new())];
         Ok(event)
     }
 
@@ -74,7 +111,7 @@ impl Runner {
                 .unwrap_or("unknown panic");
             Err(SessionError::Setup(format!("the step panicked: {what}")))
         });
-        let record = match record {
+        let record = match record.and_then(|record| seed.merge_ensemble().map(|()| record)) {
             Ok(record) => record,
             Err(err) => {
                 seed.session = before;
@@ -122,8 +159,46 @@ impl Runner {
                 base.fork_painted(previous_x0, pixels, value)?
             }
             Intervention::SkipLayers { layers } => base.fork_skipping(layers)?,
+            Intervention::Ensemble { rng_seeds, merge_steps } => {
+                return self.start_ensemble(seed_idx, step_idx, rng_seeds.clone(), *merge_steps);
+            }
         };
         Ok(self.add_fork(session, (seed_idx, step_idx), None, Some(intervention)))
+    }
+
+    /// Adds a seed ensemble branching from `seed_idx` at `step_idx` (see
+    /// [`Intervention::Ensemble`]).
+    fn start_ensemble(
+        &mut self,
+        seed_idx: usize,
+        step_idx: usize,
+        rng_seeds: Vec<u64>,
+        merge_steps: usize,
+    ) -> Result<EngineEvent, SessionError> {
+        if !(2..=crate::trajectory::MAX_ENSEMBLE_MEMBERS).contains(&rng_seeds.len()) || merge_steps == 0 {
+            return Err(SessionError::Setup(format!(
+                "an ensemble takes 2 to {} seeds and at least one merged step (got {} seeds, {merge_steps} steps)",
+                crate::trajectory::MAX_ENSEMBLE_MEMBERS,
+                rng_seeds.len()
+            )));
+        }
+        let seed = self.seed(seed_idx)?;
+        let base = state_entering(seed, step_idx)?;
+        let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k));
+        let mut members = rng_seeds
+            .iter()
+            .map(|&rng_seed| base.fork_renoised(previous_x0, rng_seed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = members.remove(0);
+        let total = first.settings().steps;
+        let intervention = Intervention::Ensemble { rng_seeds: rng_seeds.clone(), merge_steps };
+        let event =
+            self.add_fork(first, (seed_idx, step_idx), rng_seeds.first().copied(), Some(intervention));
+        if let Some(added) = self.seeds.last_mut() {
+            added.ensemble = Some(EnsembleMembers { others: members });
+            added.merged_until = (step_idx + merge_steps).min(total);
+        }
+        Ok(event)
     }
 
     /// Registers `session` as a fork branching at `(seed_idx, step_idx)`, sharing the parent's
@@ -140,7 +215,7 @@ impl Runner {
         let seed = &self.seeds[seed_idx];
         let history = seed.history[..step_idx].to_vec();
         let x0 = seed.x0[..step_idx].to_vec();
-        self.seeds.push(SeedRun { session, history, x0 });
+        self.seeds.push(SeedRun::new(session, history, x0));
         event
     }
 
@@ -159,6 +234,13 @@ impl Runner {
 
     pub(crate) fn rewind(&mut self, seed_idx: usize, step_idx: usize) -> Result<EngineEvent, SessionError> {
         let seed = self.seed(seed_idx)?;
+        if step_idx < seed.merged_until && step_idx < seed.session.step_idx() {
+            return Err(SessionError::Setup(format!(
+                "seed {seed_idx} is an ensemble merged until step {}: its steps before that cannot be \
+                 taken again (rewind to step {} or later, or start a new ensemble)",
+                seed.merged_until, seed.merged_until
+            )));
+        }
         seed.session = state_entering(seed, step_idx)?;
         seed.history.truncate(step_idx);
         seed.x0.truncate(step_idx);

@@ -80,6 +80,10 @@ pub struct InterveneState {
     pub pixels: BTreeSet<[usize; 3]>,
     /// The block "Skip layer" knocks out.
     pub skip_layer: usize,
+    /// Members of a seed ensemble, `K`.
+    pub ensemble_seeds: usize,
+    /// Steps over which the ensemble's latents are merged, `M`.
+    pub merge_steps: usize,
 }
 
 impl Default for InterveneState {
@@ -90,6 +94,8 @@ impl Default for InterveneState {
             brush: Brush::Token,
             pixels: BTreeSet::new(),
             skip_layer: 0,
+            ensemble_seeds: 4,
+            merge_steps: 5,
         }
     }
 }
@@ -146,18 +152,29 @@ pub struct InterveneRequest {
     pub intervention: Intervention,
 }
 
-/// The row of intervention controls under the live tool bar.
+/// Where the cursor is and what the run allows, for the intervention controls.
+#[derive(Debug, Clone, Copy)]
+struct RunState {
+    cursor_step: usize,
+    /// Steps the shown seed has taken.
+    taken: usize,
+    total: usize,
+    busy: bool,
+}
+
+/// The row of intervention controls under the live tool bar; `next_rng_seed` is the first noise
+/// seed an ensemble's members take.
 pub fn intervene_ui(
     ui: &mut egui::Ui,
     state: &mut InterveneState,
     record: &LiveRecord,
     (seed_idx, cursor_step): (usize, usize),
-    busy: bool,
+    (busy, next_rng_seed): (bool, u64),
 ) -> Option<InterveneRequest> {
     let manifest = record.manifest();
     let channels = manifest.latent_shape[0];
-    let total = manifest.schedule.steps;
-    let taken = record.next_step(seed_idx);
+    let run =
+        RunState { cursor_step, taken: record.next_step(seed_idx), total: manifest.schedule.steps, busy };
     let num_layers = manifest
         .model
         .config
@@ -165,77 +182,122 @@ pub fn intervene_ui(
         .and_then(serde_json::Value::as_u64)
         .and_then(|layers| usize::try_from(layers).ok())
         .unwrap_or(0);
-    let mut request = None;
     ui.horizontal_wrapped(|ui| {
         ui.label("Intervene:");
-        ui.toggle_value(&mut state.painting, "Paint x0_hat")
-            .on_hover_text("Click or drag on the frames to paint whole tokens of the prediction");
-        {
-            let choices = PaintColour::choices(channels);
-            if !choices.contains(&state.colour) {
-                state.colour = choices[0];
-            }
-            egui::ComboBox::from_label("paint colour").selected_text(state.colour.label()).show_ui(
-                ui,
-                |ui| {
-                    for choice in choices {
-                        ui.selectable_value(&mut state.colour, choice, choice.label());
-                    }
-                },
-            );
-            ui.selectable_value(&mut state.brush, Brush::Token, "token")
-                .on_hover_text("Paint the whole patch of a token: what the model sees as one unit");
-            ui.selectable_value(&mut state.brush, Brush::Pixel, "pixel");
-            ui.label(format!("{} pixels", state.pixels.len()));
-            if ui.small_button("Clear").clicked() {
-                state.pixels.clear();
-            }
-            // Painting step k's prediction continues from the state entering step k + 1.
-            let can_paint =
-                !busy && !state.pixels.is_empty() && cursor_step < taken && cursor_step + 1 < total;
-            let paint = ui
-                .add_enabled(
-                    can_paint,
-                    egui::Button::new(format!("Continue painted from step {}", cursor_step + 1)),
-                )
-                .on_hover_text(
-                    "A new seed: this step's x0_hat with the painted pixels, the noise in the latent kept",
-                );
-            if paint.clicked() {
-                let pixels = state.pixels.iter().copied().collect();
-                request = Some(InterveneRequest {
-                    step_idx: cursor_step + 1,
-                    intervention: Intervention::PaintX0 { pixels, value: state.colour.value(channels) },
-                });
-                state.painting = false;
-                state.pixels.clear();
-            }
-        }
+        let painted = paint_ui(ui, state, channels, run);
         ui.separator();
-        if num_layers > 0 {
-            state.skip_layer = state.skip_layer.min(num_layers - 1);
-            egui::ComboBox::from_label("knocked out")
-                .selected_text(format!("layer {}", state.skip_layer))
-                .show_ui(ui, |ui| {
-                    for layer in 0..num_layers {
-                        ui.selectable_value(&mut state.skip_layer, layer, format!("layer {layer}"));
-                    }
-                });
-            let can_skip = !busy && cursor_step <= taken && cursor_step < total;
-            let skip = ui
-                .add_enabled(can_skip, egui::Button::new(format!("Fork without it from step {cursor_step}")))
-                .on_hover_text(
-                    "A new seed that runs without this block (its output = its input) from this step on",
-                );
-            if skip.clicked() {
-                request = Some(InterveneRequest {
-                    step_idx: cursor_step,
-                    intervention: Intervention::SkipLayers { layers: vec![state.skip_layer] },
-                });
-            }
+        let skipped = skip_ui(ui, state, num_layers, run);
+        ui.separator();
+        let ensemble = ensemble_ui(ui, state, next_rng_seed, run);
+        painted.or(skipped).or(ensemble)
+    })
+    .inner
+}
+
+/// Paint mode, colour and brush, and "Continue painted".
+fn paint_ui(
+    ui: &mut egui::Ui,
+    state: &mut InterveneState,
+    channels: usize,
+    run: RunState,
+) -> Option<InterveneRequest> {
+    ui.toggle_value(&mut state.painting, "Paint x0_hat")
+        .on_hover_text("Click or drag on the frames to paint the prediction at the cursor's step");
+    let choices = PaintColour::choices(channels);
+    if !choices.contains(&state.colour) {
+        state.colour = choices[0];
+    }
+    egui::ComboBox::from_label("paint colour").selected_text(state.colour.label()).show_ui(ui, |ui| {
+        for choice in choices {
+            ui.selectable_value(&mut state.colour, choice, choice.label());
         }
     });
-    request
+    ui.selectable_value(&mut state.brush, Brush::Token, "token")
+        .on_hover_text("Paint the whole patch of a token: what the model sees as one unit");
+    ui.selectable_value(&mut state.brush, Brush::Pixel, "pixel");
+    ui.label(format!("{} pixels", state.pixels.len()));
+    if ui.small_button("Clear").clicked() {
+        state.pixels.clear();
+    }
+    // Painting step k's prediction continues from the state entering step k + 1.
+    let RunState { cursor_step, taken, total, busy } = run;
+    let can_paint = !busy && !state.pixels.is_empty() && cursor_step < taken && cursor_step + 1 < total;
+    let paint = ui
+        .add_enabled(can_paint, egui::Button::new(format!("Continue painted from step {}", cursor_step + 1)))
+        .on_hover_text(
+            "A new seed: this step's x0_hat with the painted pixels, the noise in the latent kept",
+        );
+    if !paint.clicked() {
+        return None;
+    }
+    let pixels = std::mem::take(&mut state.pixels).into_iter().collect();
+    state.painting = false;
+    Some(InterveneRequest {
+        step_idx: cursor_step + 1,
+        intervention: Intervention::PaintX0 { pixels, value: state.colour.value(channels) },
+    })
+}
+
+/// The block to knock out, and "Fork without it".
+fn skip_ui(
+    ui: &mut egui::Ui,
+    state: &mut InterveneState,
+    num_layers: usize,
+    run: RunState,
+) -> Option<InterveneRequest> {
+    if num_layers == 0 {
+        return None;
+    }
+    state.skip_layer = state.skip_layer.min(num_layers - 1);
+    egui::ComboBox::from_label("knocked out").selected_text(format!("layer {}", state.skip_layer)).show_ui(
+        ui,
+        |ui| {
+            for layer in 0..num_layers {
+                ui.selectable_value(&mut state.skip_layer, layer, format!("layer {layer}"));
+            }
+        },
+    );
+    let RunState { cursor_step, taken, total, busy } = run;
+    let can_skip = !busy && cursor_step <= taken && cursor_step < total;
+    let skip = ui
+        .add_enabled(can_skip, egui::Button::new(format!("Fork without it from step {cursor_step}")))
+        .on_hover_text("A new seed that runs without this block (its output = its input) from this step on");
+    skip.clicked().then(|| InterveneRequest {
+        step_idx: cursor_step,
+        intervention: Intervention::SkipLayers { layers: vec![state.skip_layer] },
+    })
+}
+
+/// The ensemble's size and merged steps, and "Start ensemble".
+fn ensemble_ui(
+    ui: &mut egui::Ui,
+    state: &mut InterveneState,
+    next_rng_seed: u64,
+    run: RunState,
+) -> Option<InterveneRequest> {
+    let max_members = stepscope_engine::trajectory::MAX_ENSEMBLE_MEMBERS;
+    ui.add(egui::DragValue::new(&mut state.ensemble_seeds).range(2..=max_members).suffix(" seeds"));
+    ui.add(
+        egui::DragValue::new(&mut state.merge_steps)
+            .range(1..=run.total.max(1))
+            .prefix("merged over ")
+            .suffix(" steps"),
+    );
+    let ensemble = ui.add_enabled(!run.busy, egui::Button::new("Start ensemble")).on_hover_text(format!(
+        "A new seed: {} noise seeds (from {next_rng_seed}) sampled in lockstep, their latents averaged after each \
+         of the first {} steps, then the first one alone (the training-free ensemble)",
+        state.ensemble_seeds, state.merge_steps
+    ));
+    ensemble.clicked().then(|| {
+        let members = u64::try_from(state.ensemble_seeds).unwrap_or(2);
+        InterveneRequest {
+            step_idx: 0,
+            intervention: Intervention::Ensemble {
+                rng_seeds: (0..members).map(|j| next_rng_seed.wrapping_add(j)).collect(),
+                merge_steps: state.merge_steps,
+            },
+        }
+    })
 }
 
 #[cfg(test)]
