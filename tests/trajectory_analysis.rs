@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 use std::path::Path;
 
-use stepscope_engine::analysis::{StepFrameStat, seed_distances, step_frame_map};
+use stepscope_engine::analysis::{StepFrameStat, diversity, seed_distances, step_frame_map};
 use stepscope_engine::trajectory::{CaptureKind, StepTensor, TensorName, TrajectoryReader};
 
 fn sample() -> TrajectoryReader {
@@ -70,4 +70,26 @@ fn a_missing_capture_is_an_error_that_names_it() {
     let reader = sample();
     let err = step_frame_map(&reader, 0, StepFrameStat::TokenNorm { layer_idx: 5 }).unwrap_err();
     assert!(err.to_string().contains("s0/k0/layer5/token_norm"), "{err}");
+}
+
+fn rms(a: &[f32], b: &[f32]) -> f64 {
+    (a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
+}
+
+#[test]
+fn diversity_is_the_distance_between_seeds_and_the_change_between_steps() {
+    let reader = sample();
+    let diversity = diversity(&reader, StepTensor::X0).unwrap();
+    assert_eq!(diversity.between_seeds.len(), 12);
+    assert_eq!(diversity.predictions, [2; 12]);
+    for step_idx in [0, 6, 11] {
+        let a = values(&reader, &TensorName::x0(0, step_idx));
+        let b = values(&reader, &TensorName::x0(1, step_idx));
+        let got = diversity.between_seeds[step_idx].unwrap();
+        assert!((got - rms(&a, &b)).abs() < 1e-9, "step {step_idx}: {got}");
+    }
+    assert!(diversity.step_change.iter().all(|seed| seed[0].is_none()));
+    let before = values(&reader, &TensorName::x0(1, 6));
+    let after = values(&reader, &TensorName::x0(1, 7));
+    assert!((diversity.step_change[1][7].unwrap() - rms(&before, &after)).abs() < 1e-9);
 }

@@ -213,7 +213,7 @@ fn the_layers_tab_shows_every_captured_layer_and_a_step_by_frame_heatmap() {
 }
 
 #[test]
-fn the_seeds_tab_shows_seeds_side_by_side_their_difference_and_distance() {
+fn the_seeds_tab_shows_seeds_side_by_side_their_difference_distance_and_diversity() {
     let mut harness = harness_on_sample();
     harness.set_size(egui::vec2(1100.0, 760.0));
     press(&mut harness, Key::End);
@@ -223,6 +223,7 @@ fn the_seeds_tab_shows_seeds_side_by_side_their_difference_and_distance() {
     assert!(harness.get_all_by_label("seed 1").count() >= 3);
     harness.get_by_label("|0 - 1|");
     harness.get_by_label_contains("Distance to seed 0");
+    harness.get_by_label("Diversity over the steps");
     harness.snapshot("sample_seeds");
 }
 

@@ -119,6 +119,11 @@ pub fn seeds_view_ui(
         egui::CollapsingHeader::new(format!("Distance to seed {} over the steps", seeds.pair.0))
             .default_open(true)
             .show(ui, |ui| clicked_step = distance_plot_ui(ui, document, stats, seeds, step_idx));
+        egui::CollapsingHeader::new("Diversity over the steps").default_open(true).show(ui, |ui| {
+            if let Some(step) = diversity_plot_ui(ui, document, stats, seeds, (view, step_idx)) {
+                clicked_step = Some(step);
+            }
+        });
     });
     clicked_step
 }
@@ -236,6 +241,56 @@ fn distance_plot_ui(
                     .filter_map(|(step, distance)| distance.map(|d| [step as f64, d]))
                     .collect();
                 plot_ui.line(Line::new(format!("seed {seed_idx}"), PlotPoints::from(points)).width(2.0));
+            }
+            plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
+            plot_ui.pointer_coordinate()
+        });
+    let pointer = response.inner;
+    (response.response.clicked())
+        .then_some(pointer)
+        .flatten()
+        .map(|point| point.x.round().max(0.0) as usize)
+        .filter(|&step| step < document.num_steps())
+}
+
+/// The diversity of the predictions over the steps: the mean distance between seeds, and each
+/// shown seed's change since the step before. Returns the step clicked, if any.
+fn diversity_plot_ui(
+    ui: &mut egui::Ui,
+    document: &Document,
+    stats: &mut StatsCache,
+    seeds: &SeedsView,
+    (view, step_idx): (StepView, usize),
+) -> Option<usize> {
+    let diversity = match stats.diversity(document, view.step_tensor()) {
+        Ok(diversity) => diversity,
+        Err(message) => {
+            ui.colored_label(ui.visuals().warn_fg_color, message);
+            return None;
+        }
+    };
+    let line = |name: String, values: &[Option<f64>]| {
+        let points: Vec<[f64; 2]> =
+            values.iter().enumerate().filter_map(|(step, value)| value.map(|v| [step as f64, v])).collect();
+        Line::new(name, PlotPoints::from(points))
+    };
+    let response = Plot::new("diversity_plot")
+        .height(PLOT_HEIGHT)
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label(format!("RMS of {}", view.label()))
+        .allow_scroll(false)
+        .show(ui, |plot_ui| {
+            plot_ui.line(
+                line("between seeds (mean over pairs)".to_owned(), &diversity.between_seeds).width(3.0),
+            );
+            for &seed_idx in &seeds.shown {
+                let Some(row) = diversity.step_change.get(seed_idx) else { continue };
+                plot_ui.line(
+                    line(format!("seed {seed_idx}: change since the step before"), row)
+                        .width(1.5)
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
             }
             plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
             plot_ui.pointer_coordinate()

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use stepscope_engine::analysis::{
-    SeedDistances, StepFrameMap, StepFrameStat, seed_distances, step_frame_map, task_instance, task_scores,
+    Diversity, SeedDistances, StepFrameMap, StepFrameStat, diversity, seed_distances, step_frame_map,
+    task_instance, task_scores,
 };
 use stepscope_engine::tasks::{Score, TaskInstance};
 use stepscope_engine::trajectory::{StepTensor, TaskInfo};
@@ -45,6 +46,7 @@ pub struct StatsCache {
     /// The document state the entries were computed from.
     generation: u64,
     distances: HashMap<(usize, StepTensor), Result<SeedDistances, String>>,
+    diversity: HashMap<StepTensor, Result<Diversity, String>>,
     heatmaps: HashMap<(usize, StepFrameStat), Result<StepFrameHeatmap, String>>,
     /// The task instance the run solves, regenerated from the manifest's record of it, with
     /// its ground-truth video ready for the GPU. Kept across document changes while the record
@@ -60,6 +62,7 @@ impl StatsCache {
         if generation != self.generation {
             self.generation = generation;
             self.distances.clear();
+            self.diversity.clear();
             self.heatmaps.clear();
             self.task_scores.clear();
         }
@@ -103,6 +106,15 @@ impl StatsCache {
             .or_insert_with(|| {
                 seed_distances(document.source(), reference_seed, tensor).map_err(|err| err.to_string())
             })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// How diverse `tensor` is across the seeds and steps.
+    pub fn diversity(&mut self, document: &Document, tensor: StepTensor) -> Result<&Diversity, &str> {
+        self.diversity
+            .entry(tensor)
+            .or_insert_with(|| diversity(document.source(), tensor).map_err(|err| err.to_string()))
             .as_ref()
             .map_err(String::as_str)
     }

@@ -1,8 +1,9 @@
 //! Statistics over a recorded run, computed the same way for a trajectory file and a live run:
-//! how far seeds are apart at each step, and per-(step, frame) maps such as how much the
+//! how far seeds are apart at each step, how diverse the predictions are across seeds and steps, and per-(step, frame) maps such as how much the
 //! prediction changed since the step before or how strong a layer's tokens are; and, for a
 //! built-in task, how well the prediction at each step solves it and where in the network the
 //! answer can be read out (linear probes per step and layer).
+mod diversity;
 mod ensemble;
 mod probe;
 mod probe_file;
@@ -11,6 +12,7 @@ mod source;
 mod step_frame;
 mod task_scores;
 
+pub use diversity::{Diversity, diversity};
 pub use ensemble::{EnsemblePlan, EnsembleResult, run_ensemble, wilson_interval};
 pub use probe::{ProbePlan, ProbeResult, fit_probes};
 pub use probe_file::{
