@@ -23,6 +23,7 @@ mod seeds_view;
 mod settings;
 mod side_panel;
 mod stats_cache;
+mod step_plot;
 mod task_panel;
 mod tensor_cache;
 pub mod time_control;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::step_plot::{clicked_step, step_points};
 use egui::Vec2;
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use stepscope_engine::trajectory::{StepTensor, TensorName};
@@ -235,22 +236,13 @@ fn distance_plot_ui(
         .show(ui, |plot_ui| {
             for &seed_idx in seeds.shown.iter().filter(|&&s| s != reference) {
                 let Some(row) = distances.per_seed.get(seed_idx) else { continue };
-                let points: Vec<[f64; 2]> = row
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(step, distance)| distance.map(|d| [step as f64, d]))
-                    .collect();
+                let points = step_points(row);
                 plot_ui.line(Line::new(format!("seed {seed_idx}"), PlotPoints::from(points)).width(2.0));
             }
             plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
             plot_ui.pointer_coordinate()
         });
-    let pointer = response.inner;
-    (response.response.clicked())
-        .then_some(pointer)
-        .flatten()
-        .map(|point| point.x.round().max(0.0) as usize)
-        .filter(|&step| step < document.num_steps())
+    clicked_step(&response, document.num_steps())
 }
 
 /// The diversity of the predictions over the steps: the mean distance between seeds, and each
@@ -269,11 +261,7 @@ fn diversity_plot_ui(
             return None;
         }
     };
-    let line = |name: String, values: &[Option<f64>]| {
-        let points: Vec<[f64; 2]> =
-            values.iter().enumerate().filter_map(|(step, value)| value.map(|v| [step as f64, v])).collect();
-        Line::new(name, PlotPoints::from(points))
-    };
+    let line = |name: String, values: &[Option<f64>]| Line::new(name, PlotPoints::from(step_points(values)));
     let response = Plot::new("diversity_plot")
         .height(PLOT_HEIGHT)
         .legend(Legend::default())
@@ -295,10 +283,5 @@ fn diversity_plot_ui(
             plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
             plot_ui.pointer_coordinate()
         });
-    let pointer = response.inner;
-    (response.response.clicked())
-        .then_some(pointer)
-        .flatten()
-        .map(|point| point.x.round().max(0.0) as usize)
-        .filter(|&step| step < document.num_steps())
+    clicked_step(&response, document.num_steps())
 }

@@ -3,6 +3,7 @@
 //! every step, for every seed (a plot; click it to go to a step), and each seed's commit step:
 //! from where on its prediction stays solved.
 
+use super::step_plot::clicked_step;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 use stepscope_engine::analysis::commit_step;
 
@@ -117,10 +118,5 @@ pub fn task_panel_ui(
             plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
             plot_ui.pointer_coordinate()
         });
-    let pointer = response.inner;
-    (response.response.clicked())
-        .then_some(pointer)
-        .flatten()
-        .map(|point| point.x.round().max(0.0) as usize)
-        .filter(|&step| step < document.num_steps())
+    clicked_step(&response, document.num_steps())
 }
