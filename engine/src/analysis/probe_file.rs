@@ -4,7 +4,6 @@
 //! [`PROBE_KEY`]: a JSON [`ProbeRecord`] saying what was probed (task, sizes, seeds, sampler,
 //! frame, ridge, model) and the chance level and token counts.
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::probe::ProbeResult;
 use crate::trajectory::TrajectoryError;
-use crate::trajectory::atomic::replace_file;
+use crate::trajectory::atomic::replace_file_with;
 
 /// Header metadata key of the [`ProbeRecord`].
 pub const PROBE_KEY: &str = "stepscope.probe";
@@ -79,13 +78,7 @@ pub fn write_probe_file(
     let named = vec![("accuracy".to_owned(), &accuracy), ("balanced_accuracy".to_owned(), &balanced)];
     let bytes = safetensors::serialize(named, Some(HashMap::from([(PROBE_KEY.to_owned(), json)])))
         .map_err(|err| invalid(err.to_string()))?;
-    replace_file(path, |out| {
-        out.write_all(&bytes).map_err(|source| TrajectoryError::Io {
-            path: path.to_owned(),
-            action: "write",
-            source,
-        })
-    })?;
+    replace_file_with(path, &bytes)?;
     Ok(())
 }
 

@@ -9,7 +9,6 @@
 //!   `diffusion_pytorch_model.safetensors`) that `WanTransformer::load` opens, and
 //!   `prompts.safetensors`, one `[1, L, text_dim]` prompt embedding per task name.
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::Load;
@@ -20,8 +19,7 @@ use super::config::TrainConfig;
 use super::error::{Result, TrainingError};
 use super::params::split_prompts;
 use crate::model::WanConfig;
-use crate::trajectory::TrajectoryError;
-use crate::trajectory::atomic::replace_file;
+use crate::trajectory::atomic::replace_file_with;
 
 /// Header metadata key of the [`TrainState`] JSON.
 pub const STATE_KEY: &str = "stepscope.training";
@@ -129,13 +127,7 @@ pub fn export_model(dir: &Path, config: &WanConfig, weights: &BTreeMap<String, T
     let text = serde_json::to_string_pretty(&json)
         .map_err(|e| TrainingError::Setup(format!("cannot encode the model config: {e}")))?;
     let config_path = model_dir.join("config.json");
-    replace_file(&config_path, |out| {
-        out.write_all(text.as_bytes()).map_err(|source| TrajectoryError::Io {
-            path: config_path.clone(),
-            action: "write",
-            source,
-        })
-    })?;
+    replace_file_with(&config_path, text.as_bytes())?;
     let weights_path = model_dir.join("diffusion_pytorch_model.safetensors");
     write_safetensors(&weights_path, model.iter().map(|(k, t)| (k.clone(), t)).collect(), None)?;
     write_safetensors(
@@ -176,12 +168,6 @@ pub(super) fn write_safetensors(
 ) -> Result<()> {
     let bytes = safetensors::serialize(named, metadata)
         .map_err(|e| TrainingError::Setup(format!("cannot encode {}: {e}", path.display())))?;
-    replace_file(path, |out| {
-        out.write_all(&bytes).map_err(|source| TrajectoryError::Io {
-            path: path.to_owned(),
-            action: "write",
-            source,
-        })
-    })?;
+    replace_file_with(path, &bytes)?;
     Ok(())
 }
