@@ -1,5 +1,6 @@
 //! The command line.
 use std::path::PathBuf;
+use stepscope::viewer::StepView;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stepscope_engine::scheduler::SchedulerKind;
@@ -36,6 +37,53 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Solve rate of the training-free seed ensemble next to a single seed's.
     Ensemble(EnsembleArgs),
+    /// Pictures of a trajectory: a contact sheet (steps x frames) or a GIF of the step sweep.
+    Export(ExportArgs),
+    /// Record a model solving a task instance (what `live` opens), headless, for one or more
+    /// noise seeds.
+    Solve(SolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SolveArgs {
+    #[command(flatten)]
+    pub run: LiveArgs,
+    /// Noise seeds recorded: --seed, --seed + 1, ... (one recorded run each).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Output trajectory file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("output").required(true).multiple(true).args(["sheet", "gif"])))]
+pub struct ExportArgs {
+    /// A trajectory file.
+    pub file: PathBuf,
+    /// Write a contact sheet here (PNG): one row per step, one column per frame.
+    #[arg(long, value_name = "PNG")]
+    pub sheet: Option<PathBuf>,
+    /// Write the step sweep here (animated GIF): one animation frame per step.
+    #[arg(long, value_name = "GIF")]
+    pub gif: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: usize,
+    /// The tensor drawn: x0 (the predicted clean video), xt (the noisy latent) or velocity.
+    #[arg(long, default_value = "x0", value_parser = parse_view)]
+    pub view: StepView,
+    /// Steps, comma-separated (default: every step the seed holds).
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Vec<usize>,
+    /// Output pixels per latent pixel.
+    #[arg(long, default_value_t = 8)]
+    pub scale: u32,
+    /// Milliseconds per step in the GIF.
+    #[arg(long, default_value_t = 250)]
+    pub delay_ms: u32,
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +395,15 @@ pub enum ComputeDtype {
 pub enum StoreDtype {
     F32,
     F16,
+}
+
+fn parse_view(text: &str) -> Result<StepView, String> {
+    match text {
+        "x0" | "x0_hat" => Ok(StepView::X0),
+        "xt" | "x_t" | "latents" => Ok(StepView::Latents),
+        "v" | "velocity" => Ok(StepView::Velocity),
+        other => Err(format!("`{other}` is not x0, xt or velocity")),
+    }
 }
 
 fn parse_scheduler(text: &str) -> Result<SchedulerKind, String> {

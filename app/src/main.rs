@@ -8,11 +8,13 @@
 mod cli;
 mod ensemble;
 mod eval;
+mod export;
 mod generate;
 mod info;
 mod probe;
 mod progress;
 mod record;
+mod solve;
 mod task_model;
 mod train;
 
@@ -35,7 +37,7 @@ fn startup(file: Option<std::path::PathBuf>) -> stepscope::viewer::Startup {
 
 /// The live run `stepscope live` asks for: a task instance (a maze by default) or, with
 /// `--prompt-embeds`, a free run.
-fn live_setup(args: cli::LiveArgs) -> stepscope::viewer::live::LiveSetup {
+pub(crate) fn live_setup(args: cli::LiveArgs) -> stepscope::viewer::live::LiveSetup {
     use stepscope::viewer::live::{LiveSetup, LiveTask, builtin_model_dir};
     let task = match (&args.prompt_embeds, args.task) {
         (Some(_), _) => None,
@@ -71,6 +73,8 @@ fn main() -> ExitCode {
         Some(cli::Command::Generate(generate_args)) => generate::run(&generate_args),
         Some(cli::Command::Probe(probe_args)) => probe::run(&probe_args),
         Some(cli::Command::Ensemble(ensemble_args)) => ensemble::run(&ensemble_args),
+        Some(cli::Command::Export(export_args)) => export::run(&export_args),
+        Some(cli::Command::Solve(solve_args)) => solve::run(solve_args),
         None => stepscope::viewer::run_window(startup(args.file)),
     };
     match result {

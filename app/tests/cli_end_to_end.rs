@@ -316,3 +316,72 @@ fn record_with_a_condition_latent_reproduces_the_ti2v_run() {
         max_abs_diff(&reader.final_latents(0).unwrap(), &reference["final/latents"].squeeze(0).unwrap());
     assert!(err < 1e-4, "final latents differ from diffusers by {err}");
 }
+
+/// `solve` records the built-in model on a maze for several seeds; `export` draws the run as a
+/// contact sheet (steps x frames) and a GIF, checked pixel by pixel against the recorded x0_hat.
+#[test]
+fn solve_records_a_task_run_and_export_draws_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("maze.safetensors");
+    let solved = stepscope(&[
+        "solve",
+        "--cells",
+        "4",
+        "--instance",
+        "3",
+        "--seed",
+        "7",
+        "--seeds",
+        "2",
+        "--steps",
+        "3",
+        "--capture",
+        "",
+        "-o",
+        arg(&run),
+        "--quiet",
+    ]);
+    assert!(solved.status.success(), "{}", stderr_of(&solved));
+    let reader = TrajectoryReader::open(&run).unwrap();
+    let manifest = reader.manifest();
+    assert_eq!(manifest.seeds.len(), 2);
+    assert_eq!(manifest.seeds[1].steps, [0, 1, 2]);
+    let task = manifest.conditioning.task.as_ref().unwrap();
+    assert_eq!((task.name.as_str(), task.seed), ("maze", 3));
+    // A 4x4 maze is 10 x 10 pixels; 5 frames.
+    assert_eq!(manifest.latent_shape, [3, 5, 10, 10]);
+
+    let (sheet, gif) = (dir.path().join("sheet.png"), dir.path().join("sweep.gif"));
+    let exported = stepscope(&[
+        "export",
+        arg(&run),
+        "--seed",
+        "1",
+        "--steps",
+        "2,0",
+        "--scale",
+        "3",
+        "--sheet",
+        arg(&sheet),
+        "--gif",
+        arg(&gif),
+    ]);
+    assert!(exported.status.success(), "{}", stderr_of(&exported));
+    let picture = image::open(&sheet).unwrap().to_rgba8();
+    // 5 frames of 30 px with 2 px gaps across, 2 steps down.
+    assert_eq!(picture.dimensions(), (5 * 30 + 4 * 2, 2 * 30 + 2));
+    // Row 0 is step 2: frame 4's pixel (x 6, y 5) is x0_hat there, as (x + 1) / 2 in 8 bits.
+    let x0 = reader.load(&stepscope_engine::trajectory::TensorName::x0(1, 2)).unwrap();
+    let x0 = x0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let at = |c: usize| x0[((c * 5 + 4) * 10 + 5) * 10 + 6];
+    let pixel = picture.get_pixel(4 * 32 + 6 * 3 + 1, 5 * 3 + 1);
+    for c in 0..3 {
+        let expected = ((at(c) + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0;
+        assert!((f32::from(pixel[c]) - expected).abs() <= 1.0, "channel {c}: {} vs {expected}", pixel[c]);
+    }
+    assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");
+
+    let refused = stepscope(&["export", arg(&run), "--seed", "5", "--sheet", arg(&sheet)]);
+    assert!(!refused.status.success());
+    assert!(stderr_of(&refused).contains("there is no seed 5"), "{}", stderr_of(&refused));
+}

@@ -11,6 +11,7 @@ mod app_live;
 mod attention_data;
 mod attention_view;
 mod document;
+pub mod export;
 pub mod file_picker;
 mod frame_cache;
 mod frame_view;

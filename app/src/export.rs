@@ -1,0 +1,43 @@
+//! `stepscope export`: a trajectory's video over the steps as pictures for a paper or a talk:
+//! a contact sheet (PNG, steps x frames) and/or a step sweep (animated GIF), coloured as the
+//! window colours them.
+
+use anyhow::{Context, Result, ensure};
+use stepscope::viewer::Document;
+use stepscope::viewer::export::{SweepSpec, contact_sheet, step_sweep_gif, write_png};
+use stepscope_engine::trajectory::replace_file_with;
+
+use crate::cli::ExportArgs;
+
+pub fn run(args: &ExportArgs) -> Result<()> {
+    let document = Document::open(&args.file)?;
+    ensure!(
+        args.seed < document.num_seeds(),
+        "{} has {} seeds; there is no seed {}",
+        args.file.display(),
+        document.num_seeds(),
+        args.seed
+    );
+    let mut spec = SweepSpec::all_steps(&document, args.seed, args.view, args.scale);
+    if !args.steps.is_empty() {
+        spec.steps.clone_from(&args.steps);
+    }
+    if let Some(path) = &args.sheet {
+        let sheet = contact_sheet(&document, &spec)?;
+        write_png(path, &sheet)?;
+        eprintln!(
+            "{}: {} steps x {} frames, {} x {} pixels",
+            path.display(),
+            spec.steps.len(),
+            document.manifest().latent_shape[1],
+            sheet.width(),
+            sheet.height()
+        );
+    }
+    if let Some(path) = &args.gif {
+        let gif = step_sweep_gif(&document, &spec, args.delay_ms)?;
+        replace_file_with(path, &gif).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("{}: {} steps, {} ms each", path.display(), spec.steps.len(), args.delay_ms);
+    }
+    Ok(())
+}

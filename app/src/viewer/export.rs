@@ -1,0 +1,176 @@
+//! Pictures out: a seed's video over the steps as a contact sheet (one row per step, one column
+//! per frame) or an animated GIF (one animation frame per step, the video's frames side by
+//! side), coloured exactly as the window colours them (the CPU reference of the shaders), each
+//! latent pixel a `scale` x `scale` square.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use egui::ColorImage;
+use image::{Rgba, RgbaImage};
+use stepscope_engine::trajectory::{TensorName, replace_file_with};
+
+use super::document::Document;
+use super::gpu::{GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
+use super::settings::StepView;
+
+/// Points between tiles, in output pixels.
+const GAP: u32 = 2;
+/// The background between tiles.
+const BACKGROUND: Rgba<u8> = Rgba([24, 24, 24, 255]);
+/// The largest picture written, in pixels (width times height).
+const MAX_PIXELS: u64 = 64 << 20;
+
+/// What to draw: which seed, which tensor, which steps, how large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSpec {
+    pub seed_idx: usize,
+    pub view: StepView,
+    /// The steps, in the order drawn (rows of a sheet, frames of a GIF).
+    pub steps: Vec<usize>,
+    /// Output pixels per latent pixel.
+    pub scale: u32,
+}
+
+impl SweepSpec {
+    /// Every step of `seed_idx` that `document` holds.
+    #[must_use]
+    pub fn all_steps(document: &Document, seed_idx: usize, view: StepView, scale: u32) -> Self {
+        let steps = (0..document.num_steps()).filter(|&step| document.has_step(seed_idx, step)).collect();
+        Self { seed_idx, view, steps, scale }
+    }
+}
+
+/// The step's frames as pictures, one per video frame.
+fn step_frames(document: &Document, spec: &SweepSpec, step_idx: usize) -> Result<Vec<ColorImage>> {
+    let owner = document
+        .owner_of(spec.seed_idx, step_idx)
+        .with_context(|| format!("seed {} has nothing stored at step {step_idx}", spec.seed_idx))?;
+    let name = TensorName::Step { seed_idx: owner, step_idx, kind: spec.view.step_tensor() };
+    let tensor = document.tensor(&name)?;
+    let &[c, f, h, w] = tensor.dims() else {
+        bail!("{name} has shape {:?}, not [C, F, H, W]", tensor.dims())
+    };
+    let values = tensor.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    let tensor = GpuTensor::new(ImageKey::of(&name), values, [c, f, h, w])
+        .with_context(|| format!("{name} is empty or too large to draw"))?;
+    let style = ImageStyle::default_for(&tensor);
+    (0..f)
+        .map(|frame_idx| {
+            let image = GpuImage::new(tensor.clone(), frame_idx, style.clone())
+                .with_context(|| format!("{name}: frame {frame_idx} cannot be drawn"))?;
+            Ok(render_cpu(&image))
+        })
+        .collect()
+}
+
+/// Draws `tile` at `(x, y)` of `canvas`, each pixel a `scale` x `scale` square.
+fn blit(canvas: &mut RgbaImage, tile: &ColorImage, (x, y): (u32, u32), scale: u32) {
+    let [width, height] = tile.size;
+    for (pixel_idx, colour) in tile.pixels.iter().enumerate() {
+        let (tx, ty) = ((pixel_idx % width) as u32, (pixel_idx / width) as u32);
+        debug_assert!(ty < height as u32);
+        let rgba = Rgba(colour.to_array());
+        for dy in 0..scale {
+            for dx in 0..scale {
+                canvas.put_pixel(x + tx * scale + dx, y + ty * scale + dy, rgba);
+            }
+        }
+    }
+}
+
+/// A canvas for `columns` x `rows` tiles of `[w, h]` latent pixels; an error if it would be
+/// larger than [`MAX_PIXELS`].
+fn canvas(columns: usize, rows: usize, [w, h]: [usize; 2], scale: u32) -> Result<RgbaImage> {
+    ensure!(scale >= 1, "the scale must be at least 1");
+    let side = |count: usize, tile: usize| -> Option<u32> {
+        let count = u32::try_from(count).ok()?;
+        let tile = u32::try_from(tile).ok()?.checked_mul(scale)?;
+        count.checked_mul(tile)?.checked_add(count.saturating_sub(1) * GAP)
+    };
+    let (width, height) = side(columns, w).zip(side(rows, h)).context("the picture would be too large")?;
+    ensure!(
+        u64::from(width) * u64::from(height) <= MAX_PIXELS,
+        "the picture would be {width} x {height} pixels; use a smaller --scale or fewer steps"
+    );
+    Ok(RgbaImage::from_pixel(width, height, BACKGROUND))
+}
+
+/// One row per step, one column per video frame.
+pub fn contact_sheet(document: &Document, spec: &SweepSpec) -> Result<RgbaImage> {
+    ensure!(!spec.steps.is_empty(), "no steps to draw");
+    let rows: Vec<Vec<ColorImage>> =
+        spec.steps.iter().map(|&step_idx| step_frames(document, spec, step_idx)).collect::<Result<_>>()?;
+    let frames = rows[0].len();
+    let size = rows[0].first().context("the video has no frames")?.size;
+    let mut sheet = canvas(frames, rows.len(), size, spec.scale)?;
+    let pitch = |tile: usize| tile as u32 * spec.scale + GAP;
+    for (row_idx, row) in rows.iter().enumerate() {
+        for (frame_idx, tile) in row.iter().enumerate() {
+            blit(
+                &mut sheet,
+                tile,
+                (frame_idx as u32 * pitch(size[0]), row_idx as u32 * pitch(size[1])),
+                spec.scale,
+            );
+        }
+    }
+    Ok(sheet)
+}
+
+/// One animation frame per step (the video's frames side by side), `delay_ms` apart, looping.
+pub fn step_sweep_gif(document: &Document, spec: &SweepSpec, delay_ms: u32) -> Result<Vec<u8>> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    ensure!(!spec.steps.is_empty(), "no steps to draw");
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite)?;
+        for &step_idx in &spec.steps {
+            let frames = step_frames(document, spec, step_idx)?;
+            let size = frames.first().context("the video has no frames")?.size;
+            let mut picture = canvas(frames.len(), 1, size, spec.scale)?;
+            for (frame_idx, tile) in frames.iter().enumerate() {
+                blit(
+                    &mut picture,
+                    tile,
+                    (frame_idx as u32 * (size[0] as u32 * spec.scale + GAP), 0),
+                    spec.scale,
+                );
+            }
+            let delay = image::Delay::from_numer_denom_ms(delay_ms, 1);
+            encoder.encode_frame(image::Frame::from_parts(picture, 0, 0, delay))?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Writes `sheet` as a PNG at `path`, atomically.
+pub fn write_png(path: &Path, picture: &RgbaImage) -> Result<()> {
+    let mut png = Vec::new();
+    picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    replace_file_with(path, &png).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_are_scaled_and_spaced() {
+        let tile = ColorImage::new([2, 1], vec![egui::Color32::RED, egui::Color32::BLUE]);
+        let mut sheet = canvas(2, 1, [2, 1], 3).unwrap();
+        assert_eq!(sheet.dimensions(), (2 * 6 + GAP, 3));
+        blit(&mut sheet, &tile, (6 + GAP, 0), 3);
+        assert_eq!(sheet.get_pixel(6 + GAP + 2, 2), &Rgba([255, 0, 0, 255]));
+        assert_eq!(sheet.get_pixel(6 + GAP + 3, 0), &Rgba([0, 0, 255, 255]));
+        assert_eq!(sheet.get_pixel(0, 0), &BACKGROUND);
+    }
+
+    #[test]
+    fn oversized_pictures_are_refused_before_allocating() {
+        let err = canvas(100_000, 100_000, [64, 64], 8).unwrap_err();
+        assert!(format!("{err:#}").contains("too large") || format!("{err:#}").contains("smaller --scale"));
+    }
+}
