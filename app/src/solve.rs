@@ -31,13 +31,9 @@ pub fn run(args: SolveArgs) -> Result<()> {
         let seed_idx =
             if offset == 0 { 0 } else { recorder.add_seed(trajectory::NoiseSource::RngSeed(rng_seed), None) };
         progress.set_message(format!("seed {seed_idx}"));
-        while !session.is_finished() {
-            let record =
-                session.step().with_context(|| format!("seed {seed_idx}, step {}", session.step_idx()))?;
-            recorder.record_step(seed_idx, &record);
-            progress.inc(1);
-        }
-        recorder.finish_seed(seed_idx, session.latents()?);
+        recorder
+            .record_run(seed_idx, &mut session, &mut || progress.inc(1))
+            .with_context(|| format!("seed {seed_idx}, step {}", session.step_idx()))?;
     }
     progress.finish_and_clear();
     recorder.write(&args.output)?;

@@ -318,7 +318,7 @@ fn record_with_a_condition_latent_reproduces_the_ti2v_run() {
 }
 
 /// `solve` records the built-in model on a maze for several seeds; `export` draws the run as a
-/// contact sheet (steps x frames) and a GIF, checked pixel by pixel against the recorded x0_hat.
+/// contact sheet (steps x frames) and a GIF, checked pixel by pixel against the recorded `x0_hat`.
 #[test]
 fn solve_records_a_task_run_and_export_draws_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,7 +376,7 @@ fn solve_records_a_task_run_and_export_draws_it() {
     let at = |c: usize| x0[((c * 5 + 4) * 10 + 5) * 10 + 6];
     let pixel = picture.get_pixel(4 * 32 + 6 * 3 + 1, 5 * 3 + 1);
     for c in 0..3 {
-        let expected = ((at(c) + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0;
+        let expected = f32::midpoint(at(c), 1.0).clamp(0.0, 1.0) * 255.0;
         assert!((f32::from(pixel[c]) - expected).abs() <= 1.0, "channel {c}: {} vs {expected}", pixel[c]);
     }
     assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");

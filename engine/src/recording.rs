@@ -139,6 +139,23 @@ impl Recorder {
         }
     }
 
+    /// Takes every remaining step of `session` into seed `seed_idx`, then its final latents;
+    /// `on_step` is called after each step (for a progress bar).
+    pub fn record_run(
+        &mut self,
+        seed_idx: usize,
+        session: &mut SamplingSession,
+        on_step: &mut dyn FnMut(),
+    ) -> Result<(), crate::session::SessionError> {
+        while !session.is_finished() {
+            let record = session.step()?;
+            self.record_step(seed_idx, &record);
+            on_step();
+        }
+        self.finish_seed(seed_idx, session.latents()?);
+        Ok(())
+    }
+
     /// Forgets what seed `seed_idx` recorded from step `step_idx` on (a live run was rewound
     /// there): its step tensors, captures and final latents.
     pub fn forget_from(&mut self, seed_idx: usize, step_idx: usize) {
