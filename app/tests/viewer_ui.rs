@@ -19,6 +19,10 @@ impl FilePicker for FixedPicker {
     fn pick_trajectory(&mut self) -> Option<PathBuf> {
         self.0.take()
     }
+
+    fn save_picture(&mut self, _default_name: &str, _extension: &str) -> Option<PathBuf> {
+        self.0.take()
+    }
 }
 
 /// A file dropped on the window in a test.
@@ -283,4 +287,19 @@ fn a_dropped_probe_result_opens_in_its_window_next_to_the_trajectory() {
     // The trajectory stays open underneath, and the file is remembered.
     harness.get_by_label("Step 0 / 11");
     assert_eq!(harness.state().settings().recent_files[0], probe);
+}
+
+#[test]
+fn file_export_writes_the_shown_seed_as_a_contact_sheet() {
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = dir.path().join("sheet.png");
+    let mut harness = harness_with(Some(&sample()), FixedPicker(Some(sheet.clone())));
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label("Export contact sheet…").click();
+    harness.run();
+    harness.get_by_label(&format!("Exported {}", sheet.display()));
+    // The sample: 12 steps of 3 frames of 8 x 8 latent pixels, 8 output pixels each, 2 apart.
+    let picture = image::open(&sheet).unwrap();
+    assert_eq!((picture.width(), picture.height()), (3 * 64 + 2 * 2, 12 * 64 + 11 * 2));
 }

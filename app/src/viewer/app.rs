@@ -59,6 +59,8 @@ pub struct StepscopeApp {
     pub(super) new_run_dialog: NewRunDialog,
     /// The attention inspector (live runs).
     pub(super) attention: AttentionView,
+    /// What the last File > Export did, until dismissed.
+    pub(super) export_status: Option<String>,
 }
 
 impl StepscopeApp {
@@ -92,6 +94,7 @@ impl StepscopeApp {
             live: None,
             new_run_dialog: NewRunDialog::default(),
             attention: AttentionView::default(),
+            export_status: None,
         };
         if let Some(path) = path {
             app.open(path);
@@ -247,6 +250,8 @@ impl StepscopeApp {
                     self.apply_live_action(ui.ctx(), LiveAction::Save);
                 }
                 ui.separator();
+                self.export_menu_ui(ui);
+                ui.separator();
                 if ui.button("Quit").clicked() {
                     ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
                 }
@@ -259,6 +264,7 @@ impl StepscopeApp {
 
     fn central_ui(&mut self, ui: &mut egui::Ui) {
         self.loading_ui(ui);
+        self.export_status_ui(ui);
         if let Some(failure) = &self.open_failure {
             if open_failure_ui(ui, failure) {
                 self.open_failure = None;

@@ -24,6 +24,13 @@ pub trait FilePicker: std::fmt::Debug {
         let _ = default_name;
         None
     }
+
+    /// Where to save a picture with the file extension `extension` (`png`, `gif`), suggesting
+    /// `default_name`.
+    fn save_picture(&mut self, default_name: &str, extension: &str) -> Option<PathBuf> {
+        let _ = (default_name, extension);
+        None
+    }
 }
 
 /// The native dialogs, through `rfd` (blocking: the window waits while a dialog is open).
@@ -53,6 +60,14 @@ impl FilePicker for NativeFilePicker {
         rfd::FileDialog::new()
             .set_title("Save the live run as a trajectory")
             .add_filter("Stepscope trajectory", &["safetensors"])
+            .set_file_name(default_name)
+            .save_file()
+    }
+
+    fn save_picture(&mut self, default_name: &str, extension: &str) -> Option<PathBuf> {
+        rfd::FileDialog::new()
+            .set_title("Export a picture")
+            .add_filter(extension.to_uppercase(), &[extension])
             .set_file_name(default_name)
             .save_file()
     }

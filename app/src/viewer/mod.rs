@@ -7,6 +7,7 @@
 
 mod app;
 mod app_attention;
+mod app_export;
 mod app_live;
 mod attention_data;
 mod attention_view;
