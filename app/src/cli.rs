@@ -39,9 +39,31 @@ pub enum Command {
     Ensemble(EnsembleArgs),
     /// Pictures of a trajectory: a contact sheet (steps x frames) or a GIF of the step sweep.
     Export(ExportArgs),
+    /// How much memory a model needs for a latent size, from its config alone.
+    Memory(MemoryArgs),
     /// Record a model solving a task instance (what `live` opens), headless, for one or more
     /// noise seeds.
     Solve(SolveArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "config"])))]
+pub struct MemoryArgs {
+    /// A diffusers Wan transformer folder (only its config.json is read).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// A diffusers Wan transformer config.json.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Latent size `FxHxW` (Wan2.1 at 480p, 81 frames: 21x60x104).
+    #[arg(long, value_parser = parse_size, default_value = "21x60x104")]
+    pub size: [usize; 3],
+    /// Dtype the model computes in.
+    #[arg(long, value_enum, default_value_t = ComputeDtype::Bf16)]
+    pub dtype: ComputeDtype,
+    /// Per-token timesteps (a clean first frame, Wan2.2 TI2V).
+    #[arg(long)]
+    pub per_token_timesteps: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod eval;
 mod export;
 mod generate;
 mod info;
+mod memory;
 mod probe;
 mod progress;
 mod record;
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Ensemble(ensemble_args)) => ensemble::run(&ensemble_args),
         Some(cli::Command::Export(export_args)) => export::run(&export_args),
         Some(cli::Command::Solve(solve_args)) => solve::run(solve_args),
+        Some(cli::Command::Memory(memory_args)) => memory::run(&memory_args),
         None => stepscope::viewer::run_window(startup(args.file)),
     };
     match result {

@@ -3,7 +3,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
-use stepscope_engine::model::WanTransformer;
+use stepscope_engine::model::checkpoint::CheckpointFiles;
+use stepscope_engine::model::memory::{available_memory_bytes, gib};
+use stepscope_engine::model::{WanConfig, WanTransformer, estimate_memory};
 use stepscope_engine::recording::{Recorder, RunProvenance};
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
 use stepscope_engine::tensor_file::read_tensor;
@@ -12,13 +14,51 @@ use stepscope_engine::trajectory::{self, StorageDtype};
 use crate::cli::{ComputeDtype, RecordArgs, StoreDtype};
 use crate::progress::progress_bar;
 
-pub fn run(args: &RecordArgs) -> Result<()> {
-    let device = device(&args.device)?;
-    let dtype = match args.dtype {
+/// The candle dtype of a `--dtype` choice.
+pub fn compute_dtype(dtype: ComputeDtype) -> DType {
+    match dtype {
         ComputeDtype::F32 => DType::F32,
         ComputeDtype::F16 => DType::F16,
         ComputeDtype::Bf16 => DType::BF16,
-    };
+    }
+}
+
+/// States what the run will need, and refuses one that will not fit in the memory this
+/// machine has free (when it can tell; on a GPU the check is left to the driver).
+fn check_memory(args: &RecordArgs, dtype: DType, device: &Device) -> Result<()> {
+    let config = CheckpointFiles::locate(&args.model)
+        .and_then(|files| WanConfig::from_file(&files.config))
+        .with_context(|| format!("loading the model from {}", args.model.display()))?;
+    let Some([frames, height, width]) = args.size else { return Ok(()) };
+    let shape = [config.in_channels, frames, height, width];
+    let per_token = args.condition_latent.is_some();
+    let estimate = estimate_memory(&config, dtype, shape, per_token)?;
+    let needs = format!(
+        "{} ({} of weights, about {} of activations for {} tokens)",
+        gib(estimate.total_bytes()),
+        gib(estimate.weight_bytes),
+        gib(estimate.activation_bytes),
+        estimate.tokens
+    );
+    if !args.quiet {
+        eprintln!("the run needs about {needs}");
+    }
+    if let (Device::Cpu, Some(available)) = (device, available_memory_bytes())
+        && estimate.total_bytes() > available
+    {
+        bail!(
+            "the run needs about {needs}, but only {} is free: try --dtype bf16, a smaller --size, \
+             or a GPU (--device cuda)",
+            gib(available)
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: &RecordArgs) -> Result<()> {
+    let device = device(&args.device)?;
+    let dtype = compute_dtype(args.dtype);
+    check_memory(args, dtype, &device)?;
     let model = WanTransformer::load(&args.model, dtype, &device)
         .with_context(|| format!("loading the model from {}", args.model.display()))?;
     let model = Arc::new(model);

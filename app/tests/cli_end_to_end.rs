@@ -385,3 +385,48 @@ fn solve_records_a_task_run_and_export_draws_it() {
     assert!(!refused.status.success());
     assert!(stderr_of(&refused).contains("there is no seed 5"), "{}", stderr_of(&refused));
 }
+
+/// Real sizes from the configs alone (`tests/fixtures/wan21/*/config.json`: the shapes of
+/// Wan2.1 T2V 1.3B and 14B), and a record that cannot fit is refused before loading anything.
+#[test]
+fn memory_states_what_a_real_wan_needs_and_record_refuses_what_will_not_fit() {
+    let config = |name: &str| repo_path(&format!("tests/fixtures/wan21/{name}/config.json"));
+    let small = stepscope(&["memory", "--config", arg(&config("t2v_1_3b"))]);
+    assert!(small.status.success(), "{}", stderr_of(&small));
+    let text = String::from_utf8_lossy(&small.stdout);
+    assert!(text.contains("parameters: 1418996800"), "{text}");
+    assert!(text.contains("weights in BF16: 2.6 GiB") && text.contains("32760 tokens"), "{text}");
+    let large = stepscope(&["memory", "--config", arg(&config("t2v_14b")), "--dtype", "f32"]);
+    let text = String::from_utf8_lossy(&large.stdout);
+    assert!(text.contains("parameters: 14288491584") && text.contains("weights in F32: 53.2 GiB"), "{text}");
+
+    // The 14B shape at an absurd size: no machine has the memory, and nothing is loaded (the
+    // weights file is empty). Free memory is known on Linux only.
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(config("t2v_14b"), dir.path().join("config.json")).unwrap();
+    std::fs::write(dir.path().join("diffusion_pytorch_model.safetensors"), b"").unwrap();
+    reference_inputs(dir.path());
+    let refused = stepscope(&[
+        "record",
+        "--model",
+        arg(dir.path()),
+        "--prompt-embeds",
+        arg(&dir.path().join("prompt.safetensors")),
+        "--seed",
+        "0",
+        "--size",
+        "21x900x1600",
+        "--steps",
+        "1",
+        "--shift",
+        "3",
+        "-o",
+        arg(&dir.path().join("out.safetensors")),
+    ]);
+    assert!(!refused.status.success());
+    let message = stderr_of(&refused);
+    assert!(message.contains("the run needs about") && message.contains("is free"), "{message}");
+}
