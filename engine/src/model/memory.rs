@@ -37,7 +37,8 @@ impl MemoryEstimate {
 /// Activations, with `N` tokens, width `D`, FFN width `FF`, `b` bytes per element: the block's
 /// working set `N (6 D + 2 FF) b` (normed input, Q, K, V, the rotated Q and K, the attention
 /// output and the FFN's two hidden tensors), two f32 copies of the stream for the norms `8 N D`,
-/// one chunk of attention scores (at most 256 MiB, f32), the time modulation in f32
+/// one chunk of attention scores and its softmax (at most 256 MiB each, f32), the time
+/// modulation in f32
 /// (`6 D` per sample, or per token with per-token timesteps), and the sampler's f32 latents
 /// (`x_t`, `v`, `x0_hat`, noise).
 pub fn estimate_memory(
@@ -66,7 +67,8 @@ pub fn estimate_memory(
         (as_u64(config.inner_dim()), as_u64(config.ffn_dim), as_u64(config.num_attention_heads));
     let working_set = tokens * (6 * d + 2 * ff) * bytes;
     let norms = 8 * tokens * d;
-    let scores = (tokens * tokens * heads * 4).min(SCORE_CHUNK_BYTES);
+    // The scores and their softmax are live together.
+    let scores = 2 * (tokens * tokens * heads * 4).min(SCORE_CHUNK_BYTES);
     let modulation = 6 * d * 4 * if per_token_timesteps { tokens } else { 1 };
     let latents = 4 * 4 * as_u64(channels) * as_u64(frames) * as_u64(height) * as_u64(width);
     Ok(MemoryEstimate {
