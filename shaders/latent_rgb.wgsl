@@ -1,8 +1,8 @@
 // latent_rgb.wgsl: one frame of a `[C, F, H, W]` f32 tensor drawn as RGB, one crisp square per
 // tensor pixel (nearest-neighbour).
 //
-// Every RGB mapping Stepscope uses is one affine map of the first (up to) 16 channels:
-//     linear = latent[0..16] · factors (16 x 3) + bias
+// Every RGB mapping Stepscope uses is one affine map of the first (up to) 48 channels:
+//     linear = latent[0..48] · factors (48 x 3) + bias
 //     rgb    = clamp(linear * post_scale + post_offset, 0, 1)
 // The CPU fills `factors`, `bias`, `post_scale` and `post_offset` for each style
 // (`app/src/viewer/gpu/uniforms.rs`: `LatentRgbParams`, whose layout a test checks against the
@@ -10,7 +10,7 @@
 // - Wan2.1 latent preview: `factors` and `bias` are ComfyUI's `Wan21.latent_rgb_factors` and
 //   `latent_rgb_factors_bias` (comfy/latent_formats.py); post = (x + 1) / 2, which with the
 //   clamp is ComfyUI's `preview_to_image` (latent_preview.py: clamp to [-1, 1], add 1,
-//   multiply by 127.5).
+//   multiply by 127.5). Wan2.2's 48-channel latents: the same with ComfyUI's `Wan22` factors.
 // - pixels: identity factors, post = (x + 1) / 2.
 // - normalised channels: channel c -> colour c, post = the CPU's per-channel min/max map.
 // A pixel with a non-finite value in any channel read is black.
@@ -22,7 +22,7 @@ struct LatentRgbParams {
     // The image's rectangle in framebuffer pixels (it may reach past the viewport).
     rect_min_px: vec2<f32>,
     rect_size_px: vec2<f32>,
-    // Channels read (at most 16), and the frame's height and width in tensor pixels.
+    // Channels read (at most 48), and the frame's height and width in tensor pixels.
     num_channels: u32,
     height: u32,
     width: u32,
@@ -37,7 +37,7 @@ struct LatentRgbParams {
     post_scale: vec4<f32>,
     post_offset: vec4<f32>,
     // Row c: the (r, g, b, unused) contribution of channel c.
-    factors: array<vec4<f32>, 16>,
+    factors: array<vec4<f32>, 48>,
 }
 
 @group(0) @binding(0) var<uniform> params: LatentRgbParams;
@@ -97,7 +97,7 @@ fn fs_main(in: VertexOutput) -> @location(0) vec4<f32> {
     let pixel_idx = params.frame_offset + texel.y * params.width + texel.x;
     var linear = params.bias.rgb;
     var finite = true;
-    for (var channel_idx = 0u; channel_idx < min(params.num_channels, 16u); channel_idx++) {
+    for (var channel_idx = 0u; channel_idx < min(params.num_channels, 48u); channel_idx++) {
         let value = tensor[channel_idx * params.channel_stride + pixel_idx];
         finite = finite && is_finite(value);
         linear += value * params.factors[channel_idx].rgb;

@@ -63,6 +63,7 @@ fn images_of_every_style() -> Vec<(&'static str, GpuImage)> {
     let mut wan_values = noise(16 * 2 * 12, 1, 2.5);
     wan_values[(5 * 2 + 1) * 12 + 7] = f32::NAN; // channel 5, frame 1, pixel 7: black.
     let wan = GpuTensor::new(ImageKey(1), wan_values, shape(16, 2)).unwrap();
+    let wan22 = tensor(8, shape(48, 1), 2.5);
     let pixels = tensor(2, shape(3, 1), 1.3);
     let two_channels = tensor(3, shape(2, 1), 5.0);
     let mut field_values = noise(12, 4, 1.5);
@@ -100,6 +101,7 @@ fn images_of_every_style() -> Vec<(&'static str, GpuImage)> {
         ),
         ("difference, max", GpuImage::new(a.clone(), 0, difference(DifferenceReduce::Max, Colormap::Magma))),
         ("difference, mean", GpuImage::new(a, 0, difference(DifferenceReduce::Mean, Colormap::Viridis))),
+        ("wan22 latent", GpuImage::new(wan22, 0, ImageStyle::Wan22Latent)),
     ]
     .into_iter()
     .map(|(name, image)| (name, image.unwrap()))
@@ -113,7 +115,7 @@ fn place(idx: usize) -> Pos2 {
 
 fn harness(images: Vec<(Pos2, GpuImage)>) -> Harness<'static, ImagesApp> {
     let mut harness = Harness::builder()
-        .with_size([300.0, 40.0])
+        .with_size([340.0, 40.0])
         .with_render_cursor(false)
         .wgpu()
         .build_eframe(move |cc| ImagesApp::new(cc, images));
@@ -180,8 +182,8 @@ fn tensors_upload_once_per_key_while_scrubbing() {
     harness.render().unwrap();
     let render_state = harness.state().render_state.clone().unwrap();
     let first = gpu::upload_stats(&render_state).unwrap();
-    // Tensors 1 to 7: the difference images share a and b.
-    assert_eq!((first.uploads_total, first.resident_tensors), (7, 7));
+    // Tensors 1 to 8: the difference images share a and b.
+    assert_eq!((first.uploads_total, first.resident_tensors), (8, 8));
 
     for _ in 0..3 {
         harness.state_mut().images.reverse();

@@ -45,6 +45,7 @@ impl FramePictures<'_> {
         match self {
             Self::Gpu(tensor) => match ImageStyle::default_for(tensor) {
                 ImageStyle::Wan21Latent => "Wan2.1 latents to RGB (ComfyUI's factors, on the GPU)".to_owned(),
+                ImageStyle::Wan22Latent => "Wan2.2 latents to RGB (ComfyUI's factors, on the GPU)".to_owned(),
                 ImageStyle::Pixels => "RGB pixels, (x + 1) / 2".to_owned(),
                 _ => super::latent_rgb::RgbMapping::NormalisedChannels.describe(channels),
             },

@@ -154,6 +154,9 @@ pub enum ImageStyle {
     /// 16 x 3 matrix and a bias), then `(x + 1) / 2` clamped to `[0, 1]` as `ComfyUI` does.
     /// Needs `C == 16`.
     Wan21Latent,
+    /// Wan2.2's 48 latent channels (the TI2V 5B VAE) previewed as RGB through `ComfyUI`'s
+    /// `Wan22` factors, then as [`ImageStyle::Wan21Latent`]. Needs `C == 48`.
+    Wan22Latent,
     /// Three channels in `[-1, 1]` as RGB pixels, `(x + 1) / 2` clamped. Fewer channels
     /// repeat the last; more are ignored.
     Pixels,
@@ -194,6 +197,7 @@ impl ImageStyle {
     pub fn default_for(tensor: &GpuTensor) -> Self {
         match tensor.num_channels() {
             16 => Self::Wan21Latent,
+            48 => Self::Wan22Latent,
             3 => Self::Pixels,
             _ => Self::normalised_for(tensor),
         }
@@ -219,6 +223,7 @@ impl GpuImage {
         let fits = frame_idx < tensor.num_frames()
             && match &style {
                 ImageStyle::Wan21Latent => tensor.num_channels() == 16,
+                ImageStyle::Wan22Latent => tensor.num_channels() == 48,
                 ImageStyle::Pixels | ImageStyle::NormalisedChannels { .. } => true,
                 ImageStyle::Colormap { channel_idx, .. } => *channel_idx < tensor.num_channels(),
                 ImageStyle::Difference { other, .. } => other.shape() == tensor.shape(),

@@ -31,8 +31,8 @@ pub use colormap::{
 pub use image::{DifferenceReduce, GpuImage, GpuTensor, ImageKey, ImageStyle};
 pub use pipelines::{GpuUnavailable, install, install_for_app, is_available, upload_stats};
 pub use reference::{
-    LatentRgbMap, MAX_RGB_CHANNELS, WAN21_LATENT_RGB_BIAS, WAN21_LATENT_RGB_FACTORS, difference_value,
-    render_cpu,
+    LatentRgbMap, MAX_RGB_CHANNELS, WAN21_LATENT_RGB_BIAS, WAN21_LATENT_RGB_FACTORS, WAN22_LATENT_RGB_BIAS,
+    WAN22_LATENT_RGB_FACTORS, difference_value, render_cpu,
 };
 pub use upload_cache::UploadStats;
 

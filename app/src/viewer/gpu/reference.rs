@@ -7,7 +7,7 @@ use super::colormap::color32_from_unit_rgb;
 use super::image::{DifferenceReduce, GpuImage, GpuTensor, ImageStyle};
 
 /// Channels the latent-to-RGB map reads at most.
-pub const MAX_RGB_CHANNELS: usize = 16;
+pub const MAX_RGB_CHANNELS: usize = 48;
 
 /// `ComfyUI`'s `Wan21.latent_rgb_factors` (`comfy/latent_formats.py` in `comfyanonymous/ComfyUI`):
 /// row `c` is the (R, G, B) contribution of Wan2.1 VAE latent channel `c`.
@@ -33,6 +33,69 @@ pub const WAN21_LATENT_RGB_FACTORS: [[f32; 3]; 16] = [
 /// `ComfyUI`'s `Wan21.latent_rgb_factors_bias` (same file).
 pub const WAN21_LATENT_RGB_BIAS: [f32; 3] = [-0.1835, -0.0868, -0.3360];
 
+/// `ComfyUI`'s `Wan22.latent_rgb_factors` (same file): row `c` is the (R, G, B) contribution of
+/// Wan2.2 VAE latent channel `c` (the 48-channel VAE of Wan2.2 TI2V 5B).
+pub const WAN22_LATENT_RGB_FACTORS: [[f32; 3]; 48] = [
+    [0.0119, 0.0103, 0.0046],
+    [-0.1062, -0.0504, 0.0165],
+    [0.0140, 0.0409, 0.0491],
+    [-0.0813, -0.0677, 0.0607],
+    [0.0656, 0.0851, 0.0808],
+    [0.0264, 0.0463, 0.0912],
+    [0.0295, 0.0326, 0.0590],
+    [-0.0244, -0.0270, 0.0025],
+    [0.0443, -0.0102, 0.0288],
+    [-0.0465, -0.0090, -0.0205],
+    [0.0359, 0.0236, 0.0082],
+    [-0.0776, 0.0854, 0.1048],
+    [0.0564, 0.0264, 0.0561],
+    [0.0006, 0.0594, 0.0418],
+    [-0.0319, -0.0542, -0.0637],
+    [-0.0268, 0.0024, 0.0260],
+    [0.0539, 0.0265, 0.0358],
+    [-0.0359, -0.0312, -0.0287],
+    [-0.0285, -0.1032, -0.1237],
+    [0.1041, 0.0537, 0.0622],
+    [-0.0086, -0.0374, -0.0051],
+    [0.0390, 0.0670, 0.2863],
+    [0.0069, 0.0144, 0.0082],
+    [0.0006, -0.0167, 0.0079],
+    [0.0313, -0.0574, -0.0232],
+    [-0.1454, -0.0902, -0.0481],
+    [0.0714, 0.0827, 0.0447],
+    [-0.0304, -0.0574, -0.0196],
+    [0.0401, 0.0384, 0.0204],
+    [-0.0758, -0.0297, -0.0014],
+    [0.0568, 0.1307, 0.1372],
+    [-0.0055, -0.0310, -0.0380],
+    [0.0239, -0.0305, 0.0325],
+    [-0.0663, -0.0673, -0.0140],
+    [-0.0416, -0.0047, -0.0023],
+    [0.0166, 0.0112, -0.0093],
+    [-0.0211, 0.0011, 0.0331],
+    [0.1833, 0.1466, 0.2250],
+    [-0.0368, 0.0370, 0.0295],
+    [-0.3441, -0.3543, -0.2008],
+    [-0.0479, -0.0489, -0.0420],
+    [-0.0660, -0.0153, 0.0800],
+    [-0.0101, 0.0068, 0.0156],
+    [-0.0690, -0.0452, -0.0927],
+    [-0.0145, 0.0041, 0.0015],
+    [0.0421, 0.0451, 0.0373],
+    [0.0504, -0.0483, -0.0356],
+    [-0.0837, 0.0168, 0.0055],
+];
+
+/// `ComfyUI`'s `Wan22.latent_rgb_factors_bias` (same file).
+pub const WAN22_LATENT_RGB_BIAS: [f32; 3] = [0.0317, -0.0878, -0.1388];
+
+/// `rows` in the first rows of a full factor table.
+fn factor_table(rows: &[[f32; 3]]) -> [[f32; 3]; MAX_RGB_CHANNELS] {
+    let mut factors = [[0.0; 3]; MAX_RGB_CHANNELS];
+    factors[..rows.len()].copy_from_slice(rows);
+    factors
+}
+
 /// The affine map `latent_rgb.wgsl` applies to a pixel's channels:
 /// `rgb = clamp((latent[..16] · factors + bias) * post_scale + post_offset, 0, 1)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,10 +114,21 @@ impl LatentRgbMap {
     #[must_use]
     pub fn wan21() -> Self {
         Self {
-            factors: WAN21_LATENT_RGB_FACTORS,
+            factors: factor_table(&WAN21_LATENT_RGB_FACTORS),
             bias: WAN21_LATENT_RGB_BIAS,
             post_scale: [0.5; 3],
             post_offset: [0.5; 3],
+        }
+    }
+
+    /// Wan2.2's (48-channel) latent preview as `ComfyUI` draws it, as [`Self::wan21`] with its
+    /// `Wan22` factors and bias.
+    #[must_use]
+    pub fn wan22() -> Self {
+        Self {
+            factors: factor_table(&WAN22_LATENT_RGB_FACTORS),
+            bias: WAN22_LATENT_RGB_BIAS,
+            ..Self::wan21()
         }
     }
 
@@ -74,6 +148,7 @@ impl LatentRgbMap {
     pub fn for_style(style: &ImageStyle, num_channels: usize) -> Option<Self> {
         match style {
             ImageStyle::Wan21Latent => Some(Self::wan21()),
+            ImageStyle::Wan22Latent => Some(Self::wan22()),
             ImageStyle::Pixels => Some(Self::channels_to_colours(num_channels, [0.5; 3], [0.5; 3])),
             ImageStyle::NormalisedChannels { scale, offset } => {
                 Some(Self::channels_to_colours(num_channels, *scale, *offset))
@@ -82,7 +157,7 @@ impl LatentRgbMap {
         }
     }
 
-    /// The colour of one pixel from its channel values (the first 16 are read), sRGB in
+    /// The colour of one pixel from its channel values (the first 48 are read), sRGB in
     /// `[0, 1]`; black if any value read is not finite.
     #[must_use]
     pub fn apply(&self, channels: &[f32]) -> [f32; 3] {
@@ -174,6 +249,23 @@ mod tests {
                 && (rgb[1] - 0.4566).abs() < 1e-6
                 && (rgb[2] - 0.332).abs() < 1e-6
         );
+    }
+
+    #[test]
+    fn wan22_maps_a_one_hot_latent_to_its_row_plus_bias() {
+        let map = LatentRgbMap::wan22();
+        for (channel_idx, row) in WAN22_LATENT_RGB_FACTORS.iter().enumerate() {
+            let mut latent = [0.0; 48];
+            latent[channel_idx] = 1.0;
+            let rgb = map.apply(&latent);
+            for colour_idx in 0..3 {
+                let expected =
+                    ((row[colour_idx] + WAN22_LATENT_RGB_BIAS[colour_idx] + 1.0) / 2.0).clamp(0.0, 1.0);
+                assert!((rgb[colour_idx] - expected).abs() < 1e-6, "channel {channel_idx}");
+            }
+        }
+        // Channel 47 (the last row) counts: the table is read to its end.
+        assert_eq!(WAN22_LATENT_RGB_FACTORS[47], [-0.0837, 0.0168, 0.0055]);
     }
 
     #[test]
