@@ -6,8 +6,8 @@
 //! `*_ui` function in its own module.
 
 mod app;
-mod app_attention;
 mod app_export;
+mod app_frame_pointer;
 mod app_live;
 mod attention_data;
 mod attention_view;

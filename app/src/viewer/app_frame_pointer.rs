@@ -1,6 +1,6 @@
 //! What a pointer on the frames does in a live run: a click asks the engine where that pixel's
-//! token attends (the answer goes to the inspector window); while painting an intervention,
-//! clicks and drags paint whole tokens.
+//! token attends (the answer goes to the attention inspector); while painting an intervention,
+//! clicks and drags paint with the brush (a token's patch or one pixel).
 
 use stepscope_engine::worker::EngineCommand;
 
@@ -14,7 +14,7 @@ impl StepscopeApp {
     pub(super) fn frame_click_hint(&self) -> Option<&'static str> {
         let live = self.live.as_ref()?;
         Some(if live.intervene.painting {
-            "click or drag: paint this token"
+            "click or drag: paint here"
         } else {
             "click: where this token attends"
         })
@@ -31,7 +31,7 @@ impl StepscopeApp {
             .collect()
     }
 
-    /// Paints the token under the pointer, or (on a click) inspects its attention.
+    /// Paints under the pointer, or (on a click) inspects the token's attention.
     pub(super) fn frame_pointer(&mut self, pointer: FramePointer) {
         let Some(document) = &self.document else { return };
         if let Some(live) = &mut self.live
