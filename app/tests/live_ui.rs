@@ -59,6 +59,11 @@ fn live_harness(picker: SaveTo, setup: LiveSetup) -> Harness<'static, StepscopeA
     harness.state_mut().start_live(&ctx, setup);
     harness.step();
     run_until(&mut harness, "the model to load", |h| !h.state().is_loading());
+    // A model that loaded starts on the engine thread; the tool bar is disabled until the engine
+    // confirms (a click before that would be lost on a loaded machine).
+    run_until(&mut harness, "the engine to start the run", |h| {
+        h.state().live_session().is_none_or(|live| !live.is_busy())
+    });
     harness
 }
 
