@@ -91,11 +91,20 @@ def atomic_write(path: Path, write) -> None:
 
 
 class InstanceStream:
-    """Fresh ground-truth videos `[3, F, H, W]` of one task and size, from `stepscope generate`."""
+    """Fresh ground-truth videos `[3, F, H, W]` of one task and size, from `stepscope generate`.
 
-    def __init__(self, binary: str, task: str, size: int, frames: int, base_seed: int, cursor: int = 0):
+    Chunks of `chunk` consecutive training seeds are generated `prefetch` chunks ahead on
+    `pool`'s threads (each a `stepscope generate` process), so a fast accelerator is not kept
+    waiting. `cursor` is where a resumed stream starts: just past the chunk being read.
+    """
+
+    def __init__(self, binary: str, task: str, size: int, frames: int, base_seed: int, cursor: int = 0,
+                 chunk: int = 2048, pool=None, prefetch: int = 0):
         self.binary, self.task, self.size, self.frames = binary, task, size, frames
-        self.base_seed, self.cursor = base_seed, cursor
+        self.base_seed, self.cursor, self.chunk = base_seed, cursor, chunk
+        self.pool, self.prefetch = pool, prefetch
+        self.scheduled = cursor
+        self.pending = []
         self.videos: torch.Tensor | None = None
         self.offset = 0
 
@@ -103,41 +112,58 @@ class InstanceStream:
         parts, needed = [], count
         while needed > 0:
             if self.videos is None or self.offset == len(self.videos):
-                self._load()
+                self._next_chunk()
             part = self.videos[self.offset : self.offset + needed]
             self.offset += len(part)
             needed -= len(part)
             parts.append(part)
         return torch.cat(parts)
 
-    def _load(self) -> None:
-        first_seed = (self.base_seed + self.cursor) % (1 << 64) | TRAINING_SEED_BIT
+    def _schedule(self) -> None:
+        start = self.scheduled
+        self.scheduled += self.chunk
+        if self.pool is None:
+            self.pending.append(start)
+        else:
+            self.pending.append(self.pool.submit(self._generate, start))
+
+    def _next_chunk(self) -> None:
+        while len(self.pending) < 1 + self.prefetch:
+            self._schedule()
+        head = self.pending.pop(0)
+        self.videos = self._generate(head) if self.pool is None else head.result()
+        self.cursor += self.chunk
+        self.offset = 0
+        while len(self.pending) < self.prefetch:
+            self._schedule()
+
+    def _generate(self, start: int) -> torch.Tensor:
+        first_seed = (self.base_seed + start) % (1 << 64) | TRAINING_SEED_BIT
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "chunk.safetensors"
             subprocess.run(
                 [self.binary, "generate", "--task", self.task, "--size", str(self.size),
                  "--frames", str(self.frames), "--first-seed", str(first_seed),
-                 "--count", str(CHUNK), "--output", str(out)],
+                 "--count", str(self.chunk), "--output", str(out)],
                 check=True,
             )
             with safe_open(out, "pt") as f:
-                self.videos = f.get_tensor("videos")
-        self.cursor += CHUNK
-        self.offset = 0
+                return f.get_tensor("videos")
 
 
 def noise_batch(x0: torch.Tensor, gen: torch.Generator):
     """x_t, per-token timesteps `[B, N]` (0 on frame 0), target `eps - x0`, sigmas."""
     b, _, f, h, w = x0.shape
-    eps = torch.randn(x0.shape, generator=gen)
-    sigma = torch.sigmoid(torch.randn(b, generator=gen))
-    generated = torch.ones(1, 1, f, 1, 1)
+    dev = x0.device
+    eps = torch.randn(x0.shape, generator=gen, device=dev)
+    sigma = torch.sigmoid(torch.randn(b, generator=gen, device=dev))
+    generated = torch.ones(1, 1, f, 1, 1, device=dev)
     generated[:, :, 0] = 0.0
     target = eps - x0
     x_t = x0 + sigma.view(b, 1, 1, 1, 1) * target * generated
     per_frame = (h // 2) * (w // 2)
     timesteps = torch.cat(
-        [torch.zeros(b, per_frame), (1000.0 * sigma).view(b, 1).expand(b, (f - 1) * per_frame)], dim=1
+        [torch.zeros(b, per_frame, device=dev), (1000.0 * sigma).view(b, 1).expand(b, (f - 1) * per_frame)], dim=1
     )
     return x_t, timesteps, target, generated
 
@@ -149,9 +175,9 @@ def export(out: Path, ema_model, ema_prompts: dict[str, torch.Tensor]) -> None:
     config = {"_class_name": "WanTransformer3DModel", "_diffusers_version": __import__("diffusers").__version__,
               **config}
     atomic_write(model_dir / "config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2, sort_keys=True)))
-    weights = {k: v.detach().contiguous() for k, v in ema_model.state_dict().items()}
+    weights = {k: v.detach().cpu().contiguous() for k, v in ema_model.state_dict().items()}
     atomic_write(model_dir / "diffusion_pytorch_model.safetensors", lambda p: save_file(weights, p))
-    prompts = {k: v.detach().contiguous() for k, v in ema_prompts.items()}
+    prompts = {k: v.detach().cpu().contiguous() for k, v in ema_prompts.items()}
     atomic_write(model_dir / "prompts.safetensors", lambda p: save_file(prompts, p))
 
 
@@ -170,13 +196,18 @@ def mix_weights_for(mixes: list[tuple[str, int]], spec: str | None) -> list[floa
     return [weights.get(t, 1.0) / sizes[t] for t, _ in mixes]
 
 
-def learning_rate(args, step: int) -> float:
-    """Linear warm-up to `--lr`, constant, then (with `--anneal-steps`) a cosine down to `--min-lr`."""
-    lr = args.lr * min(1.0, (step + 1) / args.warmup)
-    start = args.steps - args.anneal_steps
-    if args.anneal_steps > 0 and step >= start:
-        done = min(1.0, (step - start) / args.anneal_steps)
-        lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1.0 + math.cos(math.pi * done))
+def learning_rate(args, step: int, minutes: float) -> float:
+    """Linear warm-up to `--lr`, constant, then a cosine down to `--min-lr`: over the last
+    `--anneal-steps` steps, or over the last `--anneal-minutes` of `--max-minutes`."""
+    lr = args.lr * min(1.0, (step - args.warmup_from + 1) / args.warmup)
+    if args.anneal_minutes > 0:
+        done = (minutes - (args.max_minutes - args.anneal_minutes)) / args.anneal_minutes
+    elif args.anneal_steps > 0:
+        done = (step - (args.steps - args.anneal_steps)) / args.anneal_steps
+    else:
+        return lr
+    if done >= 0:
+        lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1.0 + math.cos(math.pi * min(1.0, done)))
     return lr
 
 
@@ -190,9 +221,10 @@ def main() -> int:
     ap.add_argument("--maze-sizes", default="4-6")
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20000)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--batch-size", type=int, default=None, help="default 32; may change on --resume")
+    ap.add_argument("--lr", type=float, default=None, help="default 1e-3; may change on --resume")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="warm-up steps (default 200); on --resume, a new warm-up from the step resumed")
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--ema", type=float, default=None, help="EMA decay (default 0.999; may change on --resume)")
     ap.add_argument("--layers", type=int, default=8)
@@ -211,18 +243,38 @@ def main() -> int:
     ap.add_argument("--anneal-steps", type=int, default=0,
                     help="the last N steps before --steps decay the learning rate (cosine) to --min-lr")
     ap.add_argument("--min-lr", type=float, default=1e-4)
+    ap.add_argument("--anneal-minutes", type=float, default=0.0,
+                    help="with --max-minutes: the cosine runs over the last M minutes of the wall budget")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward pass (cuda)")
+    ap.add_argument("--chunk", type=int, default=2048, help="instances per `stepscope generate` call")
+    ap.add_argument("--prefetch", type=int, default=0,
+                    help="chunks generated ahead per data stream, on --workers threads (0: on demand)")
+    ap.add_argument("--workers", type=int, default=4)
     args = ap.parse_args()
+    if args.anneal_minutes > 0 and not args.max_minutes:
+        raise SystemExit("error: --anneal-minutes needs --max-minutes")
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     out: Path = args.out
     ckpt_path = out / "checkpoint.pt"
 
     if args.resume:
-        state = torch.load(ckpt_path, weights_only=False)
+        state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         saved_args = state["args"]
         ema, weights = args.ema, args.task_weights
+        overrides = {k: getattr(args, k) for k in ("batch_size", "lr", "warmup")}
         for key in ("tasks", "maze_sizes", "frames", "batch_size", "lr", "warmup", "weight_decay", "ema",
                     "layers", "heads", "ffn_dim", "text_dim", "prompt_tokens", "seed"):
             setattr(args, key, saved_args[key])
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(args, key, value)
+        # A new warm-up counts from the step resumed.
+        warmup_from = state["step"] if overrides["warmup"] is not None else 0
         if ema is not None:
             args.ema = ema
         args.task_weights = weights if weights is not None else saved_args.get("task_weights")
@@ -231,10 +283,15 @@ def main() -> int:
             args.tasks = ",".join(args.tasks.split(",") + added)
     else:
         args.ema = 0.999 if args.ema is None else args.ema
+        args.batch_size = 32 if args.batch_size is None else args.batch_size
+        args.lr = 1e-3 if args.lr is None else args.lr
+        args.warmup = 200 if args.warmup is None else args.warmup
+        warmup_from = 0
         if ckpt_path.exists():
             print(f"error: {ckpt_path} exists; pass --resume to continue it", file=sys.stderr)
             return 2
         state = None
+    args.warmup_from = warmup_from
 
     tasks = args.tasks.split(",")
     lo, hi = (int(v) for v in args.maze_sizes.split("-"))
@@ -258,7 +315,10 @@ def main() -> int:
     ema_model = copy.deepcopy(model).requires_grad_(False)
     ema_prompts = {t: p.detach().clone() for t, p in prompts.items()}
     picker = random.Random(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    # Noise is drawn where the model runs; a CPU run and an accelerator run keep separate states.
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    gen_key = "gen" if device.type == "cpu" else f"gen_{device.type}"
+    other_gens = {}
     step, samples, elapsed = 0, 0, 0.0
     cursors = {}
     if state is not None:
@@ -271,18 +331,36 @@ def main() -> int:
             opt.add_param_group({"params": [prompts[t] for t in added], "weight_decay": 0.0})
             prompt_groups = prompt_groups + [added]
         picker.setstate(state["picker"])
-        gen.set_state(state["gen"])
+        other_gens = {k: v for k, v in state.items() if k.startswith("gen")}
+        if gen_key in state:
+            gen.set_state(state[gen_key])
+        else:
+            gen.manual_seed(args.seed + state["step"])
         step, samples, elapsed, cursors = state["step"], state["samples"], state["elapsed"], state["cursors"]
+    model.to(device)
+    ema_model.to(device)
+    prompts.to(device)
+    ema_prompts = {t: p.to(device) for t, p in ema_prompts.items()}
+    # AdamW's moments follow their parameters (load_state_dict put them on the CPU).
+    for moments in opt.state.values():
+        for key, value in moments.items():
+            if torch.is_tensor(value) and key != "step":
+                moments[key] = value.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params} parameters; mixes {mixes}; starting at step {step}", flush=True)
 
+    pool = None
+    if args.prefetch > 0:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(max_workers=args.workers)
     streams = {}
     for i, (t, s) in enumerate(mixes):
         # Each (task, size) stream has its own block of seeds; added tasks come last, so the
         # blocks of a run's first mixes stay where they were.
         base = (args.seed << 40) + (i << 32)
         # A resumed stream starts at its next unread chunk (the partly read one is skipped).
-        streams[(t, s)] = InstanceStream(args.stepscope, t, s, args.frames, base, cursors.get(f"{t}/{s}", 0))
+        streams[(t, s)] = InstanceStream(args.stepscope, t, s, args.frames, base, cursors.get(f"{t}/{s}", 0),
+                                         chunk=args.chunk, pool=pool, prefetch=args.prefetch)
 
     log_path = out / "loss.csv"
     out.mkdir(parents=True, exist_ok=True)
@@ -297,7 +375,7 @@ def main() -> int:
         state = {
             "args": vars(args) | {"out": str(out)}, "model": model.state_dict(), "prompts": prompts.state_dict(),
             "opt": opt.state_dict(), "ema_model": ema_model.state_dict(), "ema_prompts": ema_prompts,
-            "picker": picker.getstate(), "gen": gen.get_state(), "step": step, "samples": samples,
+            "picker": picker.getstate(), **other_gens, gen_key: gen.get_state(), "step": step, "samples": samples,
             "elapsed": elapsed, "prompt_groups": prompt_groups, "cursors": {f"{t}/{s}": st.cursor for (t, s), st in streams.items()},
         }
         log.flush()
@@ -317,24 +395,40 @@ def main() -> int:
     model_params = list(model.parameters()) + list(prompts.parameters())
     ema_params = list(ema_model.parameters())
     last_ckpt = time.monotonic()
-    started = time.monotonic()
+    started, first_step = time.monotonic(), step
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    # Per-step rows wait here with their loss and gradient norm still on the device, so the
+    # accelerator is synchronised once per flush rather than once per step.
+    pending_rows = []
+
+    def flush_log() -> None:
+        if not pending_rows:
+            return
+        values = torch.stack([torch.stack([r[4], r[5]]) for r in pending_rows]).tolist()
+        for row, (loss_value, norm_value) in zip(pending_rows, values):
+            log.write(f"{row[0]},{row[1]},{row[2]},{row[3]},{loss_value:.6f},{norm_value:.4f},{row[6]:.3e},{row[7]:.1f}\n")
+        pending_rows.clear()
+        log.flush()
+
     while step < args.steps:
         t0 = time.monotonic()
         if mix_weights is None:
             task, size = mixes[picker.randrange(len(mixes))]
         else:
             task, size = picker.choices(mixes, weights=mix_weights)[0]
-        x0 = streams[(task, size)].take(args.batch_size)
+        x0 = streams[(task, size)].take(args.batch_size).to(device, non_blocking=True)
         x_t, timesteps, target, generated = noise_batch(x0, gen)
-        lr = learning_rate(args, step)
+        lr = learning_rate(args, step, (time.monotonic() - started) / 60.0)
         for group in opt.param_groups:
             group["lr"] = lr
         context = prompts[task].expand(args.batch_size, -1, -1)
-        velocity = forward(hidden_states=x_t, timestep=timesteps, encoder_hidden_states=context, return_dict=False)[0]
-        loss = ((velocity - target) ** 2 * generated).sum() / (target.numel() * (args.frames - 1) / args.frames)
+        with autocast:
+            velocity = forward(hidden_states=x_t, timestep=timesteps, encoder_hidden_states=context,
+                               return_dict=False)[0]
+        loss = ((velocity.float() - target) ** 2 * generated).sum() / (target.numel() * (args.frames - 1) / args.frames)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model_params, 1.0).item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model_params, 1.0)
         opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - args.ema)
@@ -343,15 +437,18 @@ def main() -> int:
         step += 1
         samples += args.batch_size
         elapsed += time.monotonic() - t0
-        log.write(f"{step - 1},{samples},{task},{size},{loss.item():.6f},{grad_norm:.4f},{lr:.3e},{elapsed:.1f}\n")
+        pending_rows.append((step - 1, samples, task, size, loss.detach(), grad_norm.detach(), lr, elapsed))
         if step % 25 == 0:
-            log.flush()
-            print(f"step {step} loss {loss.item():.4f} {elapsed / step:.2f} s/step", flush=True)
+            last_loss = pending_rows[-1][4].item()
+            flush_log()
+            print(f"step {step} loss {last_loss:.4f} {(time.monotonic() - started) / (step - first_step):.3f} s/step lr {lr:.2e}", flush=True)
         if time.monotonic() - last_ckpt > 60 * args.checkpoint_minutes:
+            flush_log()
             checkpoint()
             last_ckpt = time.monotonic()
         if stop["asked"] or (args.max_minutes and time.monotonic() - started > 60 * args.max_minutes):
             break
+    flush_log()
     checkpoint()
     return 0
 
