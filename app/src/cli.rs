@@ -115,8 +115,9 @@ pub struct EnsembleArgs {
     pub model: Option<PathBuf>,
     #[arg(long, default_value = "maze")]
     pub task: String,
-    /// Task sizes, comma-separated (maze: cells per side).
-    #[arg(long, value_delimiter = ',', default_value = "5")]
+    /// Task sizes, comma-separated (maze: cells per side); default: the task's own (maze 5,
+    /// the others 6).
+    #[arg(long, value_delimiter = ',')]
     pub size: Vec<usize>,
     #[arg(long, default_value_t = 5)]
     pub frames: usize,
@@ -150,9 +151,9 @@ pub struct ProbeArgs {
     pub model: Option<PathBuf>,
     #[arg(long, default_value = "maze")]
     pub task: String,
-    /// Task size (maze: cells per side).
-    #[arg(long, default_value_t = 5)]
-    pub size: usize,
+    /// Task size (maze: cells per side); default: the task's own (maze 5, the others 6).
+    #[arg(long)]
+    pub size: Option<usize>,
     #[arg(long, default_value_t = 5)]
     pub frames: usize,
     /// Instances the probes are fitted on (seeds K .. K + N).
@@ -192,9 +193,9 @@ pub struct GenerateArgs {
     /// Task: `maze`, `symmetry`, `gravity`, `flood_fill`, `rotation`.
     #[arg(long, default_value = "maze")]
     pub task: String,
-    /// Task size (maze: cells per side).
-    #[arg(long, default_value_t = 5)]
-    pub size: usize,
+    /// Task size (maze: cells per side); default: the task's own (maze 5, the others 6).
+    #[arg(long)]
+    pub size: Option<usize>,
     #[arg(long, default_value_t = 5)]
     pub frames: usize,
     /// Seed of the first instance; the others follow it (training seeds have the top bit set).
@@ -311,8 +312,9 @@ pub struct EvalArgs {
     /// Task to evaluate.
     #[arg(long, default_value = "maze")]
     pub task: String,
-    /// Task sizes, comma-separated (maze: cells per side).
-    #[arg(long, value_delimiter = ',', default_value = "5")]
+    /// Task sizes, comma-separated (maze: cells per side); default: the task's own (maze 5,
+    /// the others 6).
+    #[arg(long, value_delimiter = ',')]
     pub size: Vec<usize>,
     #[arg(long, default_value_t = 5)]
     pub frames: usize,

@@ -8,19 +8,20 @@ use stepscope_engine::training::SamplerSettings;
 
 use crate::cli::EnsembleArgs;
 use crate::progress::progress_bar;
-use crate::task_model::{TaskModel, load_task_model};
+use crate::task_model::{TaskModel, load_task_model, sizes_or_default};
 
 pub fn run(args: &EnsembleArgs) -> Result<()> {
     let TaskModel { model, prompt, kind, .. } = load_task_model(args.model.clone(), &args.task)?;
     let prompt = &prompt;
     let end =
         args.seed_offset.checked_add(args.instances).context("--seed-offset + --instances overflows")?;
-    let bar = progress_bar(args.quiet, args.instances * args.size.len() as u64, 0, "instances");
+    let sizes = sizes_or_default(kind, &args.size);
+    let bar = progress_bar(args.quiet, args.instances * sizes.len() as u64, 0, "instances");
     println!(
         "task,size,instances,seeds,merge_steps,single_solved,single_rate,single_low,single_high,\
          ensemble_solved,ensemble_rate,ensemble_low,ensemble_high"
     );
-    for &size in &args.size {
+    for size in sizes {
         bar.set_message(format!("{} {size}", kind.name()));
         let plan = EnsemblePlan {
             task: kind,

@@ -12,17 +12,16 @@ use stepscope_engine::trajectory::replace_file_with;
 
 use crate::cli::EvalArgs;
 use crate::progress::progress_bar;
-use crate::task_model::{TaskModel, load_task_model};
+use crate::task_model::{TaskModel, load_task_model, sizes_or_default};
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let TaskModel { model, prompt, kind, .. } = load_task_model(args.model.clone(), &args.task)?;
     let prompt = &prompt;
     let sampler = SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler };
     let seeds = args.seed_offset..args.seed_offset.saturating_add(args.instances);
-    let plans: Vec<EvalPlan> = args
-        .size
-        .iter()
-        .map(|&size| EvalPlan {
+    let plans: Vec<EvalPlan> = sizes_or_default(kind, &args.size)
+        .into_iter()
+        .map(|size| EvalPlan {
             task: kind,
             params: TaskParams { size, frames: args.frames },
             seeds: seeds.clone(),

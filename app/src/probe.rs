@@ -29,7 +29,7 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
     let test_end = train_end.checked_add(args.test_instances).context("the test seeds overflow")?;
     let plan = ProbePlan {
         task: kind,
-        params: TaskParams { size: args.size, frames: args.frames },
+        params: TaskParams { size: args.size.unwrap_or(kind.default_params().size), frames: args.frames },
         train_seeds: args.seed_offset..train_end,
         test_seeds: train_end..test_end,
         sampler: SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler },

@@ -38,3 +38,21 @@ pub fn load_task_model(dir: Option<PathBuf>, task: &str) -> Result<TaskModel> {
     })?;
     Ok(TaskModel { model: Arc::new(model), prompt, kind, dir })
 }
+
+/// The sizes a command runs: those asked for, or the task's own default size.
+pub fn sizes_or_default(kind: TaskKind, asked: &[usize]) -> Vec<usize> {
+    if asked.is_empty() { vec![kind.default_params().size] } else { asked.to_vec() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_without_sizes_runs_the_task_at_its_own_default_size() {
+        assert_eq!(sizes_or_default(TaskKind::Maze, &[]), [5]);
+        // Symmetry has no size 5 (it must be even): the maze's default would be an error.
+        assert_eq!(sizes_or_default(TaskKind::Symmetry, &[]), [6]);
+        assert_eq!(sizes_or_default(TaskKind::Gravity, &[4, 8]), [4, 8]);
+    }
+}
