@@ -5,14 +5,15 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use egui::ColorImage;
 use image::{Rgba, RgbaImage};
 use stepscope_engine::trajectory::{TensorName, replace_file_with};
 
 use super::document::Document;
-use super::gpu::{GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
+use super::gpu::{GpuImage, ImageKey, ImageStyle, render_cpu};
 use super::settings::StepView;
+use super::tensor_cache::load;
 
 /// Points between tiles, in output pixels.
 const GAP: u32 = 2;
@@ -47,13 +48,8 @@ fn step_frames(document: &Document, spec: &SweepSpec, step_idx: usize) -> Result
         .owner_of(spec.seed_idx, step_idx)
         .with_context(|| format!("seed {} has nothing stored at step {step_idx}", spec.seed_idx))?;
     let name = TensorName::Step { seed_idx: owner, step_idx, kind: spec.view.step_tensor() };
-    let tensor = document.tensor(&name)?;
-    let &[c, f, h, w] = tensor.dims() else {
-        bail!("{name} has shape {:?}, not [C, F, H, W]", tensor.dims())
-    };
-    let values = tensor.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-    let tensor = GpuTensor::new(ImageKey::of(&name), values, [c, f, h, w])
-        .with_context(|| format!("{name} is empty or too large to draw"))?;
+    let tensor = load(document, name, ImageKey::of(&name)).map_err(anyhow::Error::msg)?;
+    let f = tensor.num_frames();
     let style = ImageStyle::default_for(&tensor);
     (0..f)
         .map(|frame_idx| {

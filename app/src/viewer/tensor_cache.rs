@@ -73,7 +73,9 @@ impl TensorCache {
     }
 }
 
-fn load(document: &Document, name: TensorName, key: ImageKey) -> Result<GpuTensor, String> {
+/// Reads `name` from `document` as a drawable `[C, F, H, W]` tensor (an `[F, H, W]` tensor gets
+/// one channel); the error says what is wrong with it.
+pub(super) fn load(document: &Document, name: TensorName, key: ImageKey) -> Result<GpuTensor, String> {
     let tensor = document.tensor(&name).map_err(|err| format!("{err:#}"))?;
     let dims = tensor.dims().to_vec();
     let shape = match dims.as_slice() {

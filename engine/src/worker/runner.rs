@@ -35,6 +35,13 @@ impl SeedRun {
         Self { session, history, x0, ensemble: None, merged_until: 0 }
     }
 
+    /// Where a branch at `step_idx` starts: the session entering that step, and the prediction
+    /// `x0_hat` `[C, F, H, W]` of the step before it (none at step 0).
+    fn branch_point(&self, step_idx: usize) -> Result<(SamplingSession, Option<&Tensor>), SessionError> {
+        let base = state_entering(self, step_idx)?;
+        Ok((base, step_idx.checked_sub(1).and_then(|k| self.x0.get(k))))
+    }
+
     /// After a step of the seed's own session: steps the other members too and puts every
     /// member on the members' mean latent; lets them go once the merged steps are done.
     fn merge_ensemble(&mut self) -> Result<(), SessionError> {
@@ -133,9 +140,7 @@ impl Runner {
         step_idx: usize,
         rng_seed: u64,
     ) -> Result<EngineEvent, SessionError> {
-        let seed = self.seed(seed_idx)?;
-        let base = state_entering(seed, step_idx)?;
-        let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k));
+        let (base, previous_x0) = self.seed(seed_idx)?.branch_point(step_idx)?;
         let session = base.fork_renoised(previous_x0, rng_seed)?;
         Ok(self.add_fork(session, (seed_idx, step_idx), Some(rng_seed), None))
     }
@@ -147,11 +152,10 @@ impl Runner {
         step_idx: usize,
         intervention: Intervention,
     ) -> Result<EngineEvent, SessionError> {
-        let seed = self.seed(seed_idx)?;
-        let base = state_entering(seed, step_idx)?;
+        let (base, previous_x0) = self.seed(seed_idx)?.branch_point(step_idx)?;
         let session = match &intervention {
             Intervention::PaintX0 { pixels, value } => {
-                let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k)).ok_or_else(|| {
+                let previous_x0 = previous_x0.ok_or_else(|| {
                     SessionError::Setup(
                         "painting needs a prediction to paint: continue from step 1 or later".to_owned(),
                     )
@@ -182,9 +186,7 @@ impl Runner {
                 rng_seeds.len()
             )));
         }
-        let seed = self.seed(seed_idx)?;
-        let base = state_entering(seed, step_idx)?;
-        let previous_x0 = step_idx.checked_sub(1).and_then(|k| seed.x0.get(k));
+        let (base, previous_x0) = self.seed(seed_idx)?.branch_point(step_idx)?;
         let mut members = rng_seeds
             .iter()
             .map(|&rng_seed| base.fork_renoised(previous_x0, rng_seed))
