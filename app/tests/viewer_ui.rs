@@ -303,3 +303,62 @@ fn file_export_writes_the_shown_seed_as_a_contact_sheet() {
     let picture = image::open(&sheet).unwrap();
     assert_eq!((picture.width(), picture.height()), (3 * 64 + 2 * 2, 12 * 64 + 11 * 2));
 }
+
+/// Runs frames until `label` shows (a worker thread is writing a file), for at most ~10 s.
+fn run_until_label(harness: &mut Harness<'_, StepscopeApp>, label: &str) {
+    for _ in 0..200 {
+        harness.run();
+        if harness.query_by_label(label).is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{label:?} never showed");
+}
+
+/// A file picker that answers each save with the next of its paths.
+#[derive(Debug)]
+struct SaveAnswers(Vec<PathBuf>);
+
+impl FilePicker for SaveAnswers {
+    fn pick_trajectory(&mut self) -> Option<PathBuf> {
+        None
+    }
+
+    fn save_picture(&mut self, _default_name: &str, _extension: &str) -> Option<PathBuf> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+}
+
+#[test]
+fn the_view_and_the_window_save_as_png_pictures_of_what_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (window_png, view_png) = (dir.path().join("window.png"), dir.path().join("view.png"));
+    let picker = SaveAnswers(vec![window_png.clone(), view_png.clone()]);
+    let path = sample();
+    let mut harness = Harness::builder()
+        .with_size([960.0, 600.0])
+        .wgpu()
+        .build_eframe(move |cc| StepscopeApp::new(cc, Some(&path), Box::new(picker)));
+    harness.run();
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label("Save window as PNG…").click();
+    run_until_label(&mut harness, &format!("Saved {}", window_png.display()));
+    let window = image::open(&window_png).unwrap().to_rgba8();
+    let ppp = harness.ctx.pixels_per_point();
+    assert_eq!(window.dimensions(), ((960.0 * ppp) as u32, (600.0 * ppp) as u32));
+
+    // The view: Ctrl+Shift+S, cut from the window below the tabs, beside the side panel.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, Key::S);
+    run_until_label(&mut harness, &format!("Saved {}", view_png.display()));
+    let view = image::open(&view_png).unwrap().to_rgba8();
+    let (width, height) = view.dimensions();
+    assert!(
+        width > 200 && width < window.width() && height > 200 && height < window.height(),
+        "{width} x {height}"
+    );
+    // It shows the frames in colour, not an empty panel.
+    let colours: std::collections::HashSet<[u8; 4]> = view.pixels().map(|pixel| pixel.0).collect();
+    assert!(colours.len() > 50, "only {} colours", colours.len());
+}

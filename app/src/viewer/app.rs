@@ -1,11 +1,12 @@
 //! The eframe application: owns the viewer state and lays out the panels.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use egui::{Key, Modifiers};
 use stepscope_engine::analysis::is_probe_file;
 use stepscope_engine::trajectory::TensorName;
 
+use super::app_export::CaptureTarget;
 use super::attention_view::AttentionView;
 use super::document::{Document, OpenFailure};
 use super::file_picker::FilePicker;
@@ -24,6 +25,7 @@ use super::task_panel::task_panel_ui;
 use super::tensor_cache::TensorCache;
 use super::time_control::{TimeCommand, TimeControl};
 use super::timeline::timeline_ui;
+use super::view_capture::ViewCapture;
 
 /// The longest frame time play advances by, in seconds, so that a stall does not skip steps.
 const MAX_PLAY_DT_S: f32 = 0.25;
@@ -61,6 +63,14 @@ pub struct StepscopeApp {
     pub(super) attention: AttentionView,
     /// What the last File > Export did, until dismissed.
     pub(super) export_status: Option<String>,
+    /// Screenshots of parts of the window on their way to PNG files.
+    pub(super) captures: ViewCapture,
+    /// A capture asked for in the last frame, taken at the end of this one (so that the menu
+    /// it was asked from is closed by then).
+    pub(super) pending_capture: Option<(CaptureTarget, PathBuf)>,
+    /// Where the central view (below its tabs) and the probe window were drawn this frame.
+    pub(super) view_rect: Option<egui::Rect>,
+    pub(super) probe_rect: Option<egui::Rect>,
 }
 
 impl StepscopeApp {
@@ -95,6 +105,10 @@ impl StepscopeApp {
             new_run_dialog: NewRunDialog::default(),
             attention: AttentionView::default(),
             export_status: None,
+            captures: ViewCapture::default(),
+            pending_capture: None,
+            view_rect: None,
+            probe_rect: None,
         };
         if let Some(path) = path {
             app.open(path);
@@ -186,8 +200,8 @@ impl StepscopeApp {
     }
 
     /// Space, Left/Right, Home/End drive the cursor; Ctrl+O opens a file, Ctrl+N starts a live
-    /// run, Ctrl+S saves one; S, R, P step, run and pause it. Not while a text field has the
-    /// keyboard.
+    /// run, Ctrl+S saves one, Ctrl+Shift+S saves the view as PNG; S, R, P step, run and pause it.
+    /// Not while a text field has the keyboard.
     fn handle_keys(&mut self, ctx: &egui::Context) {
         if ctx.egui_wants_keyboard_input() {
             return;
@@ -210,6 +224,9 @@ impl StepscopeApp {
         }
         if pressed(Modifiers::COMMAND, Key::N) {
             self.new_run_dialog.show(self.settings.live_setup.clone());
+        }
+        if pressed(Modifiers::COMMAND | Modifiers::SHIFT, Key::S) && self.document.is_some() {
+            self.ask_capture(CaptureTarget::View, "view.png");
         }
         let live_bindings = [
             (Modifiers::COMMAND, Key::S, LiveAction::Save),
@@ -289,6 +306,7 @@ impl StepscopeApp {
             }
         });
         ui.separator();
+        self.view_rect = Some(ui.available_rect_before_wrap());
         let Some(document) = &self.document else { return };
         let (seed_idx, step_idx) = (document.seed_idx, self.time.step_idx());
         self.stats.sync(self.generation);
@@ -409,13 +427,19 @@ impl StepscopeApp {
     fn probe_window_ui(&mut self, ctx: &egui::Context) {
         let Some(probe) = &mut self.probe else { return };
         let step_idx = self.document.as_ref().map(|_| self.time.step_idx());
-        if let Some(step_idx) = probe.ui(ctx, self.settings.layers.colormap, step_idx)
+        let output = probe.ui(ctx, self.settings.layers.colormap, step_idx);
+        if let Some(step_idx) = output.clicked_step
             && self.document.is_some()
         {
             self.time.apply(TimeCommand::SetStep(step_idx));
         }
+        self.probe_rect = output.window_rect;
+        let default_name = probe.default_picture_name();
         if !probe.open {
             self.probe = None;
+        }
+        if output.save_clicked {
+            self.ask_capture(CaptureTarget::ProbeWindow, &default_name);
         }
     }
 
@@ -439,6 +463,8 @@ impl eframe::App for StepscopeApp {
         self.poll_loading(&ctx);
         self.poll_live();
         self.poll_attention();
+        self.poll_captures();
+        let capture_now = self.pending_capture.take();
         if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
             self.start_live(&ctx, setup);
         }
@@ -477,6 +503,12 @@ impl eframe::App for StepscopeApp {
         }
         egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
         drop_hint_ui(&ctx);
+        if let Some((target, path)) = capture_now {
+            self.capture(&ctx, target, path);
+        }
+        if self.pending_capture.is_some() {
+            ctx.request_repaint();
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -1,7 +1,8 @@
 //! File > Export: the shown seed over every step it holds, as a contact sheet (PNG) or a step
-//! sweep (GIF), in the view's tensor, written where the user picks.
+//! sweep (GIF), in the view's tensor; and pictures of the window itself (the view, the whole
+//! window, the probe window) as PNG. Each is written where the user picks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use stepscope_engine::trajectory::replace_file_with;
@@ -32,10 +33,31 @@ impl PictureKind {
     }
 }
 
+/// Which part of the window a PNG capture keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureTarget {
+    /// The central view below its tabs (frames, layers or the seed comparison, with its plots).
+    View,
+    /// Everything: menu, side panel, view, timeline and open windows.
+    Window,
+    /// The probe window (heatmap and legend).
+    ProbeWindow,
+}
+
 impl StepscopeApp {
     /// The File menu's export entries.
     pub(super) fn export_menu_ui(&mut self, ui: &mut egui::Ui) {
         let open = self.document.is_some();
+        let view = egui::Button::new("Save view as PNG…").shortcut_text("Ctrl+Shift+S");
+        let view = ui
+            .add_enabled(open, view)
+            .on_hover_text("The central view as shown (frames, layers or seeds, with their plots)");
+        if view.clicked() {
+            self.ask_capture(CaptureTarget::View, "view.png");
+        }
+        if ui.button("Save window as PNG…").on_hover_text("The whole window as shown").clicked() {
+            self.ask_capture(CaptureTarget::Window, "stepscope.png");
+        }
         let sheet = ui
             .add_enabled(open, egui::Button::new("Export contact sheet…"))
             .on_hover_text("The shown seed over every step (rows) and frame (columns), as a PNG");
@@ -67,6 +89,36 @@ impl StepscopeApp {
             Ok(()) => format!("Exported {}", path.display()),
             Err(err) => format!("Exporting {} failed: {err:#}", path.display()),
         });
+    }
+
+    /// Asks where to save a PNG of `target`; the picture is taken at the end of the next frame.
+    pub(super) fn ask_capture(&mut self, target: CaptureTarget, default_name: &str) {
+        if let Some(path) = self.file_picker.save_picture(default_name, "png") {
+            self.pending_capture = Some((target, path));
+        }
+    }
+
+    /// Takes the screenshot for a capture asked for in the last frame.
+    pub(super) fn capture(&mut self, ctx: &egui::Context, target: CaptureTarget, path: PathBuf) {
+        let region = match target {
+            CaptureTarget::View => self.view_rect,
+            CaptureTarget::Window => Some(ctx.content_rect()),
+            CaptureTarget::ProbeWindow => self.probe_rect,
+        };
+        match region {
+            Some(region) => {
+                self.captures.request(ctx, region, path);
+                ctx.request_repaint();
+            }
+            None => self.export_status = Some(format!("Nothing to save: the {target:?} is not shown")),
+        }
+    }
+
+    /// Shows the outcome of finished captures.
+    pub(super) fn poll_captures(&mut self) {
+        while let Some(line) = self.captures.poll() {
+            self.export_status = Some(line);
+        }
     }
 
     /// The last export's outcome, until dismissed.

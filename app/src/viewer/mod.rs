@@ -30,6 +30,7 @@ mod task_panel;
 mod tensor_cache;
 pub mod time_control;
 mod timeline;
+mod view_capture;
 
 use std::path::Path;
 

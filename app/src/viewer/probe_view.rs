@@ -67,6 +67,17 @@ pub struct ProbeView {
     pub open: bool,
 }
 
+/// What the probe window did this frame.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeOutput {
+    /// A step clicked in the heatmap.
+    pub clicked_step: Option<usize>,
+    /// Its "Save as PNG…" button was clicked.
+    pub save_clicked: bool,
+    /// Where the window was drawn (`None` when collapsed or closed).
+    pub window_rect: Option<egui::Rect>,
+}
+
 impl ProbeView {
     /// Reads the probe result at `path`.
     pub fn open(path: &Path) -> Result<Self> {
@@ -94,16 +105,25 @@ impl ProbeView {
         })
     }
 
-    /// Draws the window; returns the step the user clicked.
-    pub fn ui(&mut self, ctx: &egui::Context, colormap: Colormap, step_idx: Option<usize>) -> Option<usize> {
-        let mut clicked = None;
+    /// Draws the window; returns what the user did in it.
+    pub fn ui(&mut self, ctx: &egui::Context, colormap: Colormap, step_idx: Option<usize>) -> ProbeOutput {
+        let mut clicked_step = None;
+        let mut save_clicked = false;
         let mut open = self.open;
         let title = format!("Linear probes: {} {}x{}", self.record.task, self.record.size, self.record.size);
-        egui::Window::new(title).open(&mut open).default_width(560.0).show(ctx, |ui| {
-            clicked = self.contents_ui(ui, colormap, step_idx);
+        let shown = egui::Window::new(title).open(&mut open).default_width(560.0).show(ctx, |ui| {
+            clicked_step = self.contents_ui(ui, colormap, step_idx);
+            save_clicked =
+                ui.button("Save as PNG…").on_hover_text("This window as shown, for a figure").clicked();
         });
         self.open = open;
-        clicked
+        ProbeOutput { clicked_step, save_clicked, window_rect: shown.map(|shown| shown.response.rect) }
+    }
+
+    /// A file name for a picture of this window.
+    #[must_use]
+    pub fn default_picture_name(&self) -> String {
+        format!("probe-{}{}.png", self.record.task, self.record.size)
     }
 
     fn contents_ui(
