@@ -6,6 +6,7 @@
 use super::step_plot::clicked_step;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 use stepscope_engine::analysis::commit_step;
+use stepscope_engine::tasks::Score;
 
 use super::document::Document;
 use super::gpu::{self, GpuImage, GpuTensor, ImageStyle};
@@ -86,13 +87,15 @@ pub fn task_panel_ui(
                 score.as_ref().filter(|score| score.solved).map(|score| [step as f64, f64::from(score.value)])
             })
             .collect();
-        curves.push((seed_idx, points, solved, commit_step(scores)));
+        curves.push((seed_idx, points, solved, commit_so_far(scores)));
     }
     let commits: Vec<String> = curves
         .iter()
         .map(|(seed_idx, _, _, commit)| match commit {
-            Some(step) => format!("seed {seed_idx}: step {step}"),
-            None => format!("seed {seed_idx}: not solved"),
+            Commit { step: Some(step), finished: true } => format!("seed {seed_idx}: step {step}"),
+            Commit { step: Some(step), finished: false } => format!("seed {seed_idx}: step {step} so far"),
+            Commit { step: None, finished: true } => format!("seed {seed_idx}: not solved"),
+            Commit { step: None, finished: false } => format!("seed {seed_idx}: not solved yet"),
         })
         .collect();
     ui.label(format!("Commits to a solution (solved from then on): {}", commits.join(", ")));
@@ -119,4 +122,38 @@ pub fn task_panel_ui(
             plot_ui.pointer_coordinate()
         });
     clicked_step(&response, document.num_steps())
+}
+
+/// A seed's commit step over the steps it has reached: a run still going can only have
+/// committed so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Commit {
+    step: Option<usize>,
+    /// Every step is scored (the run reached its end).
+    finished: bool,
+}
+
+fn commit_so_far(scores: &[Option<Score>]) -> Commit {
+    let reached = scores.iter().rposition(Option::is_some).map_or(0, |step| step + 1);
+    Commit { step: commit_step(&scores[..reached]), finished: reached == scores.len() && reached > 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(solved: bool) -> Score {
+        Score { value: if solved { 1.0 } else { 0.4 }, solved, parts: Vec::new() }
+    }
+
+    #[test]
+    fn a_run_in_progress_has_committed_so_far_or_not_yet() {
+        let halfway = [Some(scored(false)), Some(scored(true)), Some(scored(true)), None, None];
+        assert_eq!(commit_so_far(&halfway), Commit { step: Some(1), finished: false });
+        let not_yet = [Some(scored(true)), Some(scored(false)), None];
+        assert_eq!(commit_so_far(&not_yet), Commit { step: None, finished: false });
+        let done = [Some(scored(false)), Some(scored(true)), Some(scored(true))];
+        assert_eq!(commit_so_far(&done), Commit { step: Some(1), finished: true });
+        assert_eq!(commit_so_far(&[None, None]), Commit { step: None, finished: false });
+    }
 }
