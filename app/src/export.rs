@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, ensure};
 use stepscope::viewer::Document;
-use stepscope::viewer::export::{SweepSpec, contact_sheet, step_sweep_gif, write_png};
+use stepscope::viewer::export::{SweepSpec, SweepTensors, contact_sheet, step_sweep_gif, write_png};
 use stepscope_engine::trajectory::replace_file_with;
 
 use crate::cli::ExportArgs;
@@ -22,8 +22,9 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     if !args.steps.is_empty() {
         spec.steps.clone_from(&args.steps);
     }
+    let tensors = SweepTensors::load(&document, &spec)?;
     if let Some(path) = &args.sheet {
-        let sheet = contact_sheet(&document, &spec)?;
+        let sheet = contact_sheet(&tensors)?;
         write_png(path, &sheet)?;
         eprintln!(
             "{}: {} steps x {} frames, {} x {} pixels",
@@ -35,7 +36,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         );
     }
     if let Some(path) = &args.gif {
-        let gif = step_sweep_gif(&document, &spec, args.delay_ms)?;
+        let gif = step_sweep_gif(&tensors, args.delay_ms)?;
         replace_file_with(path, &gif).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("{}: {} steps, {} ms each", path.display(), spec.steps.len(), args.delay_ms);
     }

@@ -297,17 +297,19 @@ fn file_export_writes_the_shown_seed_as_a_contact_sheet() {
     harness.get_by_label("File").click();
     harness.run();
     harness.get_by_label("Export contact sheet…").click();
+    run_until_label(&mut harness, &format!("Exported {}", sheet.display()));
+    // Written and reported: the "Writing the picture…" spinner is gone, so the window settles.
     harness.run();
-    harness.get_by_label(&format!("Exported {}", sheet.display()));
     // The sample: 12 steps of 3 frames of 8 x 8 latent pixels, 8 output pixels each, 2 apart.
     let picture = image::open(&sheet).unwrap();
     assert_eq!((picture.width(), picture.height()), (3 * 64 + 2 * 2, 12 * 64 + 11 * 2));
 }
 
-/// Runs frames until `label` shows (a worker thread is writing a file), for at most ~10 s.
+/// Runs frames until `label` shows (a worker thread is writing a file, a spinner turns
+/// meanwhile), for at most ~10 s.
 fn run_until_label(harness: &mut Harness<'_, StepscopeApp>, label: &str) {
     for _ in 0..200 {
-        harness.run();
+        harness.step();
         if harness.query_by_label(label).is_some() {
             return;
         }

@@ -15,6 +15,7 @@ use super::frame_view::{FramePictures, frame_view_ui};
 use super::gpu;
 use super::layers_view::layers_view_ui;
 use super::live::{LiveAction, LiveSession, NewRunDialog, PendingLoad};
+use super::picture_jobs::PictureJobs;
 use super::probe_view::ProbeView;
 use super::seeds_view::{SeedsView, seeds_view_ui};
 use super::settings::CentralTab;
@@ -25,7 +26,6 @@ use super::task_panel::task_panel_ui;
 use super::tensor_cache::TensorCache;
 use super::time_control::{TimeCommand, TimeControl};
 use super::timeline::timeline_ui;
-use super::view_capture::ViewCapture;
 
 /// The longest frame time play advances by, in seconds, so that a stall does not skip steps.
 const MAX_PLAY_DT_S: f32 = 0.25;
@@ -63,8 +63,8 @@ pub struct StepscopeApp {
     pub(super) attention: AttentionView,
     /// What the last File > Export did, until dismissed.
     pub(super) export_status: Option<String>,
-    /// Screenshots of parts of the window on their way to PNG files.
-    pub(super) captures: ViewCapture,
+    /// Pictures being written in the background (exports, captures of the window).
+    pub(super) pictures: PictureJobs,
     /// A capture asked for in the last frame, taken at the end of this one (so that the menu
     /// it was asked from is closed by then).
     pub(super) pending_capture: Option<(CaptureTarget, PathBuf)>,
@@ -105,7 +105,7 @@ impl StepscopeApp {
             new_run_dialog: NewRunDialog::default(),
             attention: AttentionView::default(),
             export_status: None,
-            captures: ViewCapture::default(),
+            pictures: PictureJobs::default(),
             pending_capture: None,
             view_rect: None,
             probe_rect: None,
@@ -463,7 +463,7 @@ impl eframe::App for StepscopeApp {
         self.poll_loading(&ctx);
         self.poll_live();
         self.poll_attention();
-        self.poll_captures();
+        self.poll_pictures();
         let capture_now = self.pending_capture.take();
         if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
             self.start_live(&ctx, setup);

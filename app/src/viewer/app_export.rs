@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use stepscope_engine::trajectory::replace_file_with;
 
 use super::app::StepscopeApp;
-use super::export::{SweepSpec, contact_sheet, step_sweep_gif, write_png};
+use super::export::{SweepSpec, SweepTensors, contact_sheet, step_sweep_gif, write_png};
 
 /// Output pixels per latent pixel in exported pictures.
 const EXPORT_SCALE: u32 = 8;
@@ -62,32 +62,42 @@ impl StepscopeApp {
             .add_enabled(open, egui::Button::new("Export contact sheet…"))
             .on_hover_text("The shown seed over every step (rows) and frame (columns), as a PNG");
         if sheet.clicked() {
-            self.export_picture(PictureKind::ContactSheet);
+            self.export_picture(ui.ctx(), PictureKind::ContactSheet);
         }
         let sweep = ui
             .add_enabled(open, egui::Button::new("Export step sweep GIF…"))
             .on_hover_text("The shown seed's frames, one animation frame per step");
         if sweep.clicked() {
-            self.export_picture(PictureKind::StepSweep);
+            self.export_picture(ui.ctx(), PictureKind::StepSweep);
         }
     }
 
-    /// Asks where, then writes the shown seed as `kind`; the outcome shows in the window.
-    pub fn export_picture(&mut self, kind: PictureKind) {
+    /// Asks where, then writes the shown seed as `kind`: the tensors are read here, the picture
+    /// is drawn and written on a worker thread; the outcome shows in the window.
+    pub fn export_picture(&mut self, ctx: &egui::Context, kind: PictureKind) {
         let Some(document) = &self.document else { return };
         let spec = SweepSpec::all_steps(document, document.seed_idx, self.settings.view, EXPORT_SCALE);
         let default_name =
             format!("seed{}-{}.{}", spec.seed_idx, self.settings.view.label(), kind.extension());
         let Some(path) = self.file_picker.save_picture(&default_name, kind.extension()) else { return };
-        let written = match kind {
-            PictureKind::ContactSheet => {
-                contact_sheet(document, &spec).and_then(|sheet| write_png(&path, &sheet))
+        let tensors = match SweepTensors::load(document, &spec) {
+            Ok(tensors) => tensors,
+            Err(err) => {
+                self.export_status = Some(format!("Exporting {} failed: {err:#}", path.display()));
+                return;
             }
-            PictureKind::StepSweep => write_gif(&path, document, &spec),
         };
-        self.export_status = Some(match written {
-            Ok(()) => format!("Exported {}", path.display()),
-            Err(err) => format!("Exporting {} failed: {err:#}", path.display()),
+        self.pictures.spawn(ctx, move || {
+            let written = match kind {
+                PictureKind::ContactSheet => {
+                    contact_sheet(&tensors).and_then(|sheet| write_png(&path, &sheet))
+                }
+                PictureKind::StepSweep => write_gif(&path, &tensors),
+            };
+            match written {
+                Ok(()) => format!("Exported {}", path.display()),
+                Err(err) => format!("Exporting {} failed: {err:#}", path.display()),
+            }
         });
     }
 
@@ -107,22 +117,28 @@ impl StepscopeApp {
         };
         match region {
             Some(region) => {
-                self.captures.request(ctx, region, path);
+                self.pictures.capture(ctx, region, path);
                 ctx.request_repaint();
             }
             None => self.export_status = Some(format!("Nothing to save: the {target:?} is not shown")),
         }
     }
 
-    /// Shows the outcome of finished captures.
-    pub(super) fn poll_captures(&mut self) {
-        while let Some(line) = self.captures.poll() {
+    /// Shows the outcome of finished picture jobs.
+    pub(super) fn poll_pictures(&mut self) {
+        while let Some(line) = self.pictures.poll() {
             self.export_status = Some(line);
         }
     }
 
-    /// The last export's outcome, until dismissed.
+    /// "Writing…" while a picture job runs, then the last outcome, until dismissed.
     pub(super) fn export_status_ui(&mut self, ui: &mut egui::Ui) {
+        if self.pictures.busy() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(egui::RichText::new("Writing the picture…").small());
+            });
+        }
         let Some(status) = &self.export_status else { return };
         let dismissed = ui
             .horizontal(|ui| {
@@ -136,8 +152,8 @@ impl StepscopeApp {
     }
 }
 
-fn write_gif(path: &Path, document: &super::document::Document, spec: &SweepSpec) -> Result<()> {
-    let gif = step_sweep_gif(document, spec, GIF_DELAY_MS)?;
+fn write_gif(path: &Path, tensors: &SweepTensors) -> Result<()> {
+    let gif = step_sweep_gif(tensors, GIF_DELAY_MS)?;
     replace_file_with(path, &gif).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use image::{Rgba, RgbaImage};
 use stepscope_engine::trajectory::{TensorName, replace_file_with};
 
 use super::document::Document;
-use super::gpu::{GpuImage, ImageKey, ImageStyle, render_cpu};
+use super::gpu::{GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
 use super::settings::StepView;
 use super::tensor_cache::load;
 
@@ -42,19 +42,44 @@ impl SweepSpec {
     }
 }
 
-/// The step's frames as pictures, one per video frame.
-fn step_frames(document: &Document, spec: &SweepSpec, step_idx: usize) -> Result<Vec<ColorImage>> {
-    let owner = document
-        .owner_of(spec.seed_idx, step_idx)
-        .with_context(|| format!("seed {} has nothing stored at step {step_idx}", spec.seed_idx))?;
-    let name = TensorName::Step { seed_idx: owner, step_idx, kind: spec.view.step_tensor() };
-    let tensor = load(document, name, ImageKey::of(&name)).map_err(anyhow::Error::msg)?;
-    let f = tensor.num_frames();
-    let style = ImageStyle::default_for(&tensor);
-    (0..f)
+/// One seed's tensors at the steps of a [`SweepSpec`], read from the document, so that the
+/// pictures can be drawn anywhere (a worker thread) without it.
+#[derive(Debug, Clone)]
+pub struct SweepTensors {
+    /// `(step_idx, [C, F, H, W])` in drawing order.
+    steps: Vec<(usize, GpuTensor)>,
+    scale: u32,
+}
+
+impl SweepTensors {
+    /// Reads the tensors `spec` asks for; an error (before the other steps are read) if the
+    /// contact sheet of them would be larger than the largest picture written.
+    pub fn load(document: &Document, spec: &SweepSpec) -> Result<Self> {
+        ensure!(!spec.steps.is_empty(), "no steps to draw");
+        let mut steps = Vec::with_capacity(spec.steps.len());
+        for &step_idx in &spec.steps {
+            let owner = document
+                .owner_of(spec.seed_idx, step_idx)
+                .with_context(|| format!("seed {} has nothing stored at step {step_idx}", spec.seed_idx))?;
+            let name = TensorName::Step { seed_idx: owner, step_idx, kind: spec.view.step_tensor() };
+            let tensor = load(document, name, ImageKey::of(&name)).map_err(anyhow::Error::msg)?;
+            if steps.is_empty() {
+                let [_, frames, h, w] = tensor.shape();
+                canvas_size(frames, spec.steps.len(), [w, h], spec.scale)?;
+            }
+            steps.push((step_idx, tensor));
+        }
+        Ok(Self { steps, scale: spec.scale })
+    }
+}
+
+/// A step's frames as pictures, one per video frame.
+fn step_frames((step_idx, tensor): &(usize, GpuTensor)) -> Result<Vec<ColorImage>> {
+    let style = ImageStyle::default_for(tensor);
+    (0..tensor.num_frames())
         .map(|frame_idx| {
             let image = GpuImage::new(tensor.clone(), frame_idx, style.clone())
-                .with_context(|| format!("{name}: frame {frame_idx} cannot be drawn"))?;
+                .with_context(|| format!("step {step_idx}: frame {frame_idx} cannot be drawn"))?;
             Ok(render_cpu(&image))
         })
         .collect()
@@ -77,7 +102,13 @@ fn blit(canvas: &mut RgbaImage, tile: &ColorImage, (x, y): (u32, u32), scale: u3
 
 /// A canvas for `columns` x `rows` tiles of `[w, h]` latent pixels; an error if it would be
 /// larger than [`MAX_PIXELS`].
-fn canvas(columns: usize, rows: usize, [w, h]: [usize; 2], scale: u32) -> Result<RgbaImage> {
+fn canvas(columns: usize, rows: usize, tile: [usize; 2], scale: u32) -> Result<RgbaImage> {
+    let (width, height) = canvas_size(columns, rows, tile, scale)?;
+    Ok(RgbaImage::from_pixel(width, height, BACKGROUND))
+}
+
+/// The `(width, height)` of [`canvas`]; an error if it would be larger than [`MAX_PIXELS`].
+fn canvas_size(columns: usize, rows: usize, [w, h]: [usize; 2], scale: u32) -> Result<(u32, u32)> {
     ensure!(scale >= 1, "the scale must be at least 1");
     let side = |count: usize, tile: usize| -> Option<u32> {
         let count = u32::try_from(count).ok()?;
@@ -89,25 +120,23 @@ fn canvas(columns: usize, rows: usize, [w, h]: [usize; 2], scale: u32) -> Result
         u64::from(width) * u64::from(height) <= MAX_PIXELS,
         "the picture would be {width} x {height} pixels; use a smaller --scale or fewer steps"
     );
-    Ok(RgbaImage::from_pixel(width, height, BACKGROUND))
+    Ok((width, height))
 }
 
-/// One row per step, one column per video frame.
-pub fn contact_sheet(document: &Document, spec: &SweepSpec) -> Result<RgbaImage> {
-    ensure!(!spec.steps.is_empty(), "no steps to draw");
-    let rows: Vec<Vec<ColorImage>> =
-        spec.steps.iter().map(|&step_idx| step_frames(document, spec, step_idx)).collect::<Result<_>>()?;
+pub fn contact_sheet(tensors: &SweepTensors) -> Result<RgbaImage> {
+    let rows: Vec<Vec<ColorImage>> = tensors.steps.iter().map(step_frames).collect::<Result<_>>()?;
     let frames = rows[0].len();
     let size = rows[0].first().context("the video has no frames")?.size;
-    let mut sheet = canvas(frames, rows.len(), size, spec.scale)?;
-    let pitch = |tile: usize| tile as u32 * spec.scale + GAP;
+    let scale = tensors.scale;
+    let mut sheet = canvas(frames, rows.len(), size, scale)?;
+    let pitch = |tile: usize| tile as u32 * scale + GAP;
     for (row_idx, row) in rows.iter().enumerate() {
         for (frame_idx, tile) in row.iter().enumerate() {
             blit(
                 &mut sheet,
                 tile,
                 (frame_idx as u32 * pitch(size[0]), row_idx as u32 * pitch(size[1])),
-                spec.scale,
+                scale,
             );
         }
     }
@@ -115,24 +144,19 @@ pub fn contact_sheet(document: &Document, spec: &SweepSpec) -> Result<RgbaImage>
 }
 
 /// One animation frame per step (the video's frames side by side), `delay_ms` apart, looping.
-pub fn step_sweep_gif(document: &Document, spec: &SweepSpec, delay_ms: u32) -> Result<Vec<u8>> {
+pub fn step_sweep_gif(tensors: &SweepTensors, delay_ms: u32) -> Result<Vec<u8>> {
     use image::codecs::gif::{GifEncoder, Repeat};
-    ensure!(!spec.steps.is_empty(), "no steps to draw");
+    let scale = tensors.scale;
     let mut bytes = Vec::new();
     {
         let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
         encoder.set_repeat(Repeat::Infinite)?;
-        for &step_idx in &spec.steps {
-            let frames = step_frames(document, spec, step_idx)?;
+        for step in &tensors.steps {
+            let frames = step_frames(step)?;
             let size = frames.first().context("the video has no frames")?.size;
-            let mut picture = canvas(frames.len(), 1, size, spec.scale)?;
+            let mut picture = canvas(frames.len(), 1, size, scale)?;
             for (frame_idx, tile) in frames.iter().enumerate() {
-                blit(
-                    &mut picture,
-                    tile,
-                    (frame_idx as u32 * (size[0] as u32 * spec.scale + GAP), 0),
-                    spec.scale,
-                );
+                blit(&mut picture, tile, (frame_idx as u32 * (size[0] as u32 * scale + GAP), 0), scale);
             }
             let delay = image::Delay::from_numer_denom_ms(delay_ms, 1);
             encoder.encode_frame(image::Frame::from_parts(picture, 0, 0, delay))?;

@@ -20,6 +20,7 @@ pub mod gpu;
 pub mod latent_rgb;
 mod layers_view;
 pub mod live;
+mod picture_jobs;
 mod probe_view;
 mod seeds_view;
 mod settings;
@@ -30,7 +31,6 @@ mod task_panel;
 mod tensor_cache;
 pub mod time_control;
 mod timeline;
-mod view_capture;
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
-//! Pictures of what the window shows: the central view, the whole window or the probe window,
-//! cut from a screenshot of the window and written as PNG on a worker thread, so that a figure
-//! is one click and the window never waits for the encoder.
+//! Pictures written in the background: contact sheets and GIFs drawn from loaded tensors, and
+//! pictures of what the window shows (the central view, the whole window, the probe window) cut
+//! from a screenshot. Each is encoded and written on its own named thread, so that a figure is
+//! one click and the window never waits for an encoder.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,27 +13,51 @@ use image::RgbaImage;
 
 use super::export::write_png;
 
-/// Captures waiting for their screenshot or their encoder; more are refused until one is done.
-const MAX_IN_FLIGHT: usize = 4;
+/// Outcomes that can wait in the channel for the window to read them.
+const OUTCOME_QUEUE: usize = 16;
 
-/// Screenshot requests in flight and the outcomes that came back, one line each.
+/// Picture jobs in flight and the outcomes that came back, one line each.
 #[derive(Debug)]
-pub struct ViewCapture {
+pub struct PictureJobs {
     done_tx: Sender<String>,
     done_rx: Receiver<String>,
+    /// Jobs started whose outcome has not been read yet.
+    in_flight: usize,
 }
 
-impl Default for ViewCapture {
+impl Default for PictureJobs {
     fn default() -> Self {
-        let (done_tx, done_rx) = bounded(MAX_IN_FLIGHT);
-        Self { done_tx, done_rx }
+        let (done_tx, done_rx) = bounded(OUTCOME_QUEUE);
+        Self { done_tx, done_rx, in_flight: 0 }
     }
 }
 
-impl ViewCapture {
+impl PictureJobs {
+    /// Runs `job` (which writes a file and says how that went, in one line) on a worker thread.
+    pub fn spawn(&mut self, ctx: &egui::Context, job: impl FnOnce() -> String + Send + 'static) {
+        self.in_flight += 1;
+        let done = self.done_tx.clone();
+        let repaint = ctx.clone();
+        let run = move || {
+            // A full queue means the window stopped reading; the file is written either way.
+            let _ = done.try_send(job());
+            repaint.request_repaint();
+        };
+        if let Err(err) = std::thread::Builder::new().name("stepscope-picture".to_owned()).spawn(run) {
+            let _ = self.done_tx.try_send(format!("Could not start the picture writer: {err}"));
+        }
+    }
+
+    /// Whether a job is still running.
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        self.in_flight > 0
+    }
+
     /// Asks for a screenshot of the window at the end of this frame; the part inside `region`
     /// (points) is written to `path` as PNG. The outcome comes back through [`Self::poll`].
-    pub fn request(&self, ctx: &egui::Context, region: Rect, path: PathBuf) {
+    pub fn capture(&mut self, ctx: &egui::Context, region: Rect, path: PathBuf) {
+        self.in_flight += 1;
         let done = self.done_tx.clone();
         let pixels_per_point = ctx.pixels_per_point();
         let repaint = ctx.clone();
@@ -50,17 +75,18 @@ impl ViewCapture {
                 let _ = done.try_send(line);
                 repaint.request_repaint();
             };
-            if let Err(err) = std::thread::Builder::new().name("stepscope-png".to_owned()).spawn(job) {
+            if let Err(err) = std::thread::Builder::new().name("stepscope-picture".to_owned()).spawn(job) {
                 let _ = failed.try_send(format!("Could not start the PNG writer: {err}"));
             }
         });
         ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
     }
 
-    /// The outcome of a finished capture, if one came back since the last call.
-    #[must_use]
-    pub fn poll(&self) -> Option<String> {
-        self.done_rx.try_recv().ok()
+    /// The outcome of a finished job, if one came back since the last call.
+    pub fn poll(&mut self) -> Option<String> {
+        let line = self.done_rx.try_recv().ok()?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(line)
     }
 }
 
