@@ -3,7 +3,8 @@
 //!
 //! `tests/fixtures/exporter/tiny_wan_t2v.safetensors` was written by `stepscope_export`
 //! (`engine/python`) from a tiny random diffusers `WanPipeline` run (UniPC, 4 steps, guidance 3,
-//! Stepscope seeds 42 and 7, every capture kind at two layers), and
+//! Stepscope seeds 42 and 7, every capture kind at two layers, seed 0's step-3 `x0` decoded by
+//! the pipeline's tiny random VAE), and
 //! `tests/fixtures/exporter/expected.json` holds numbers computed from it in Python; both come from
 //! `tests/fixtures/exporter/make_fixture.py`. This test opens the file with the engine's own reader
 //! and checks that:
@@ -11,6 +12,8 @@
 //! - the manifest parses and says what the Python side says (shapes, schedule, seeds, captures);
 //! - the stored values are the ones Python computed, within [`TOLERANCE`];
 //! - `x0 = x_t - sigma * v` at every step with the manifest's sigmas;
+//! - the decoded video (seed 0's `x0` at step 3 through the tiny VAE, stored as f16) is where the
+//!   manifest says, with the values Python computed;
 //! - the manifest's schedule is the engine's own for the same scheduler, steps and shift, and each
 //!   seed's first latents are the engine's seeded noise for its `rng_seed`, bit for bit.
 
@@ -177,6 +180,48 @@ fn the_stored_values_are_the_ones_python_computed() -> Result<()> {
         }
         let sum: f64 = stored.iter().copied().map(f64::from).sum();
         close(sum, number(capture, "sum")?, &format!("{name} sum"))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_decoded_video_is_where_the_manifest_says_with_pythons_values() -> Result<()> {
+    let (reader, expected) = open()?;
+    let manifest = reader.manifest();
+    let video = manifest.video.as_ref().context("the fixture stores a decoded video")?;
+    let want = get(&expected, "video")?;
+    assert_eq!(video.shape.to_vec(), indices(want, "shape")?);
+    assert_eq!(Some(video.decoder.as_str()), get(want, "decoder")?.as_str());
+    let per_seed = get(&expected, "video_steps")?.as_array().context("`video_steps` is an array")?;
+    ensure!(per_seed.len() == manifest.seeds.len(), "expected.json: one `video_steps` per seed");
+    for (seed, steps) in manifest.seeds.iter().zip(per_seed) {
+        let steps: Vec<usize> = numbers(steps)?.into_iter().map(|n| n as usize).collect();
+        assert_eq!(seed.video_steps, steps);
+    }
+    // Seed 1 has no video of its own and is no fork: no seed answers for it.
+    assert_eq!(manifest.video_owner(1, 3), None);
+    assert_eq!(manifest.video_owner(0, 3), Some(0));
+
+    let probes = indices(&expected, "video_probe_indices")?;
+    for entry in get(&expected, "videos")?.as_array().context("`videos` is an array")? {
+        let (seed_idx, step_idx) = (count(entry, "seed")?, count(entry, "step")?);
+        let name = TensorName::Video { seed_idx, step_idx };
+        assert_eq!(Some(name.to_string().as_str()), get(entry, "name")?.as_str());
+        let info = reader.tensor_info(&name).context("the video tensor is listed")?;
+        assert_eq!(info.dtype.safetensors_name(), get(entry, "dtype")?.as_str().context("a dtype")?);
+        let tensor = reader.load(&name)?;
+        assert_eq!(tensor.dims().to_vec(), indices(entry, "shape")?);
+        let stored = values(&tensor)?;
+        let sum: f64 = stored.iter().copied().map(f64::from).sum();
+        close(sum, number(entry, "sum")?, &format!("{name} sum"))?;
+        close(sum / stored.len() as f64, number(entry, "mean")?, &format!("{name} mean"))?;
+        let (min, max) = stored.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        close(f64::from(min), number(entry, "min")?, &format!("{name} min"))?;
+        close(f64::from(max), number(entry, "max")?, &format!("{name} max"))?;
+        ensure!(min >= -1.0 && max <= 1.0, "{name}: the decoder's output lies in [-1, 1]");
+        for (&index, want) in probes.iter().zip(numbers(get(entry, "probe_values")?)?) {
+            close(f64::from(stored[index]), want, &format!("{name}[{index}]"))?;
+        }
     }
     Ok(())
 }

@@ -361,6 +361,47 @@ fn interventions_must_belong_to_a_fork_and_fit_the_latent() {
 }
 
 #[test]
+fn decoded_videos_need_their_shape_and_recorded_steps() {
+    let video = json!({"shape": [3, 1, 2, 4], "decoder": "hand-crafted"});
+    let bytes = with_manifest(|manifest| manifest["seeds"][0]["video_steps"] = json!([1]));
+    open_err(&bytes, &["`seeds[0].video_steps` is set, but the manifest has no `video`"]);
+    let with_video = |video: Value, steps: Value| {
+        with_manifest(move |manifest| {
+            manifest["video"] = video;
+            manifest["seeds"][0]["video_steps"] = steps;
+        })
+    };
+    open_err(
+        &with_video(video.clone(), json!([2])),
+        &["`seeds[0].video_steps` holds step 2, which is not one of its recorded `steps`"],
+    );
+    open_err(
+        &with_video(video.clone(), json!([1, 0])),
+        &["`seeds[0].video_steps` is not strictly increasing"],
+    );
+    open_err(
+        &with_video(json!({"shape": [4, 1, 2, 4], "decoder": "x"}), json!([1])),
+        &["`video.shape` [4, 1, 2, 4] is not an RGB video"],
+    );
+    // A promised video that is not in the file, then one with the wrong shape.
+    open_err(&with_video(video.clone(), json!([1])), &["s0/k1/video"]);
+    let manifest = {
+        let mut manifest = valid_manifest();
+        manifest["video"] = video;
+        manifest["seeds"][0]["video_steps"] = json!([1]);
+        manifest
+    };
+    let mut data = valid_data();
+    data.extend(std::iter::repeat_n(0_u8, 3 * 2 * 4 * 4));
+    let mut header = valid_header(&manifest);
+    header["s0/k1/video"] = json!({"dtype": "F32", "shape": [3, 1, 4, 2], "data_offsets": [16, 112]});
+    open_err(&craft_json(&header, &data), &["s0/k1/video", "[3, 1, 2, 4]"]);
+    header["s0/k1/video"] = json!({"dtype": "F32", "shape": [3, 1, 2, 4], "data_offsets": [16, 112]});
+    let reader = open(&craft_json(&header, &data)).unwrap();
+    assert_eq!(reader.manifest().seeds[0].video_steps, [1]);
+}
+
+#[test]
 fn a_future_format_version_is_a_clear_error() {
     let bytes = with_manifest(|manifest| manifest["format_version"] = json!(2));
     let error = open_err(&bytes, &["format version 2", "reads versions 1 to 1", "from a newer Stepscope"]);

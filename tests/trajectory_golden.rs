@@ -78,6 +78,7 @@ fn synthetic_manifest() -> Manifest {
                 steps: vec![0, 1, 2],
                 capture_steps: vec![0, 2],
                 final_latents: true,
+                video_steps: Vec::new(),
             },
             SeedRecord {
                 noise: NoiseSource::Given,
@@ -86,6 +87,7 @@ fn synthetic_manifest() -> Manifest {
                 steps: vec![1, 2],
                 capture_steps: vec![2],
                 final_latents: true,
+                video_steps: Vec::new(),
             },
         ],
         // The kinds of format v1 as the golden file was written (`hidden` came later and is
@@ -101,6 +103,7 @@ fn synthetic_manifest() -> Manifest {
             ],
             query_tokens: vec![0, 5],
         },
+        video: None,
     }
 }
 

@@ -77,8 +77,10 @@ fn write_big_file(path: &Path) {
             steps: (0..STEPS).collect(),
             capture_steps: Vec::new(),
             final_latents: false,
+            video_steps: Vec::new(),
         }],
         captures: Captures::default(),
+        video: None,
     };
     let mut writer = TrajectoryWriter::new(manifest);
     // Three distinct tensors shared by every step keep the writer's memory small.

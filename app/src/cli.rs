@@ -94,7 +94,8 @@ pub struct ExportArgs {
     pub gif: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     pub seed: usize,
-    /// The tensor drawn: x0 (the predicted clean video), xt (the noisy latent) or velocity.
+    /// The tensor drawn: x0 (the predicted clean video), xt (the noisy latent), velocity, or
+    /// video (x0 decoded to pixels by the VAE, at the steps the file stores it).
     #[arg(long, default_value = "x0", value_parser = parse_view)]
     pub view: StepView,
     /// Steps, comma-separated (default: every step the seed holds).
@@ -426,7 +427,8 @@ fn parse_view(text: &str) -> Result<StepView, String> {
         "x0" | "x0_hat" => Ok(StepView::X0),
         "xt" | "x_t" | "latents" => Ok(StepView::Latents),
         "v" | "velocity" => Ok(StepView::Velocity),
-        other => Err(format!("`{other}` is not x0, xt or velocity")),
+        "video" | "decoded" => Ok(StepView::Video),
+        other => Err(format!("`{other}` is not x0, xt, velocity or video")),
     }
 }
 

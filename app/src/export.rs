@@ -30,7 +30,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
             "{}: {} steps x {} frames, {} x {} pixels",
             path.display(),
             spec.steps.len(),
-            document.manifest().latent_shape[1],
+            tensors.num_frames(),
             sheet.width(),
             sheet.height()
         );

@@ -364,3 +364,19 @@ fn the_view_and_the_window_save_as_png_pictures_of_what_is_shown() {
     let colours: std::collections::HashSet<[u8; 4]> = view.pixels().map(|pixel| pixel.0).collect();
     assert!(colours.len() > 50, "only {} colours", colours.len());
 }
+
+#[test]
+fn an_exported_diffusers_run_shows_its_decoded_video_at_the_steps_it_stores() {
+    // Written by the Python exporter from a tiny random diffusers pipeline: seed 0's `x0` was
+    // decoded by its VAE at step 3 only, to 9 frames of 32 x 48 RGB pixels.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let mut harness = harness_with(Some(&fixture), FixedPicker::default());
+    harness.get_by_label("decoded video").click();
+    harness.run();
+    assert_eq!(harness.state().settings().view, StepView::Video);
+    harness.get_by_label("seed 0 has no decoded video at step 0; it has one at step 3");
+    press(&mut harness, Key::End);
+    harness.get_by_label_contains("9 frames of 32 x 48, 3 channels");
+    harness.get_by_label("frame 8");
+}

@@ -81,6 +81,7 @@ impl Recorder {
             step_tensors: StepTensor::ALL.to_vec(),
             seeds: Vec::new(),
             captures: Captures { layers, kinds, query_tokens },
+            video: None,
         };
         Self { writer: TrajectoryWriter::new(manifest).with_storage(storage) }
     }
@@ -105,6 +106,7 @@ impl Recorder {
             steps: Vec::new(),
             capture_steps: Vec::new(),
             final_latents: false,
+            video_steps: Vec::new(),
         });
         seeds.len() - 1
     }

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use egui::{Key, Modifiers};
 use stepscope_engine::analysis::is_probe_file;
-use stepscope_engine::trajectory::TensorName;
 
 use super::app_export::CaptureTarget;
 use super::attention_view::AttentionView;
@@ -346,16 +345,25 @@ impl StepscopeApp {
         let (seed_idx, step_idx, view) = (document.seed_idx, self.time.step_idx(), self.settings.view);
         let fit_zoom = std::mem::take(&mut self.fit_zoom_pending);
         let missing = || {
-            if document.live_record().is_some() {
+            if view == StepView::Video {
+                let steps = document.video_steps(seed_idx);
+                if steps.is_empty() {
+                    format!("seed {seed_idx} has no decoded video at any step")
+                } else {
+                    format!(
+                        "seed {seed_idx} has no decoded video at step {step_idx}; it has one at step {steps}"
+                    )
+                }
+            } else if document.live_record().is_some() {
                 format!("seed {seed_idx} has not reached step {step_idx} yet")
             } else {
                 format!("seed {seed_idx} has nothing stored at step {step_idx}")
             }
         };
         let pictures: Result<FramePictures<'_>, String> = if gpu::is_available(ui.ctx()) {
-            match document.owner_of(seed_idx, step_idx) {
+            match document.view_owner(seed_idx, step_idx, view) {
                 Some(owner) => {
-                    let name = TensorName::Step { seed_idx: owner, step_idx, kind: view.step_tensor() };
+                    let name = view.tensor_name(owner, step_idx);
                     self.tensors.get(document, name).map(FramePictures::Gpu).map_err(str::to_owned)
                 }
                 None => Err(missing()),
@@ -465,6 +473,7 @@ impl eframe::App for StepscopeApp {
         self.poll_attention();
         self.poll_pictures();
         let capture_now = self.pending_capture.take();
+        let view_before = self.settings.view;
         if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
             self.start_live(&ctx, setup);
         }
@@ -500,6 +509,10 @@ impl eframe::App for StepscopeApp {
                         }
                     });
             }
+        }
+        // The decoded video is larger than the latents: fit the zoom again when going to or from it.
+        if (view_before == StepView::Video) != (self.settings.view == StepView::Video) {
+            self.fit_zoom_pending = true;
         }
         egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
         drop_hint_ui(&ctx);

@@ -116,10 +116,34 @@ impl Document {
         self.manifest().seeds.len()
     }
 
-    /// Whether the document stores `view`'s tensor at its recorded steps.
+    /// Whether the document stores `view`'s tensor (at its recorded steps; a decoded video at
+    /// some of them).
     #[must_use]
     pub fn has_view(&self, view: StepView) -> bool {
-        self.manifest().step_tensors.contains(&view.step_tensor())
+        match view.step_tensor() {
+            Some(kind) => self.manifest().step_tensors.contains(&kind),
+            None => self.manifest().video.is_some(),
+        }
+    }
+
+    /// The steps at which `seed_idx` has a decoded video (its own, or its parent's before it
+    /// forked), as a comma-separated list.
+    #[must_use]
+    pub fn video_steps(&self, seed_idx: usize) -> String {
+        let steps: Vec<String> = (0..self.num_steps())
+            .filter(|&step_idx| self.manifest().video_owner(seed_idx, step_idx).is_some())
+            .map(|step_idx| step_idx.to_string())
+            .collect();
+        steps.join(", ")
+    }
+
+    /// The seed whose tensors hold `view` for `seed_idx` at `step_idx`, if any does.
+    #[must_use]
+    pub fn view_owner(&self, seed_idx: usize, step_idx: usize, view: StepView) -> Option<usize> {
+        match view {
+            StepView::Video => self.manifest().video_owner(seed_idx, step_idx),
+            _ => self.owner_of(seed_idx, step_idx),
+        }
     }
 
     /// The seed whose tensors hold `seed_idx`'s state at `step_idx` (see
@@ -147,13 +171,16 @@ impl Document {
 
     /// `view`'s tensor at step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
     pub fn load_video(&self, seed_idx: usize, step_idx: usize, view: StepView) -> Result<LatentVideo> {
-        let Some(owner_idx) = self.owner_of(seed_idx, step_idx) else {
+        let Some(owner_idx) = self.view_owner(seed_idx, step_idx, view) else {
+            if view == StepView::Video {
+                bail!("seed {seed_idx} has no decoded video at step {step_idx}");
+            }
             if self.live_record().is_some() {
                 bail!("seed {seed_idx} has not reached step {step_idx} yet");
             }
             bail!("seed {seed_idx} has nothing stored at step {step_idx}");
         };
-        let name = TensorName::Step { seed_idx: owner_idx, step_idx, kind: view.step_tensor() };
+        let name = view.tensor_name(owner_idx, step_idx);
         tensor_to_video(&self.tensor(&name)?).with_context(|| format!("reading {name}"))
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result, ensure};
 use egui::ColorImage;
 use image::{Rgba, RgbaImage};
-use stepscope_engine::trajectory::{TensorName, replace_file_with};
+use stepscope_engine::trajectory::replace_file_with;
 
 use super::document::Document;
 use super::gpu::{GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
@@ -37,7 +37,9 @@ impl SweepSpec {
     /// Every step of `seed_idx` that `document` holds.
     #[must_use]
     pub fn all_steps(document: &Document, seed_idx: usize, view: StepView, scale: u32) -> Self {
-        let steps = (0..document.num_steps()).filter(|&step| document.has_step(seed_idx, step)).collect();
+        let steps = (0..document.num_steps())
+            .filter(|&step| document.view_owner(seed_idx, step, view).is_some())
+            .collect();
         Self { seed_idx, view, steps, scale }
     }
 }
@@ -55,13 +57,18 @@ impl SweepTensors {
     /// Reads the tensors `spec` asks for; an error (before the other steps are read) if the
     /// contact sheet of them would be larger than the largest picture written.
     pub fn load(document: &Document, spec: &SweepSpec) -> Result<Self> {
-        ensure!(!spec.steps.is_empty(), "no steps to draw");
+        ensure!(
+            !spec.steps.is_empty(),
+            "no steps to draw: seed {} has no {} at any step",
+            spec.seed_idx,
+            spec.view.label()
+        );
         let mut steps = Vec::with_capacity(spec.steps.len());
         for &step_idx in &spec.steps {
-            let owner = document
-                .owner_of(spec.seed_idx, step_idx)
-                .with_context(|| format!("seed {} has nothing stored at step {step_idx}", spec.seed_idx))?;
-            let name = TensorName::Step { seed_idx: owner, step_idx, kind: spec.view.step_tensor() };
+            let owner = document.view_owner(spec.seed_idx, step_idx, spec.view).with_context(|| {
+                format!("seed {} has no {} at step {step_idx}", spec.seed_idx, spec.view.label())
+            })?;
+            let name = spec.view.tensor_name(owner, step_idx);
             let tensor = load(document, name, ImageKey::of(&name)).map_err(anyhow::Error::msg)?;
             if steps.is_empty() {
                 let [_, frames, h, w] = tensor.shape();
@@ -70,6 +77,12 @@ impl SweepTensors {
             steps.push((step_idx, tensor));
         }
         Ok(Self { steps, scale: spec.scale })
+    }
+
+    /// Frames per step (the video's, which for a decoded video is not the latent's count).
+    #[must_use]
+    pub fn num_frames(&self) -> usize {
+        self.steps.first().map_or(0, |(_, tensor)| tensor.num_frames())
     }
 }
 

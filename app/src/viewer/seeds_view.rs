@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::step_plot::{clicked_step, step_points};
 use egui::Vec2;
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
-use stepscope_engine::trajectory::{StepTensor, TensorName};
+use stepscope_engine::trajectory::StepTensor;
 
 use super::document::Document;
 use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageKey, ImageStyle};
@@ -173,9 +173,9 @@ fn seed_tensor(
     view: StepView,
 ) -> Result<GpuTensor, String> {
     let owner = document
-        .owner_of(seed_idx, step_idx)
-        .ok_or_else(|| format!("seed {seed_idx} has no step {step_idx}"))?;
-    let name = TensorName::Step { seed_idx: owner, step_idx, kind: view.step_tensor() };
+        .view_owner(seed_idx, step_idx, view)
+        .ok_or_else(|| format!("seed {seed_idx} has no {} at step {step_idx}", view.label()))?;
+    let name = view.tensor_name(owner, step_idx);
     tensors.get(document, name).cloned().map_err(str::to_owned)
 }
 
@@ -254,7 +254,8 @@ fn diversity_plot_ui(
     seeds: &SeedsView,
     (view, step_idx): (StepView, usize),
 ) -> Option<usize> {
-    let diversity = match stats.diversity(document, view.step_tensor()) {
+    // Decoded videos exist at a few steps only: the curves follow x0_hat then.
+    let diversity = match stats.diversity(document, view.step_tensor().unwrap_or(StepTensor::X0)) {
         Ok(diversity) => diversity,
         Err(message) => {
             ui.colored_label(ui.visuals().warn_fg_color, message);

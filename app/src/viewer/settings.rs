@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use stepscope_engine::trajectory::{StepTensor, TensorName};
 
 use super::layers_view::LayersSettings;
 use super::live::LiveSetup;
@@ -20,10 +21,12 @@ pub enum StepView {
     Latents,
     /// The predicted velocity `v = eps - x0`.
     Velocity,
+    /// `x0_hat` decoded to pixels by the model's VAE, at the steps a file stores it.
+    Video,
 }
 
 impl StepView {
-    pub const ALL: [Self; 3] = [Self::X0, Self::Latents, Self::Velocity];
+    pub const ALL: [Self; 4] = [Self::X0, Self::Latents, Self::Velocity, Self::Video];
 
     /// The name shown in the view picker.
     #[must_use]
@@ -32,17 +35,28 @@ impl StepView {
             Self::X0 => "x0_hat",
             Self::Latents => "x_t",
             Self::Velocity => "velocity",
+            Self::Video => "decoded video",
         }
     }
 
-    /// The tensor in the file this view reads.
+    /// The per-step tensor this view reads; `None` for the decoded video, which a file stores
+    /// at chosen steps only.
     #[must_use]
-    pub fn step_tensor(self) -> stepscope_engine::trajectory::StepTensor {
-        use stepscope_engine::trajectory::StepTensor;
+    pub fn step_tensor(self) -> Option<StepTensor> {
         match self {
-            Self::X0 => StepTensor::X0,
-            Self::Latents => StepTensor::Latents,
-            Self::Velocity => StepTensor::Velocity,
+            Self::X0 => Some(StepTensor::X0),
+            Self::Latents => Some(StepTensor::Latents),
+            Self::Velocity => Some(StepTensor::Velocity),
+            Self::Video => None,
+        }
+    }
+
+    /// The tensor this view shows for `seed_idx` at `step_idx` (the seed that owns the step).
+    #[must_use]
+    pub fn tensor_name(self, seed_idx: usize, step_idx: usize) -> TensorName {
+        match self.step_tensor() {
+            Some(kind) => TensorName::Step { seed_idx, step_idx, kind },
+            None => TensorName::Video { seed_idx, step_idx },
         }
     }
 }

@@ -2,7 +2,9 @@
 
 `check_file` applies the container rules of `engine/TRAJECTORY_FORMAT.md` (header size, dtypes,
 byte ranges that tile the data section exactly) and the manifest and tensor-set rules, as the
-Rust reader does on open. Tensors themselves are read with any safetensors reader.
+Rust reader does on open: among them the optional `video` / `seeds[i].video_steps` fields and
+the `s{s}/k{k}/video` tensors they promise (each of the shape `video.shape`). Tensors themselves
+are read with any safetensors reader.
 """
 
 from __future__ import annotations

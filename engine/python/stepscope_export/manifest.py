@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .names import ATTENTION_KINDS, CAPTURE_KINDS, STEP_TENSORS, TensorName
+from .names import ATTENTION_KINDS, CAPTURE_KINDS, STEP_TENSORS, VIDEO, TensorName
 
 FORMAT_VERSION = 1
 """The format version this package writes."""
@@ -46,7 +46,14 @@ _FIELDS = {
     "seed": {"noise", "forked_from", "steps", "capture_steps", "final_latents"},
     "forked_from": {"seed_index", "step"},
     "captures": {"layers", "kinds", "query_tokens"},
+    "video": {"shape", "decoder"},
 }
+_OPTIONAL_FIELDS = {
+    "manifest": frozenset({"video"}),
+    "seed": frozenset({"intervention", "video_steps"}),
+}
+"""Optional fields added within version 1: absent means what files without them always meant
+(no decoded video, no intervention), so they are written only when set."""
 _INTERVENTION_FIELDS = {
     "paint_x0": {"kind", "pixels", "value"},
     "skip_layers": {"kind", "layers"},
@@ -138,7 +145,7 @@ def token_grid(manifest: Mapping[str, Any]) -> tuple[int, int, int]:
 
 def check_manifest(manifest: Mapping[str, Any]) -> None:
     """Checks every rule the format puts on a manifest; raises `ManifestError` naming the field."""
-    _fields(manifest, "manifest", "manifest")
+    _fields(manifest, "manifest", "manifest", optional=_OPTIONAL_FIELDS["manifest"])
     version = manifest["format_version"]
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise ManifestError(f"`format_version` is {version!r}; this package writes version {FORMAT_VERSION}")
@@ -172,6 +179,8 @@ def check_manifest(manifest: Mapping[str, Any]) -> None:
     seeds = manifest["seeds"]
     if not isinstance(seeds, Sequence) or not seeds:
         raise ManifestError("`seeds` is empty: a trajectory holds at least one seed")
+    if "video" in manifest:
+        _check_video(manifest["video"])
     for seed_idx, seed in enumerate(seeds):
         _check_seed(manifest, seed_idx, seed, steps)
     _check_captures(manifest)
@@ -213,9 +222,21 @@ def _check_shapes(manifest: Mapping[str, Any]) -> None:
             raise ManifestError(f"`patch_size` {patch_size} does not divide the latent {axis} {dim}")
 
 
+def _check_video(video: Any) -> None:
+    video = _fields(video, "video", "video")
+    shape = _indices(video["shape"], "video.shape")
+    if len(shape) != 4 or shape[0] != 3:
+        raise ManifestError(f"`video.shape` must be [3, F_v, H_v, W_v] (RGB channels first), not {shape}")
+    if 0 in shape:
+        raise ManifestError(f"`video.shape` {shape} has a zero dimension")
+    if math.prod(shape) * 4 >= 1 << 64:
+        raise ManifestError(f"`video.shape` {shape} is too large to address")
+    _string(video["decoder"], "video.decoder")
+
+
 def _check_seed(manifest: Mapping[str, Any], seed_idx: int, seed: Any, steps: int) -> None:
     where = f"seeds[{seed_idx}]"
-    seed = _fields(seed, where, "seed", optional=frozenset({"intervention"}))
+    seed = _fields(seed, where, "seed", optional=_OPTIONAL_FIELDS["seed"])
     noise = seed["noise"]
     if noise != "given":
         if not isinstance(noise, Mapping) or set(noise) != {"rng_seed"}:
@@ -230,6 +251,14 @@ def _check_seed(manifest: Mapping[str, Any], seed_idx: int, seed: Any, steps: in
     stray = sorted(set(captured) - set(recorded))
     if stray:
         raise ManifestError(f"`{where}.capture_steps` holds step {stray[0]}, which is not one of its recorded `steps`")
+    if "video_steps" in seed:
+        decoded = _indices(seed["video_steps"], f"{where}.video_steps")
+        _strictly_increasing(decoded, f"{where}.video_steps")
+        stray = sorted(set(decoded) - set(recorded))
+        if stray:
+            raise ManifestError(f"`{where}.video_steps` holds step {stray[0]}, which is not one of its recorded `steps`")
+        if "video" not in manifest:
+            raise ManifestError(f"`{where}.video_steps` is set, but the manifest has no `video` (the videos' shape and decoder)")
     _boolean(seed["final_latents"], f"{where}.final_latents")
     fork = seed["forked_from"]
     if fork is not None:
@@ -293,9 +322,12 @@ def promised_names(manifest: Mapping[str, Any]) -> Iterator[TensorName]:
     capture_kinds = [kind for kind in CAPTURE_KINDS if kind in captures["kinds"]]
     for seed_idx, seed in enumerate(manifest["seeds"]):
         capture_steps = set(seed["capture_steps"])
+        video_steps = set(seed.get("video_steps", ()))
         for step in seed["steps"]:
             for kind in step_kinds:
                 yield TensorName(seed_idx, step, None, kind)
+            if step in video_steps:
+                yield TensorName(seed_idx, step, None, VIDEO)
             if step in capture_steps:
                 for layer in captures["layers"]:
                     for kind in capture_kinds:
@@ -309,6 +341,8 @@ def expected_shape(manifest: Mapping[str, Any], name: TensorName) -> list[int | 
     latent_shape = list(manifest["latent_shape"])
     grid = list(token_grid(manifest))
     queries = len(manifest["captures"]["query_tokens"])
+    if name.is_video:
+        return list(manifest["video"]["shape"])
     if not name.is_capture or name.kind == "decoded":
         return latent_shape
     return {

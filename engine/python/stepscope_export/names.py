@@ -4,12 +4,13 @@ The names are the contract of `engine/TRAJECTORY_FORMAT.md` ("Tensor names"); in
 decimal numbers without leading zeros:
 
     s{s}/k{k}/latents | velocity | x0     the step tensors of seed s at step k
+    s{s}/k{k}/video                        that step's x0 decoded to RGB by the pipeline's VAE
     s{s}/final/latents                     the latents after the last step
     s{s}/k{k}/layer{l}/{kind}              a capture of transformer block l
 
 The file order is the Rust `TensorName` ordering: by seed, then by step (the final latents after
-every step), and within a step the step tensors (latents, velocity, x0) before the captures
-(by layer, then kind in `CAPTURE_KINDS` order).
+every step), and within a step the step tensors (latents, velocity, x0), then the video, then the
+captures (by layer, then kind in `CAPTURE_KINDS` order).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import NamedTuple
 
 STEP_TENSORS: tuple[str, ...] = ("latents", "velocity", "x0")
 """Every per-step tensor, in file order."""
+
+VIDEO = "video"
+"""The kind of `s{s}/k{k}/video`, a step's `x0` decoded to pixels (after the step tensors in file order)."""
 
 CAPTURE_KINDS: tuple[str, ...] = ("decoded", "token_norm", "pca3", "self_attn", "cross_attn", "hidden")
 """Every capture kind, in file order."""
@@ -36,7 +40,7 @@ class TensorName(NamedTuple):
     """One parsed tensor name.
 
     `step` is `None` for the final latents; `layer` is `None` for everything but captures;
-    `kind` is a step tensor (`latents`, `velocity`, `x0`) or a capture kind.
+    `kind` is a step tensor (`latents`, `velocity`, `x0`), `video`, or a capture kind.
     """
 
     seed: int
@@ -56,10 +60,17 @@ class TensorName(NamedTuple):
         """Whether this names a per-layer capture."""
         return self.layer is not None
 
+    @property
+    def is_video(self) -> bool:
+        """Whether this names a decoded video `s{s}/k{k}/video`."""
+        return self.layer is None and self.kind == VIDEO
+
     def order_key(self) -> tuple:
         """The key that sorts names in file order (mirrors the Rust `TensorName` ordering)."""
         if self.step is None:
             return (self.seed, 1, 0, (0,), -1)
+        if self.kind == VIDEO and self.layer is None:
+            return (self.seed, 0, self.step, (0,), len(STEP_TENSORS))
         if self.layer is None:
             return (self.seed, 0, self.step, (0,), STEP_TENSORS.index(self.kind))
         return (self.seed, 0, self.step, (1, self.layer, CAPTURE_KINDS.index(self.kind)), -1)
@@ -70,6 +81,11 @@ def step_name(seed: int, step: int, kind: str) -> str:
     if kind not in STEP_TENSORS:
         raise ValueError(f"`{kind}` is not a step tensor (known: {', '.join(STEP_TENSORS)})")
     return str(TensorName(seed, step, None, kind))
+
+
+def video_name(seed: int, step: int) -> str:
+    """`s{seed}/k{step}/video`."""
+    return str(TensorName(seed, step, None, VIDEO))
 
 
 def final_name(seed: int) -> str:
@@ -89,7 +105,7 @@ def parse_name(text: str) -> TensorName:
     match = _PATTERN.fullmatch(text)
     if match is None:
         raise ValueError(
-            f"`{text}` is not a trajectory tensor name (expected `s{{s}}/k{{k}}/latents|velocity|x0`, "
+            f"`{text}` is not a trajectory tensor name (expected `s{{s}}/k{{k}}/latents|velocity|x0|video`, "
             "`s{s}/final/latents` or `s{s}/k{k}/layer{l}/KIND`, indices without leading zeros)"
         )
     seed = int(match.group(1))
@@ -102,6 +118,6 @@ def parse_name(text: str) -> TensorName:
             raise ValueError(f"`{text}`: `{kind}` is not a capture kind (known: {', '.join(CAPTURE_KINDS)})")
         return TensorName(seed, step, int(match.group(4)), kind)
     kind = match.group("step")
-    if kind not in STEP_TENSORS:
-        raise ValueError(f"`{text}`: `{kind}` is not a step tensor (known: {', '.join(STEP_TENSORS)})")
+    if kind not in STEP_TENSORS and kind != VIDEO:
+        raise ValueError(f"`{text}`: `{kind}` is not a step tensor or `{VIDEO}` (known: {', '.join(STEP_TENSORS)})")
     return TensorName(seed, step, None, kind)

@@ -13,7 +13,10 @@ not change what the pipeline computes:
   forward pass of the chosen steps.
 
 The final latents are the pipeline's own output (`output_type="latent"`). Tensors are
-`[C, F, H, W]` (one sample) and kept on the CPU in f32 until the file is written.
+`[C, F, H, W]` (one sample) and kept on the CPU in f32 until the file is written. The steps
+asked for with `decode_steps` also have their `x0` decoded by the pipeline's VAE (as the pipeline
+decodes its output) and stored as `s{s}/k{k}/video` `[3, F_v, H_v, W_v]`, with the manifest's
+`video` and `seeds[i].video_steps`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import functools
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +36,9 @@ import torch
 from . import __version__
 from .capture import CaptureRequest, TransformerCapture
 from .manifest import FORMAT_VERSION
-from .names import capture_name, final_name, step_name
+from .names import capture_name, final_name, step_name, video_name
 from .noise import stepscope_noise
-from .writer import write_trajectory
+from .writer import STORAGE_DTYPES, write_trajectory
 
 CREATED_BY = f"stepscope_export {__version__}"
 """What this package writes in the manifest's `created_by`."""
@@ -44,6 +47,10 @@ Seed = int | torch.Tensor | torch.Generator
 """A seed of `export_run`: an integer (Stepscope's seeded noise, recorded as `{"rng_seed": n}`),
 a noise tensor `[C, F, H, W]`, or a `torch.Generator` the pipeline draws its noise from (both
 recorded as `"given"`)."""
+
+DecodeSteps = Sequence[int] | Mapping[int, Sequence[int]]
+"""`export_run`'s `decode_steps`: steps decoded for every seed, or seed index -> that seed's steps
+(seeds left out: none)."""
 
 _TORCH_DTYPE_NAMES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16", torch.float64: "f64"}
 
@@ -63,7 +70,8 @@ class SeedRecord:
 @dataclass
 class ExportResult:
     """The written file, its manifest, each seed's record, and the VAE-decoded `x0` videos asked
-    for with `decode_steps`: `videos[(seed_idx, step)]` `[3, frames, height, width]` in [-1, 1]."""
+    for with `decode_steps`: `videos[(seed_idx, step)]` `[3, frames, height, width]` in [-1, 1],
+    f32 (what the file stores as `s{seed_idx}/k{step}/video`, before rounding to its storage dtype)."""
 
     path: Path
     manifest: dict[str, Any]
@@ -240,7 +248,8 @@ def export_run(
     model_source: str | None = None,
     prompt_text: str | None = None,
     prompt_embeddings: str | None = None,
-    decode_steps: Sequence[int] = (),
+    decode_steps: DecodeSteps = (),
+    video_storage: str | None = None,
     **call_kwargs: Any,
 ) -> ExportResult:
     """Runs `pipe` (a diffusers `WanPipeline` or `WanImageToVideoPipeline`) once per seed and
@@ -252,15 +261,28 @@ def export_run(
     `output_type="latent"`. `capture` selects captures inside the transformer; `storage` and
     `capture_storage` are the storage dtypes (`"f32"`, `"f16"`, `"bf16"`) of the step tensors and
     of the captures. `model_source`, `prompt_text` and `prompt_embeddings` fill the manifest's
-    provenance where the pipeline cannot tell. `decode_steps` lists steps whose `x0` is decoded
-    through the VAE into `ExportResult.videos` (the format has no place for pixels; the
-    trajectory's `decoded` capture is the logit lens, see `capture.py`).
+    provenance where the pipeline cannot tell.
+
+    `decode_steps` lists steps whose `x0` is decoded through the pipeline's VAE (`decode_latents`,
+    the pipeline's own de-normalisation and `vae.decode`) and stored in the file as
+    `s{s}/k{k}/video` `[3, F_v, H_v, W_v]` in [-1, 1], the manifest recording `video` (shape and
+    decoder class) and each seed's `video_steps`; a list applies to every seed, a mapping
+    `{seed_index: steps}` to the seeds it names. A step a seed does not record is an error.
+    `video_storage` is the videos' storage dtype, `storage` when `None`. The videos are also
+    returned in `ExportResult.videos` (f32). Not to be confused with the `decoded` capture, the
+    logit lens (`capture.py`).
     """
     for key in ("latents", "generator", "output_type", "return_dict", "num_videos_per_prompt"):
         if key in call_kwargs:
             raise ValueError(f"`{key}` is set by the exporter (from `seeds`); do not pass it")
     if not seeds:
         raise ValueError("`seeds` is empty: give at least one seed")
+    for option, value in (("storage", storage), ("capture_storage", capture_storage), ("video_storage", video_storage)):
+        if value is not None and value not in STORAGE_DTYPES:
+            raise ValueError(f"`{option}` is {value!r}; the storage dtypes are {', '.join(STORAGE_DTYPES)}")
+    decode_plan = _decode_plan(decode_steps, len(seeds))
+    if any(decode_plan) and getattr(pipe, "vae", None) is None:
+        raise ValueError("`decode_steps` needs the pipeline's VAE, and the pipeline has none")
     models = transformers_of(pipe)
     request = capture.normalised(models[0].config.num_layers) if capture is not None else None
     kind, shift = scheduler_info(pipe.scheduler)
@@ -300,9 +322,14 @@ def export_run(
     if len(sigmas) != len(timesteps) + 1:
         raise RuntimeError(f"the scheduler has {len(sigmas)} sigmas for {len(timesteps)} steps; expected steps + 1")
     steps = len(timesteps)
-    late = [step for step in decode_steps if not 0 <= step < steps]
-    if late:
-        raise ValueError(f"decode step {late[0]} does not exist (the run has {steps} steps)")
+    recorded = list(range(steps))
+    for seed_idx, wanted in enumerate(decode_plan):
+        unrecorded = [step for step in wanted if step not in recorded]
+        if unrecorded:
+            raise ValueError(
+                f"decode step {unrecorded[0]} is not recorded for seed {seed_idx}: it records steps "
+                f"{recorded[0]} to {recorded[-1]} (the run has {steps} steps), and only recorded steps can be decoded"
+            )
     capture_steps = [] if request is None else list(range(steps) if request.steps is None else request.steps)
     model = models[0]
     guidance_scale = float(getattr(pipe, "guidance_scale", call_kwargs.get("guidance_scale", 1.0)))
@@ -313,6 +340,18 @@ def export_run(
             stacklevel=2,
         )
     prompt = prompt_text if prompt_text is not None else call_kwargs.get("prompt")
+    videos = {
+        (seed_idx, step): decode_latents(pipe, records[seed_idx].x0[step])
+        for seed_idx, wanted in enumerate(decode_plan)
+        for step in wanted
+    }
+    video_shapes = {tuple(video.shape) for video in videos.values()}
+    if len(video_shapes) > 1:
+        raise RuntimeError(f"the VAE decoded videos of different shapes {sorted(video_shapes)}")
+    # Optional fields are left out when unused: a file without videos is what earlier versions wrote.
+    video_field = (
+        {"video": {"shape": list(video_shapes.pop()), "decoder": type(pipe.vae).__name__}} if videos else {}
+    )
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "created_by": CREATED_BY,
@@ -340,9 +379,11 @@ def export_run(
                 "steps": list(range(steps)),
                 "capture_steps": capture_steps,
                 "final_latents": True,
+                **({"video_steps": decode_plan[seed_idx]} if decode_plan[seed_idx] else {}),
             }
-            for seed in seeds
+            for seed_idx, seed in enumerate(seeds)
         ],
+        **video_field,
         "captures": {
             "layers": list(request.layers) if request else [],
             "kinds": list(request.kinds) if request else [],
@@ -357,6 +398,10 @@ def export_run(
             tensors[step_name(seed_idx, step, "latents")] = record.latents[step]
             tensors[step_name(seed_idx, step, "velocity")] = record.velocity[step]
             tensors[step_name(seed_idx, step, "x0")] = record.x0[step]
+        for step in decode_plan[seed_idx]:
+            name = video_name(seed_idx, step)
+            tensors[name] = videos[(seed_idx, step)]
+            storage_of[name] = video_storage or storage
         for step, captured in record.captures.items():
             for (layer, kind), tensor in captured.items():
                 name = capture_name(seed_idx, step, layer, kind)
@@ -365,13 +410,33 @@ def export_run(
         assert record.final is not None
         tensors[final_name(seed_idx)] = record.final
     written = write_trajectory(path, manifest, tensors, storage=storage_of, default_storage=storage)
-
-    videos = {
-        (seed_idx, step): decode_latents(pipe, record.x0[step])
-        for seed_idx, record in enumerate(records)
-        for step in decode_steps
-    }
     return ExportResult(path=written, manifest=manifest, seeds=records, videos=videos)
+
+
+def _decode_plan(decode_steps: DecodeSteps, seed_count: int) -> list[list[int]]:
+    """Per seed index, the distinct steps `decode_steps` asks to decode, in increasing order."""
+    if isinstance(decode_steps, Mapping):
+        stray = [
+            key for key in decode_steps
+            if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < seed_count
+        ]
+        if stray:
+            raise ValueError(
+                f"`decode_steps` names seed {stray[0]!r}, but the run has seed indices 0 to {seed_count - 1}"
+            )
+        per_seed = [decode_steps.get(seed_idx, ()) for seed_idx in range(seed_count)]
+    else:
+        per_seed = [decode_steps] * seed_count
+    plan = []
+    for wanted in per_seed:
+        if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Iterable):
+            raise TypeError(f"decode steps are a list of step indices, not {wanted!r}")
+        wanted = list(wanted)
+        odd = [step for step in wanted if isinstance(step, bool) or not isinstance(step, int)]
+        if odd:
+            raise TypeError(f"a decode step is a step index (an int), not {odd[0]!r}")
+        plan.append(sorted(set(wanted)))
+    return plan
 
 
 def _model_source(pipe: Any, model: torch.nn.Module) -> str:

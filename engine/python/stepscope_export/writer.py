@@ -59,10 +59,11 @@ def write_trajectory(
 ) -> Path:
     """Checks `manifest` and `tensors` against the format and writes them, atomically, to `path`.
 
-    `tensors` maps every tensor name the manifest promises to a tensor of any float dtype on any
-    device; `storage` optionally maps names to a storage dtype (`"f32"`, `"f16"`, `"bf16"`), the
-    others are stored as `default_storage`. On any error a file already at `path` is untouched.
-    Returns the path written.
+    `tensors` maps every tensor name the manifest promises (step tensors, decoded `video`s,
+    captures, final latents) to a tensor of any float dtype on any device; `storage` optionally
+    maps names to a storage dtype (`"f32"`, `"f16"`, `"bf16"`), the others are stored as
+    `default_storage`. Within a dtype, a step's `video` follows its step tensors and precedes its
+    captures. On any error a file already at `path` is untouched. Returns the path written.
     """
     path = Path(path)
     check_manifest(manifest)

@@ -4,6 +4,7 @@ the PCA reduction, prompt-embedding files and the command line."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 
@@ -52,15 +53,90 @@ def small_tensors() -> dict[str, torch.Tensor]:
     return tensors
 
 
+def video_manifest() -> dict:
+    """`small_manifest` with step 1 of seed 0 decoded to a [3, 1, 4, 4] video."""
+    manifest = small_manifest()
+    manifest["seeds"][0]["video_steps"] = [1]
+    manifest["video"] = {"shape": [3, 1, 4, 4], "decoder": "AutoencoderKLWan"}
+    return manifest
+
+
+def video_tensors() -> dict[str, torch.Tensor]:
+    return {**small_tensors(), "s0/k1/video": torch.linspace(-1, 1, 48).reshape(3, 1, 4, 4)}
+
+
 def test_names_parse_and_print_back():
-    for text in ("s0/k3/x0", "s12/k0/velocity", "s1/final/latents", "s2/k10/layer7/cross_attn"):
+    for text in ("s0/k3/x0", "s12/k0/velocity", "s1/final/latents", "s2/k10/layer7/cross_attn", "s3/k4/video"):
         assert str(parse_name(text)) == text
-    for bad in ("s0", "s01/k1/latents", "s0/k1/noise", "s0/final/x0", "s0/k1/layer2/attention", "s0/k1/layer02/pca3"):
+    assert parse_name("s3/k4/video").is_video and not parse_name("s3/k4/video").is_capture
+    bad_names = (
+        "s0", "s01/k1/latents", "s0/k1/noise", "s0/final/x0", "s0/k1/layer2/attention", "s0/k1/layer02/pca3",
+        "s0/final/video", "s0/k1/layer0/video",
+    )
+    for bad in bad_names:
         with pytest.raises(ValueError):
             parse_name(bad)
-    names = ["s1/k0/latents", "s0/final/latents", "s0/k10/x0", "s0/k2/layer0/pca3", "s0/k2/x0"]
+    names = ["s1/k0/latents", "s0/final/latents", "s0/k10/x0", "s0/k2/layer0/pca3", "s0/k2/video", "s0/k2/x0"]
     ordered = sorted(names, key=lambda name: parse_name(name).order_key())
-    assert ordered == ["s0/k2/x0", "s0/k2/layer0/pca3", "s0/k10/x0", "s0/final/latents", "s1/k0/latents"]
+    assert ordered == ["s0/k2/x0", "s0/k2/video", "s0/k2/layer0/pca3", "s0/k10/x0", "s0/final/latents", "s1/k0/latents"]
+
+
+def test_a_file_without_videos_is_byte_for_byte_what_the_writer_wrote_before_videos(tmp_path):
+    # The SHA-256 of this file as the writer wrote it before `video` / `video_steps` existed.
+    path = tmp_path / "ok.safetensors"
+    write_trajectory(path, small_manifest(), small_tensors(), storage={"s0/k1/velocity": "bf16"})
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (
+        "d1b4cc58683fcb91b3574ac97ffeeff74185b7abca1cc2d47b92e6d761dfa1fb"
+    )
+
+
+def test_videos_are_written_after_their_step_tensors_and_read_back(tmp_path):
+    path = tmp_path / "video.safetensors"
+    write_trajectory(path, video_manifest(), video_tensors())
+    assert check_file(path) == video_manifest()
+    with safe_open(path, framework="pt") as file:
+        assert torch.equal(file.get_tensor("s0/k1/video"), video_tensors()["s0/k1/video"])
+    data = path.read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    header.pop("__metadata__")
+    names = sorted(header, key=lambda name: header[name]["data_offsets"][0])
+    assert names == [
+        "s0/k0/latents", "s0/k0/velocity", "s0/k0/x0",
+        "s0/k1/latents", "s0/k1/velocity", "s0/k1/x0", "s0/k1/video", "s0/k1/layer0/self_attn",
+        "s0/final/latents",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m, t: m.pop("video"), "has no `video`"),
+        (lambda m, t: m["seeds"][0].update(video_steps=[0, 1]), "promises tensor `s0/k0/video`, which is missing"),
+        (lambda m, t: m["seeds"][0].update(steps=[1], video_steps=[0]), "video_steps` holds step 0, which is not one of its recorded"),
+        (lambda m, t: m["seeds"][0].update(video_steps=[2]), "video_steps` holds step 2, which is not one of its recorded"),
+        (lambda m, t: m["seeds"][0].update(video_steps=[1, 0]), "strictly increasing"),
+        (lambda m, t: m["seeds"][0].update(video_steps=[1, 1]), "strictly increasing"),
+        (lambda m, t: m["seeds"][0].update(video_steps=[-1]), "non-negative integer"),
+        (lambda m, t: m["seeds"][0].update(video_step=[1]), "unknown field"),
+        (lambda m, t: m["video"].update(shape=[3, 4, 4]), r"\[3, F_v, H_v, W_v\]"),
+        (lambda m, t: m["video"].update(shape=[4, 1, 4, 4]), r"\[3, F_v, H_v, W_v\]"),
+        (lambda m, t: m["video"].update(shape=[3, 0, 4, 4]), "zero dimension"),
+        (lambda m, t: m["video"].update(fps=16), "unknown field"),
+        (lambda m, t: m["video"].pop("decoder"), "lacks the field"),
+        (lambda m, t: m["video"].update(decoder=None), "must be a string"),
+        (lambda m, t: m.update(videos={}), "unknown field"),
+        (lambda m, t: t.pop("s0/k1/video"), "promises tensor `s0/k1/video`, which is missing"),
+        (lambda m, t: t.update({"s0/k0/video": torch.zeros(3, 1, 4, 4)}), "not one the manifest promises"),
+        (lambda m, t: t.update({"s0/k1/video": torch.zeros(3, 1, 4, 5)}), r"implies \[3, 1, 4, 4\]"),
+    ],
+)
+def test_the_writer_refuses_videos_that_break_the_format(tmp_path, change, message):
+    path = tmp_path / "run.safetensors"
+    manifest, tensors = video_manifest(), video_tensors()
+    change(manifest, tensors)
+    with pytest.raises(ManifestError, match=message):
+        write_trajectory(path, manifest, tensors)
+    assert not path.exists()
 
 
 def test_the_writer_writes_a_file_the_checker_and_safetensors_accept(tmp_path):

@@ -17,6 +17,8 @@ from stepscope_export.capture import attention_probs
 from stepscope_export.names import parse_name
 
 TOL = 1e-6
+VIDEO_TOL = 1e-5
+VIDEO_SHAPE = [3, tw.FRAMES, tw.HEIGHT, tw.WIDTH]
 ALL_KINDS = ["decoded", "token_norm", "pca3", "self_attn", "cross_attn", "hidden"]
 QUERIES = [0, 5, 17]
 
@@ -56,9 +58,21 @@ def reference_loop(pipe, noise: torch.Tensor, embeds: torch.Tensor, negative: to
     return per_step, latents[0]
 
 
+def wan_decode(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """Latents `[C, F, H, W]` decoded as `WanPipeline.__call__` decodes its output, written out
+    independently of the exporter: de-normalised with the VAE's `latents_mean` / `latents_std`,
+    then `vae.decode`; `[3, frames, height, width]` before postprocessing."""
+    vae = pipe.vae
+    mean = torch.tensor(vae.config.latents_mean).view(-1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        return vae.decode((latents * std + mean).unsqueeze(0), return_dict=False)[0][0]
+
+
 @pytest.fixture(scope="module")
 def t2v_export(tmp_path_factory):
-    """A 4-step UniPC run with guidance 3, two seeds, every capture kind at both layers."""
+    """A 4-step UniPC run with guidance 3, two seeds, every capture kind at both layers, x0
+    decoded at steps 1 and 3 of seed 0 and step 3 of seed 1."""
     pipe = tw.t2v_pipeline()
     pipe.set_progress_bar_config(disable=True)
     embeds, negative = tw.text_embeds(10), tw.text_embeds(11)
@@ -74,7 +88,7 @@ def t2v_export(tmp_path_factory):
         num_inference_steps=4,
         guidance_scale=3.0,
         prompt_text="a tiny test",
-        decode_steps=[3],
+        decode_steps={0: [3, 1], 1: [3]},
     )
     return pipe, embeds, negative, path, result
 
@@ -166,16 +180,52 @@ def test_captures_have_the_spec_shapes_and_meaning(t2v_export):
         f"s{s}/k{k}/{kind}" for s in (0, 1) for k in range(4) for kind in ("latents", "velocity", "x0")
     } | {f"s{s}/final/latents" for s in (0, 1)} | {
         f"s{s}/k{k}/layer{layer}/{kind}" for s in (0, 1) for k in (0, 3) for layer in (0, 1) for kind in ALL_KINDS
-    }
+    } | {"s0/k1/video", "s0/k3/video", "s1/k3/video"}
     assert set(tensors) == expected_names
 
 
-def test_decoded_x0_videos_come_from_the_vae(t2v_export):
-    _, _, _, _, result = t2v_export
-    assert set(result.videos) == {(0, 3), (1, 3)}
-    for video in result.videos.values():
-        assert list(video.shape) == [3, tw.FRAMES, tw.HEIGHT, tw.WIDTH]
-        assert video.abs().max() <= 1.0
+def test_the_file_stores_the_vae_decoded_x0_videos(t2v_export):
+    pipe, embeds, negative, path, result = t2v_export
+    manifest, tensors, dtypes = read(path)
+    assert manifest["video"] == {"shape": VIDEO_SHAPE, "decoder": "AutoencoderKLWan"}
+    assert [seed["video_steps"] for seed in manifest["seeds"]] == [[1, 3], [3]]
+    assert set(result.videos) == {(0, 1), (0, 3), (1, 3)}
+    for (seed_idx, step), video in result.videos.items():
+        name = f"s{seed_idx}/k{step}/video"
+        stored = tensors[name]
+        assert dtypes[name] == "torch.float32" and list(stored.shape) == VIDEO_SHAPE
+        assert torch.equal(stored, video)
+        # The file's own x0 at that step, decoded here.
+        assert max_diff(stored, wan_decode(pipe, tensors[f"s{seed_idx}/k{step}/x0"])) <= VIDEO_TOL
+        assert stored.abs().max() <= 1.0 and stored.std() > 0.01
+    # `wan_decode` is the pipeline's own decoding: the pipeline's video of seed 42, postprocessed
+    # to [0, 1] frames-first, is the decoded final latents.
+    frames = pipe(
+        prompt_embeds=embeds,
+        negative_prompt_embeds=negative,
+        **tw.SIZE,
+        num_inference_steps=4,
+        guidance_scale=3.0,
+        latents=stepscope_noise(42, tw.LATENT_SHAPE).unsqueeze(0),
+        output_type="pt",
+        return_dict=False,
+    )[0][0]
+    decoded = wan_decode(pipe, tensors["s0/final/latents"])
+    assert max_diff(frames.permute(1, 0, 2, 3), (decoded / 2 + 0.5).clamp(0, 1)) <= VIDEO_TOL
+
+
+def test_decoding_a_step_the_seed_does_not_record_is_an_error(tmp_path):
+    pipe = tw.t2v_pipeline(scheduler=tw.euler(3.0))
+    pipe.set_progress_bar_config(disable=True)
+    call = dict(prompt_embeds=tw.text_embeds(12), **tw.SIZE, num_inference_steps=2, guidance_scale=1.0)
+    path = tmp_path / "run.safetensors"
+    with pytest.raises(ValueError, match="decode step 2 is not recorded for seed 0"):
+        export_run(pipe, path, seeds=[1], decode_steps=[0, 2], **call)
+    with pytest.raises(ValueError, match="decode step 5 is not recorded for seed 1"):
+        export_run(pipe, path, seeds=[1, 2], decode_steps={0: [1], 1: [5]}, **call)
+    with pytest.raises(ValueError, match="names seed 1"):
+        export_run(pipe, path, seeds=[1], decode_steps={1: [0]}, **call)
+    assert not path.exists()
 
 
 def test_the_layout_is_the_specs(t2v_export):
@@ -200,6 +250,8 @@ def test_the_layout_is_the_specs(t2v_export):
     names = [name for name, _ in entries]
     assert names.index("s0/final/latents") > names.index("s0/k3/layer1/hidden")
     assert names.index("s0/k3/latents") < names.index("s0/k3/layer0/decoded")
+    assert names.index("s0/k3/x0") < names.index("s0/k3/video") < names.index("s0/k3/layer0/decoded")
+    assert names.index("s0/k1/video") == names.index("s0/k1/x0") + 1
 
 
 def test_the_last_layers_logit_lens_is_the_velocity_without_guidance(tmp_path):
@@ -217,6 +269,8 @@ def test_the_last_layers_logit_lens_is_the_velocity_without_guidance(tmp_path):
         storage="f32",
     )
     manifest, tensors, _ = read(result.path)
+    assert "video" not in manifest and all("video_steps" not in seed for seed in manifest["seeds"])
+    assert not any(name.endswith("/video") for name in tensors) and not result.videos
     assert manifest["schedule"]["scheduler"] == "euler" and manifest["schedule"]["shift"] == 5.0
     assert manifest["conditioning"]["negative_prompt"] is False
     for k in range(3):
@@ -238,10 +292,13 @@ def test_storage_dtypes_round_to_nearest(tmp_path):
         guidance_scale=1.0,
         storage="f16",
         capture_storage="bf16",
+        decode_steps=[1],
     )
     manifest, tensors, dtypes = read(result.path)
     assert manifest["seeds"][0]["noise"] == "given"
     assert dtypes["s0/k1/x0"] == "torch.float16" and dtypes["s0/k1/layer0/self_attn"] == "torch.bfloat16"
+    assert dtypes["s0/k1/video"] == "torch.float16", "videos are stored as the step tensors by default"
+    assert torch.equal(tensors["s0/k1/video"], result.videos[(0, 1)].half().float())
     record = result.seeds[0]
     assert torch.equal(tensors["s0/k1/x0"], record.x0[1].half().float())
     assert torch.equal(tensors["s0/k0/layer0/token_norm"], record.captures[0][(0, "token_norm")].bfloat16().float())
@@ -299,10 +356,14 @@ def test_image_to_video_runs_round_trip(tmp_path, expand_timesteps):
         tmp_path / "i2v.safetensors",
         seeds=[11],
         capture=CaptureRequest(layers=[0], kinds=["decoded", "cross_attn", "self_attn"], query_tokens=[0, 9]),
+        decode_steps=[2],
         **call,
     )
     manifest, tensors, _ = read(result.path)
     check_file(result.path)
+    assert manifest["video"] == {"shape": VIDEO_SHAPE, "decoder": "AutoencoderKLWan"}
+    assert manifest["seeds"][0]["video_steps"] == [2]
+    assert max_diff(tensors["s0/k2/video"], wan_decode(pipe, tensors["s0/k2/x0"])) <= VIDEO_TOL
     assert manifest["conditioning"]["condition_frame"] is expand_timesteps
     assert manifest["latent_shape"] == tw.LATENT_SHAPE
     noise = stepscope_noise(11, tw.LATENT_SHAPE).unsqueeze(0)
@@ -337,10 +398,14 @@ def test_a_bf16_model_exports_its_run_exactly(tmp_path):
         seeds=[1],
         capture=CaptureRequest(layers=[1], kinds=["decoded", "pca3", "self_attn"], query_tokens=[2]),
         capture_storage="f16",
+        decode_steps=[2],
+        video_storage="bf16",
         **call,
     )
     manifest, tensors, dtypes = read(result.path)
     assert manifest["model"]["dtype"] == "bf16"
+    assert dtypes["s0/k2/video"] == "torch.bfloat16"
+    assert torch.equal(tensors["s0/k2/video"], result.videos[(0, 2)].bfloat16().float())
     assert dtypes["s0/k0/velocity"] == "torch.float32" and dtypes["s0/k2/layer1/pca3"] == "torch.float16"
     final = pipe(**call, latents=stepscope_noise(1, tw.LATENT_SHAPE)[None], output_type="latent", return_dict=False)[0][0]
     assert max_diff(tensors["s0/final/latents"], final) <= TOL

@@ -39,6 +39,14 @@ impl fmt::Display for Manifest {
         let step_tensors =
             if step_tensors.is_empty() { "nothing".to_owned() } else { step_tensors.join(", ") };
         writeln!(f, "Stored at each recorded step: {step_tensors}")?;
+        if let Some(video) = &self.video {
+            let [_, frames, height, width] = video.shape;
+            writeln!(
+                f,
+                "Decoded video ({}): RGB x {frames} frames x {height} x {width}, at the steps each seed lists",
+                video.decoder
+            )?;
+        }
 
         writeln!(f, "Seeds: {}", self.seeds.len())?;
         for (seed_idx, seed) in self.seeds.iter().enumerate() {
@@ -114,6 +122,14 @@ impl Manifest {
                     format_index_list(&seed.capture_steps)
                 );
             }
+        }
+        if !seed.video_steps.is_empty() {
+            let _ = write!(
+                summary,
+                "; decoded video at {} {}",
+                steps_word(seed.video_steps.len()),
+                format_index_list(&seed.video_steps)
+            );
         }
         summary.push_str(if seed.final_latents { "; final latents" } else { "; no final latents" });
         summary

@@ -39,6 +39,20 @@ pub struct Manifest {
     pub seeds: Vec<SeedRecord>,
     /// What was captured inside the transformer at each seed's capture steps.
     pub captures: Captures,
+    /// The decoded videos' shape and decoder, when some steps' `x0` is stored decoded to pixels
+    /// (absent: none; see [`SeedRecord::video_steps`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoInfo>,
+}
+
+/// What the `s{seed}/k{step}/video` tensors hold: `x0` decoded to RGB by a VAE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoInfo {
+    /// `[3, F_v, H_v, W_v]` of every video tensor (values in `[-1, 1]`).
+    pub shape: [usize; 4],
+    /// What decoded them, e.g. `"AutoencoderKLWan"`.
+    pub decoder: String,
 }
 
 /// The model that produced a trajectory.
@@ -117,6 +131,10 @@ pub struct SeedRecord {
     pub capture_steps: Vec<usize>,
     /// Whether the latents after the last step (`s{seed}/final/latents`) are stored.
     pub final_latents: bool,
+    /// The steps whose `x0` is also stored decoded to pixels (`s{seed}/k{step}/video`),
+    /// strictly increasing, a subset of `steps` (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub video_steps: Vec<usize>,
 }
 
 /// Where a seed's initial noise came from.
@@ -243,6 +261,12 @@ impl Manifest {
         self.owner(seed_idx, step_idx, |seed| &seed.steps)
     }
 
+    /// Like [`step_owner`](Self::step_owner), for the steps with a decoded video.
+    #[must_use]
+    pub fn video_owner(&self, seed_idx: usize, step_idx: usize) -> Option<usize> {
+        self.owner(seed_idx, step_idx, |seed| &seed.video_steps)
+    }
+
     /// Like [`step_owner`](Self::step_owner), for the steps with layer captures.
     #[must_use]
     pub fn capture_owner(&self, seed_idx: usize, step_idx: usize) -> Option<usize> {
@@ -298,7 +322,42 @@ impl Manifest {
         for (seed_idx, seed) in self.seeds.iter().enumerate() {
             self.check_seed(seed_idx, seed)?;
         }
+        self.check_video()?;
         self.check_captures()
+    }
+
+    fn check_video(&self) -> Result<(), String> {
+        if let Some(video) = &self.video {
+            let shape = video.shape;
+            if shape[0] != 3 || shape.contains(&0) {
+                return Err(format!(
+                    "`video.shape` {shape:?} is not an RGB video [3, F, H, W] without a zero dimension"
+                ));
+            }
+            let bytes = shape.iter().try_fold(size_of::<f32>(), |count, &dim| count.checked_mul(dim));
+            if bytes.is_none() {
+                return Err(format!("`video.shape` {shape:?} is too large to address"));
+            }
+        }
+        for (seed_idx, seed) in self.seeds.iter().enumerate() {
+            if seed.video_steps.is_empty() {
+                continue;
+            }
+            if self.video.is_none() {
+                return Err(format!(
+                    "`seeds[{seed_idx}].video_steps` is set, but the manifest has no `video`"
+                ));
+            }
+            if !is_strictly_increasing(&seed.video_steps) {
+                return Err(format!("`seeds[{seed_idx}].video_steps` is not strictly increasing"));
+            }
+            if let Some(step) = seed.video_steps.iter().find(|step| seed.steps.binary_search(step).is_err()) {
+                return Err(format!(
+                    "`seeds[{seed_idx}].video_steps` holds step {step}, which is not one of its recorded `steps`"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_schedule(&self) -> Result<(), String> {
@@ -464,6 +523,11 @@ impl Manifest {
             TensorName::Capture { kind: CaptureKind::Hidden, .. } => {
                 ShapePattern(vec![None, Some(tok_f), Some(tok_h), Some(tok_w)])
             }
+            TensorName::Video { .. } => match &self.video {
+                Some(video) => ShapePattern::exact(&video.shape),
+                // Never promised without `video`; no shape matches.
+                None => ShapePattern(Vec::new()),
+            },
         }
     }
 
@@ -482,6 +546,9 @@ impl Manifest {
                     && self.captures.layers.binary_search(&layer_idx).is_ok()
                     && seed.capture_steps.binary_search(&step_idx).is_ok()
             }
+            TensorName::Video { step_idx, .. } => {
+                self.video.is_some() && seed.video_steps.binary_search(&step_idx).is_ok()
+            }
         }
     }
 
@@ -495,6 +562,7 @@ impl Manifest {
             total
                 .checked_add(step_count)?
                 .checked_add(capture_count)?
+                .checked_add(seed.video_steps.len())?
                 .checked_add(usize::from(seed.final_latents))
         })
     }
@@ -508,6 +576,11 @@ impl Manifest {
                     .into_iter()
                     .filter(|kind| self.step_tensors.contains(kind))
                     .map(move |kind| TensorName::Step { seed_idx, step_idx, kind });
+                let video = seed
+                    .video_steps
+                    .binary_search(&step_idx)
+                    .is_ok()
+                    .then_some(TensorName::Video { seed_idx, step_idx });
                 let captures = seed
                     .capture_steps
                     .binary_search(&step_idx)
@@ -522,7 +595,7 @@ impl Manifest {
                     })
                     .into_iter()
                     .flatten();
-                step_tensors.chain(captures)
+                step_tensors.chain(video).chain(captures)
             });
             per_step.chain(seed.final_latents.then_some(TensorName::Final { seed_idx }))
         })

@@ -28,7 +28,7 @@ pub use error::TrajectoryError;
 pub use header::{StorageDtype, TensorInfo};
 pub use manifest::{
     Captures, Conditioning, ForkPoint, Intervention, MAX_ENSEMBLE_MEMBERS, Manifest, ModelInfo, NoiseSource,
-    Schedule, SchedulerKind, SeedRecord, TaskInfo,
+    Schedule, SchedulerKind, SeedRecord, TaskInfo, VideoInfo,
 };
 pub use names::{CaptureKind, StepTensor, TensorName, TensorNameError};
 pub use reader::TrajectoryReader;

@@ -146,7 +146,18 @@ pub enum TensorName {
         /// What was captured.
         kind: CaptureKind,
     },
+    /// `s{seed_idx}/k{step_idx}/video`: the step's `x0` decoded to pixels.
+    Video {
+        /// Index of the seed in the manifest's seed list.
+        seed_idx: usize,
+        /// Index of the denoising step whose `x0` was decoded (0-based).
+        step_idx: usize,
+    },
 }
+
+/// A tensor's place among the tensors of its step: group (step tensors, video, captures), then
+/// the step tensor's kind or the capture's layer and kind.
+type WithinStep = (u8, Option<StepTensor>, Option<(usize, CaptureKind)>);
 
 impl TensorName {
     /// `s{seed_idx}/k{step_idx}/latents`.
@@ -183,9 +194,10 @@ impl TensorName {
     #[must_use]
     pub const fn seed_idx(&self) -> usize {
         match *self {
-            Self::Step { seed_idx, .. } | Self::Final { seed_idx } | Self::Capture { seed_idx, .. } => {
-                seed_idx
-            }
+            Self::Step { seed_idx, .. }
+            | Self::Final { seed_idx }
+            | Self::Capture { seed_idx, .. }
+            | Self::Video { seed_idx, .. } => seed_idx,
         }
     }
 
@@ -193,19 +205,24 @@ impl TensorName {
     #[must_use]
     pub const fn step_idx(&self) -> Option<usize> {
         match *self {
-            Self::Step { step_idx, .. } | Self::Capture { step_idx, .. } => Some(step_idx),
+            Self::Step { step_idx, .. } | Self::Capture { step_idx, .. } | Self::Video { step_idx, .. } => {
+                Some(step_idx)
+            }
             Self::Final { .. } => None,
         }
     }
 
     /// The key that orders names in file order.
-    fn order_key(&self) -> (usize, bool, usize, Option<(usize, CaptureKind)>, Option<StepTensor>) {
+    /// Seed, then `final` after the steps; within a step the step tensors, the video, then the
+    /// captures by layer and kind.
+    fn order_key(&self) -> (usize, bool, usize, WithinStep) {
         match *self {
-            Self::Step { seed_idx, step_idx, kind } => (seed_idx, false, step_idx, None, Some(kind)),
-            Self::Final { seed_idx } => (seed_idx, true, 0, None, None),
+            Self::Step { seed_idx, step_idx, kind } => (seed_idx, false, step_idx, (0, Some(kind), None)),
+            Self::Video { seed_idx, step_idx } => (seed_idx, false, step_idx, (1, None, None)),
             Self::Capture { seed_idx, step_idx, layer_idx, kind } => {
-                (seed_idx, false, step_idx, Some((layer_idx, kind)), None)
+                (seed_idx, false, step_idx, (2, None, Some((layer_idx, kind))))
             }
+            Self::Final { seed_idx } => (seed_idx, true, 0, (0, None, None)),
         }
     }
 }
@@ -230,6 +247,7 @@ impl fmt::Display for TensorName {
             Self::Capture { seed_idx, step_idx, layer_idx, kind } => {
                 write!(f, "s{seed_idx}/k{step_idx}/layer{layer_idx}/{kind}")
             }
+            Self::Video { seed_idx, step_idx } => write!(f, "s{seed_idx}/k{step_idx}/video"),
         }
     }
 }
@@ -265,9 +283,10 @@ impl FromStr for TensorName {
         let step_idx = parse_index(step_part, "k")
             .ok_or_else(|| fail("the second part must be `final` or `k` and a step index, as in `k0`"))?;
         match rest {
+            ["video"] => Ok(Self::Video { seed_idx, step_idx }),
             [kind] => StepTensor::from_name(kind)
                 .map(|kind| Self::Step { seed_idx, step_idx, kind })
-                .ok_or_else(|| fail("a step tensor must be `latents`, `velocity` or `x0`")),
+                .ok_or_else(|| fail("a step tensor must be `latents`, `velocity`, `x0` or `video`")),
             [layer, kind] => {
                 let layer_idx = parse_index(layer, "layer").ok_or_else(|| {
                     fail("the third part must be `layer` and a layer index, as in `layer0`")
@@ -302,8 +321,10 @@ mod tests {
             TensorName::Step { seed_idx: 12, step_idx: 0, kind: StepTensor::Velocity },
             TensorName::Final { seed_idx: 1 },
             TensorName::Capture { seed_idx: 2, step_idx: 10, layer_idx: 7, kind: CaptureKind::CrossAttn },
+            TensorName::Video { seed_idx: 1, step_idx: 4 },
         ];
-        let strings = ["s0/k3/x0", "s12/k0/velocity", "s1/final/latents", "s2/k10/layer7/cross_attn"];
+        let strings =
+            ["s0/k3/x0", "s12/k0/velocity", "s1/final/latents", "s2/k10/layer7/cross_attn", "s1/k4/video"];
         for (name, string) in names.iter().zip(strings) {
             assert_eq!(name.to_string(), string);
             assert_eq!(string.parse::<TensorName>(), Ok(*name));

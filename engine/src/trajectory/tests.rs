@@ -45,6 +45,7 @@ fn small_manifest() -> Manifest {
                 steps: vec![0, 1],
                 capture_steps: vec![1],
                 final_latents: true,
+                video_steps: Vec::new(),
             },
             SeedRecord {
                 noise: NoiseSource::Given,
@@ -53,6 +54,7 @@ fn small_manifest() -> Manifest {
                 steps: vec![1],
                 capture_steps: vec![],
                 final_latents: true,
+                video_steps: vec![1],
             },
         ],
         captures: Captures {
@@ -60,6 +62,9 @@ fn small_manifest() -> Manifest {
             kinds: vec![CaptureKind::TokenNorm, CaptureKind::SelfAttn, CaptureKind::Hidden],
             query_tokens: vec![0, 3],
         },
+        // The fork also stores its step-1 prediction decoded (as a VAE would: 4x the frames and
+        // 8x the size of the latent; synthetic values here).
+        video: Some(VideoInfo { shape: [3, 5, 32, 32], decoder: "synthetic".to_owned() }),
     }
 }
 
@@ -85,6 +90,9 @@ fn concrete_shape(manifest: &Manifest, name: &TensorName) -> Vec<usize> {
         TensorName::Capture { kind: CaptureKind::SelfAttn, .. } => vec![2, queries, manifest.token_count()],
         TensorName::Capture { kind: CaptureKind::CrossAttn, .. } => vec![2, queries, 5],
         TensorName::Capture { kind: CaptureKind::Hidden, .. } => vec![6, tok_f, tok_h, tok_w],
+        TensorName::Video { .. } => {
+            manifest.video.as_ref().map_or_else(Vec::new, |video| video.shape.to_vec())
+        }
     }
 }
 
