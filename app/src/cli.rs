@@ -101,6 +101,9 @@ pub struct ExportArgs {
     /// Steps, comma-separated (default: every step the seed holds).
     #[arg(long, value_delimiter = ',')]
     pub steps: Vec<usize>,
+    /// One frame of the video only (a sheet of one column, a GIF of that frame); default: all.
+    #[arg(long)]
+    pub frame: Option<usize>,
     /// Output pixels per latent pixel.
     #[arg(long, default_value_t = 8)]
     pub scale: u32,

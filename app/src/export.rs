@@ -22,6 +22,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     if !args.steps.is_empty() {
         spec.steps.clone_from(&args.steps);
     }
+    spec.frame = args.frame;
     let tensors = SweepTensors::load(&document, &spec)?;
     if let Some(path) = &args.sheet {
         let sheet = contact_sheet(&tensors)?;

@@ -384,6 +384,27 @@ fn solve_records_a_task_run_and_export_draws_it() {
     let refused = stepscope(&["export", arg(&run), "--seed", "5", "--sheet", arg(&sheet)]);
     assert!(!refused.status.success());
     assert!(stderr_of(&refused).contains("there is no seed 5"), "{}", stderr_of(&refused));
+
+    // One frame over every step: a single column of frame 4, the same pixels as above.
+    let column = dir.path().join("column.png");
+    let one_frame = stepscope(&[
+        "export",
+        arg(&run),
+        "--seed",
+        "1",
+        "--frame",
+        "4",
+        "--scale",
+        "3",
+        "--sheet",
+        arg(&column),
+    ]);
+    assert!(one_frame.status.success(), "{}", stderr_of(&one_frame));
+    let column = image::open(&column).unwrap().to_rgba8();
+    assert_eq!(column.dimensions(), (30, 3 * 30 + 2 * 2));
+    assert_eq!(column.get_pixel(6 * 3 + 1, 2 * 32 + 5 * 3 + 1), pixel);
+    let past = stepscope(&["export", arg(&run), "--frame", "5", "--sheet", arg(&sheet)]);
+    assert!(stderr_of(&past).contains("the video has 5 frames; there is no frame 5"), "{}", stderr_of(&past));
 }
 
 /// Real sizes from the configs alone (`tests/fixtures/wan21/*/config.json`: the shapes of

@@ -31,6 +31,8 @@ pub struct SweepSpec {
     pub steps: Vec<usize>,
     /// Output pixels per latent pixel.
     pub scale: u32,
+    /// One frame of the video only (a step sweep of that frame), or every frame.
+    pub frame: Option<usize>,
 }
 
 impl SweepSpec {
@@ -40,7 +42,7 @@ impl SweepSpec {
         let steps = (0..document.num_steps())
             .filter(|&step| document.view_owner(seed_idx, step, view).is_some())
             .collect();
-        Self { seed_idx, view, steps, scale }
+        Self { seed_idx, view, steps, scale, frame: None }
     }
 }
 
@@ -51,6 +53,8 @@ pub struct SweepTensors {
     /// `(step_idx, [C, F, H, W])` in drawing order.
     steps: Vec<(usize, GpuTensor)>,
     scale: u32,
+    /// The one frame drawn, or every frame.
+    frame: Option<usize>,
 }
 
 impl SweepTensors {
@@ -72,24 +76,36 @@ impl SweepTensors {
             let tensor = load(document, name, ImageKey::of(&name)).map_err(anyhow::Error::msg)?;
             if steps.is_empty() {
                 let [_, frames, h, w] = tensor.shape();
-                canvas_size(frames, spec.steps.len(), [w, h], spec.scale)?;
+                if let Some(frame) = spec.frame {
+                    ensure!(frame < frames, "the video has {frames} frames; there is no frame {frame}");
+                }
+                let columns = if spec.frame.is_some() { 1 } else { frames };
+                canvas_size(columns, spec.steps.len(), [w, h], spec.scale)?;
             }
             steps.push((step_idx, tensor));
         }
-        Ok(Self { steps, scale: spec.scale })
+        Ok(Self { steps, scale: spec.scale, frame: spec.frame })
     }
 
-    /// Frames per step (the video's, which for a decoded video is not the latent's count).
+    /// Frames drawn per step: one with a chosen frame, else the video's (which for a decoded
+    /// video is not the latent's count).
     #[must_use]
     pub fn num_frames(&self) -> usize {
+        if self.frame.is_some() {
+            return 1;
+        }
         self.steps.first().map_or(0, |(_, tensor)| tensor.num_frames())
     }
 }
 
-/// A step's frames as pictures, one per video frame.
-fn step_frames((step_idx, tensor): &(usize, GpuTensor)) -> Result<Vec<ColorImage>> {
+/// A step's frames as pictures: `frame` only, or one per video frame.
+fn step_frames((step_idx, tensor): &(usize, GpuTensor), frame: Option<usize>) -> Result<Vec<ColorImage>> {
     let style = ImageStyle::default_for(tensor);
-    (0..tensor.num_frames())
+    let frames = match frame {
+        Some(frame_idx) => frame_idx..frame_idx + 1,
+        None => 0..tensor.num_frames(),
+    };
+    frames
         .map(|frame_idx| {
             let image = GpuImage::new(tensor.clone(), frame_idx, style.clone())
                 .with_context(|| format!("step {step_idx}: frame {frame_idx} cannot be drawn"))?;
@@ -137,7 +153,8 @@ fn canvas_size(columns: usize, rows: usize, [w, h]: [usize; 2], scale: u32) -> R
 }
 
 pub fn contact_sheet(tensors: &SweepTensors) -> Result<RgbaImage> {
-    let rows: Vec<Vec<ColorImage>> = tensors.steps.iter().map(step_frames).collect::<Result<_>>()?;
+    let rows: Vec<Vec<ColorImage>> =
+        tensors.steps.iter().map(|step| step_frames(step, tensors.frame)).collect::<Result<_>>()?;
     let frames = rows[0].len();
     let size = rows[0].first().context("the video has no frames")?.size;
     let scale = tensors.scale;
@@ -165,7 +182,7 @@ pub fn step_sweep_gif(tensors: &SweepTensors, delay_ms: u32) -> Result<Vec<u8>> 
         let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
         encoder.set_repeat(Repeat::Infinite)?;
         for step in &tensors.steps {
-            let frames = step_frames(step)?;
+            let frames = step_frames(step, tensors.frame)?;
             let size = frames.first().context("the video has no frames")?.size;
             let mut picture = canvas(frames.len(), 1, size, scale)?;
             for (frame_idx, tile) in frames.iter().enumerate() {
