@@ -344,22 +344,7 @@ impl StepscopeApp {
         let Some(document) = &self.document else { return };
         let (seed_idx, step_idx, view) = (document.seed_idx, self.time.step_idx(), self.settings.view);
         let fit_zoom = std::mem::take(&mut self.fit_zoom_pending);
-        let missing = || {
-            if view == StepView::Video {
-                let steps = document.video_steps(seed_idx);
-                if steps.is_empty() {
-                    format!("seed {seed_idx} has no decoded video at any step")
-                } else {
-                    format!(
-                        "seed {seed_idx} has no decoded video at step {step_idx}; it has one at step {steps}"
-                    )
-                }
-            } else if document.live_record().is_some() {
-                format!("seed {seed_idx} has not reached step {step_idx} yet")
-            } else {
-                format!("seed {seed_idx} has nothing stored at step {step_idx}")
-            }
-        };
+        let missing = || document.why_missing(seed_idx, step_idx, view);
         let pictures: Result<FramePictures<'_>, String> = if gpu::is_available(ui.ctx()) {
             match document.view_owner(seed_idx, step_idx, view) {
                 Some(owner) => {

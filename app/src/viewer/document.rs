@@ -126,15 +126,28 @@ impl Document {
         }
     }
 
-    /// The steps at which `seed_idx` has a decoded video (its own, or its parent's before it
-    /// forked), as a comma-separated list.
+    /// Why `view` cannot be shown for `seed_idx` at `step_idx`, in a sentence: a decoded video
+    /// lists the steps that have one; a live run may not have reached the step yet.
     #[must_use]
-    pub fn video_steps(&self, seed_idx: usize) -> String {
-        let steps: Vec<String> = (0..self.num_steps())
-            .filter(|&step_idx| self.manifest().video_owner(seed_idx, step_idx).is_some())
-            .map(|step_idx| step_idx.to_string())
-            .collect();
-        steps.join(", ")
+    pub fn why_missing(&self, seed_idx: usize, step_idx: usize, view: StepView) -> String {
+        if view == StepView::Video {
+            let steps: Vec<String> = (0..self.num_steps())
+                .filter(|&step| self.manifest().video_owner(seed_idx, step).is_some())
+                .map(|step| step.to_string())
+                .collect();
+            if steps.is_empty() {
+                return format!("seed {seed_idx} has no decoded video at any step");
+            }
+            return format!(
+                "seed {seed_idx} has no decoded video at step {step_idx}; it has one at step {}",
+                steps.join(", ")
+            );
+        }
+        if self.live_record().is_some() {
+            format!("seed {seed_idx} has not reached step {step_idx} yet")
+        } else {
+            format!("seed {seed_idx} has nothing stored at step {step_idx}")
+        }
     }
 
     /// The seed whose tensors hold `view` for `seed_idx` at `step_idx`, if any does.
@@ -172,13 +185,7 @@ impl Document {
     /// `view`'s tensor at step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
     pub fn load_video(&self, seed_idx: usize, step_idx: usize, view: StepView) -> Result<LatentVideo> {
         let Some(owner_idx) = self.view_owner(seed_idx, step_idx, view) else {
-            if view == StepView::Video {
-                bail!("seed {seed_idx} has no decoded video at step {step_idx}");
-            }
-            if self.live_record().is_some() {
-                bail!("seed {seed_idx} has not reached step {step_idx} yet");
-            }
-            bail!("seed {seed_idx} has nothing stored at step {step_idx}");
+            bail!("{}", self.why_missing(seed_idx, step_idx, view));
         };
         let name = view.tensor_name(owner_idx, step_idx);
         tensor_to_video(&self.tensor(&name)?).with_context(|| format!("reading {name}"))

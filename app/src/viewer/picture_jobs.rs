@@ -36,16 +36,7 @@ impl PictureJobs {
     /// Runs `job` (which writes a file and says how that went, in one line) on a worker thread.
     pub fn spawn(&mut self, ctx: &egui::Context, job: impl FnOnce() -> String + Send + 'static) {
         self.in_flight += 1;
-        let done = self.done_tx.clone();
-        let repaint = ctx.clone();
-        let run = move || {
-            // A full queue means the window stopped reading; the file is written either way.
-            let _ = done.try_send(job());
-            repaint.request_repaint();
-        };
-        if let Err(err) = std::thread::Builder::new().name("stepscope-picture".to_owned()).spawn(run) {
-            let _ = self.done_tx.try_send(format!("Could not start the picture writer: {err}"));
-        }
+        start_job(self.done_tx.clone(), ctx.clone(), job);
     }
 
     /// Whether a job is still running.
@@ -63,21 +54,14 @@ impl PictureJobs {
         let repaint = ctx.clone();
         let callback = egui::ScreenshotCallback::new(move |image: Arc<ColorImage>| {
             // This runs where the frame is painted: encoding and writing go to their own thread.
-            let failed = done.clone();
-            let job = move || {
+            start_job(done, repaint, move || {
                 let outcome =
                     crop(&image, region, pixels_per_point).and_then(|picture| write_png(&path, &picture));
-                let line = match outcome {
+                match outcome {
                     Ok(()) => format!("Saved {}", path.display()),
                     Err(err) => format!("Saving {} failed: {err:#}", path.display()),
-                };
-                // A full queue means the window stopped reading; the file is written either way.
-                let _ = done.try_send(line);
-                repaint.request_repaint();
-            };
-            if let Err(err) = std::thread::Builder::new().name("stepscope-picture".to_owned()).spawn(job) {
-                let _ = failed.try_send(format!("Could not start the PNG writer: {err}"));
-            }
+                }
+            });
         });
         ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
     }
@@ -87,6 +71,20 @@ impl PictureJobs {
         let line = self.done_rx.try_recv().ok()?;
         self.in_flight = self.in_flight.saturating_sub(1);
         Some(line)
+    }
+}
+
+/// Runs `job` on a named thread; its outcome line goes to `done`, and the window repaints to
+/// show it. If the thread cannot start, that is the outcome.
+fn start_job(done: Sender<String>, repaint: egui::Context, job: impl FnOnce() -> String + Send + 'static) {
+    let failed = done.clone();
+    let run = move || {
+        // A full queue means the window stopped reading; the file is written either way.
+        let _ = done.try_send(job());
+        repaint.request_repaint();
+    };
+    if let Err(err) = std::thread::Builder::new().name("stepscope-picture".to_owned()).spawn(run) {
+        let _ = failed.try_send(format!("Could not start the picture writer: {err}"));
     }
 }
 
