@@ -1,7 +1,7 @@
 // colormap.wgsl: a scalar field, one `[H, W]` plane of a `[C, F, H, W]` f32 tensor, coloured
 // by viridis or magma over a value range, one crisp square per tensor pixel. NaN shows as
-// `nan_rgb` (a grey that neither map contains). Used for token-norm, step x frame, probe and
-// attention heatmaps.
+// `nan_rgb()` and +/-infinity as `inf_rgb()` (colours neither map contains). Used for
+// token-norm, step x frame, probe and attention heatmaps.
 //
 // The colormaps are matplotlib's 256-entry tables (see `colormap_lookup` below); the CPU
 // reference and the legend use the same tables (`app/src/viewer/gpu/colormap.rs`).
@@ -23,7 +23,6 @@ struct ColormapParams {
     // Values at `range.x` and below get the first colour, `range.y` and above the last.
     range: vec2<f32>,
     _pad0: vec2<f32>,
-    nan_rgb: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> params: ColormapParams;
@@ -66,6 +65,24 @@ fn is_nan(value: f32) -> bool {
     return (bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0u;
 }
 
+// The colours of NaN and of +/-infinity, the same in every view and in `export`: the pipelines
+// set these from `NAN_RGB` and `INF_RGB` in `app/src/viewer/gpu/colormap.rs` (the defaults are
+// the same values).
+override NAN_R: f32 = 1.0;
+override NAN_G: f32 = 0.0;
+override NAN_B: f32 = 1.0;
+override INF_R: f32 = 0.0;
+override INF_G: f32 = 1.0;
+override INF_B: f32 = 1.0;
+
+fn nan_rgb() -> vec3<f32> {
+    return vec3<f32>(NAN_R, NAN_G, NAN_B);
+}
+
+fn inf_rgb() -> vec3<f32> {
+    return vec3<f32>(INF_R, INF_G, INF_B);
+}
+
 // An sRGB-encoded colour in [0, 1] as the framebuffer wants it, opaque.
 fn to_framebuffer(gamma: vec3<f32>) -> vec4<f32> {
     if LINEAR_FRAMEBUFFER {
@@ -85,10 +102,14 @@ fn to_framebuffer(gamma: vec3<f32>) -> vec4<f32> {
 
 // The colour of `value` under colormap `map_idx` (0 viridis, 1 magma) over `range` (min, max),
 // as matplotlib's `ListedColormap` picks it: t = (value - min) / (max - min), entry
-// floor(256 t) clamped to [0, 255]. An empty or reversed range gives t = 0. NaN gives `nan_rgb`.
-fn colormap_rgb(map_idx: u32, value: f32, range: vec2<f32>, nan_rgb: vec3<f32>) -> vec3<f32> {
+// floor(256 t) clamped to [0, 255]. An empty or reversed range gives t = 0. NaN gives
+// `nan_rgb()`, an infinity `inf_rgb()`.
+fn colormap_rgb(map_idx: u32, value: f32, range: vec2<f32>) -> vec3<f32> {
     if is_nan(value) {
-        return nan_rgb;
+        return nan_rgb();
+    }
+    if !is_finite(value) {
+        return inf_rgb();
     }
     let span = range.y - range.x;
     var t = 0.0;
@@ -104,5 +125,5 @@ fn colormap_rgb(map_idx: u32, value: f32, range: vec2<f32>, nan_rgb: vec3<f32>) 
 fn fs_main(in: VertexOutput) -> @location(0) vec4<f32> {
     let texel = texel_at(in.position.xy, params.rect_min_px, params.rect_size_px, params.width, params.height);
     let value = tensor[params.plane_offset + texel.y * params.width + texel.x];
-    return to_framebuffer(colormap_rgb(params.map_idx, value, params.range, params.nan_rgb.rgb));
+    return to_framebuffer(colormap_rgb(params.map_idx, value, params.range));
 }

@@ -1,7 +1,8 @@
 // difference.wgsl: how far apart two tensors of one shape `[C, F, H, W]` are at one frame,
 // per pixel: |a - b| reduced over the channels (the largest, or the mean), coloured by a
 // colormap (magma by default) over a value range. For pixel tensors in [-1, 1] the
-// difference lies in [0, 2]. NaN in either tensor shows as `nan_rgb`.
+// difference lies in [0, 2]. NaN in either tensor shows as `nan_rgb()`, an infinite
+// difference as `inf_rgb()`.
 //
 // Bindings: group 0 holds the per-draw parameters (dynamic offset) and the colormap table;
 // groups 1 and 2 hold the tensors a and b, each uploaded once per key.
@@ -25,7 +26,6 @@ struct DifferenceParams {
     _pad0: u32,
     range: vec2<f32>,
     _pad1: vec2<f32>,
-    nan_rgb: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> params: DifferenceParams;
@@ -69,6 +69,24 @@ fn is_nan(value: f32) -> bool {
     return (bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0u;
 }
 
+// The colours of NaN and of +/-infinity, the same in every view and in `export`: the pipelines
+// set these from `NAN_RGB` and `INF_RGB` in `app/src/viewer/gpu/colormap.rs` (the defaults are
+// the same values).
+override NAN_R: f32 = 1.0;
+override NAN_G: f32 = 0.0;
+override NAN_B: f32 = 1.0;
+override INF_R: f32 = 0.0;
+override INF_G: f32 = 1.0;
+override INF_B: f32 = 1.0;
+
+fn nan_rgb() -> vec3<f32> {
+    return vec3<f32>(NAN_R, NAN_G, NAN_B);
+}
+
+fn inf_rgb() -> vec3<f32> {
+    return vec3<f32>(INF_R, INF_G, INF_B);
+}
+
 // An sRGB-encoded colour in [0, 1] as the framebuffer wants it, opaque.
 fn to_framebuffer(gamma: vec3<f32>) -> vec4<f32> {
     if LINEAR_FRAMEBUFFER {
@@ -88,10 +106,14 @@ fn to_framebuffer(gamma: vec3<f32>) -> vec4<f32> {
 
 // The colour of `value` under colormap `map_idx` (0 viridis, 1 magma) over `range` (min, max),
 // as matplotlib's `ListedColormap` picks it: t = (value - min) / (max - min), entry
-// floor(256 t) clamped to [0, 255]. An empty or reversed range gives t = 0. NaN gives `nan_rgb`.
-fn colormap_rgb(map_idx: u32, value: f32, range: vec2<f32>, nan_rgb: vec3<f32>) -> vec3<f32> {
+// floor(256 t) clamped to [0, 255]. An empty or reversed range gives t = 0. NaN gives
+// `nan_rgb()`, an infinity `inf_rgb()`.
+fn colormap_rgb(map_idx: u32, value: f32, range: vec2<f32>) -> vec3<f32> {
     if is_nan(value) {
-        return nan_rgb;
+        return nan_rgb();
+    }
+    if !is_finite(value) {
+        return inf_rgb();
     }
     let span = range.y - range.x;
     var t = 0.0;
@@ -132,7 +154,7 @@ fn fs_main(in: VertexOutput) -> @location(0) vec4<f32> {
     let texel = texel_at(in.position.xy, params.rect_min_px, params.rect_size_px, params.width, params.height);
     let value = channel_difference(params.frame_offset + texel.y * params.width + texel.x);
     if value < 0.0 {
-        return to_framebuffer(params.nan_rgb.rgb);
+        return to_framebuffer(nan_rgb());
     }
-    return to_framebuffer(colormap_rgb(params.map_idx, value, params.range, params.nan_rgb.rgb));
+    return to_framebuffer(colormap_rgb(params.map_idx, value, params.range));
 }

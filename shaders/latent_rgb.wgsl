@@ -13,7 +13,7 @@
 //   multiply by 127.5). Wan2.2's 48-channel latents: the same with ComfyUI's `Wan22` factors.
 // - pixels: identity factors, post = (x + 1) / 2.
 // - normalised channels: channel c -> colour c, post = the CPU's per-channel min/max map.
-// A pixel with a non-finite value in any channel read is black.
+// A pixel with a NaN in any channel read is `nan_rgb()`; else one with an infinity `inf_rgb()`.
 //
 // Bindings: group 0 holds the per-draw parameters (dynamic offset; the colormap table at
 // binding 1 of that group is not used here); group 1 holds the tensor, uploaded once per key.
@@ -80,6 +80,24 @@ fn is_nan(value: f32) -> bool {
     return (bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0u;
 }
 
+// The colours of NaN and of +/-infinity, the same in every view and in `export`: the pipelines
+// set these from `NAN_RGB` and `INF_RGB` in `app/src/viewer/gpu/colormap.rs` (the defaults are
+// the same values).
+override NAN_R: f32 = 1.0;
+override NAN_G: f32 = 0.0;
+override NAN_B: f32 = 1.0;
+override INF_R: f32 = 0.0;
+override INF_G: f32 = 1.0;
+override INF_B: f32 = 1.0;
+
+fn nan_rgb() -> vec3<f32> {
+    return vec3<f32>(NAN_R, NAN_G, NAN_B);
+}
+
+fn inf_rgb() -> vec3<f32> {
+    return vec3<f32>(INF_R, INF_G, INF_B);
+}
+
 // An sRGB-encoded colour in [0, 1] as the framebuffer wants it, opaque.
 fn to_framebuffer(gamma: vec3<f32>) -> vec4<f32> {
     if LINEAR_FRAMEBUFFER {
@@ -96,12 +114,20 @@ fn fs_main(in: VertexOutput) -> @location(0) vec4<f32> {
     let texel = texel_at(in.position.xy, params.rect_min_px, params.rect_size_px, params.width, params.height);
     let pixel_idx = params.frame_offset + texel.y * params.width + texel.x;
     var linear = params.bias.rgb;
-    var finite = true;
+    var any_nan = false;
+    var any_infinite = false;
     for (var channel_idx = 0u; channel_idx < min(params.num_channels, 48u); channel_idx++) {
         let value = tensor[channel_idx * params.channel_stride + pixel_idx];
-        finite = finite && is_finite(value);
+        any_nan = any_nan || is_nan(value);
+        any_infinite = any_infinite || !is_finite(value);
         linear += value * params.factors[channel_idx].rgb;
     }
+    if any_nan {
+        return to_framebuffer(nan_rgb());
+    }
+    if any_infinite {
+        return to_framebuffer(inf_rgb());
+    }
     let rgb = clamp(linear * params.post_scale.rgb + params.post_offset.rgb, vec3<f32>(0.0), vec3<f32>(1.0));
-    return to_framebuffer(select(vec3<f32>(0.0), rgb, finite));
+    return to_framebuffer(rgb);
 }

@@ -24,6 +24,9 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     }
     spec.frame = args.frame;
     let tensors = SweepTensors::load(&document, &spec)?;
+    for warning in tensors.non_finite_warnings() {
+        eprintln!("warning: {}: seed {} {warning}", args.file.display(), args.seed);
+    }
     if let Some(path) = &args.sheet {
         let sheet = contact_sheet(&tensors)?;
         write_png(path, &sheet)?;

@@ -61,7 +61,9 @@ fn tensor(key: u64, shape: [usize; 4], spread: f32) -> GpuTensor {
 fn images_of_every_style() -> Vec<(&'static str, GpuImage)> {
     let shape = |channels, frames| [channels, frames, 3, 4];
     let mut wan_values = noise(16 * 2 * 12, 1, 2.5);
-    wan_values[(5 * 2 + 1) * 12 + 7] = f32::NAN; // channel 5, frame 1, pixel 7: black.
+    wan_values[(5 * 2 + 1) * 12 + 7] = f32::NAN; // channel 5, frame 1, pixel 7: the NaN colour.
+    wan_values[(6 * 2 + 1) * 12 + 8] = f32::INFINITY; // channel 6, frame 1, pixel 8: the infinity colour.
+    wan_values[(7 * 2 + 1) * 12 + 7] = f32::NEG_INFINITY; // with the NaN at pixel 7: NaN wins.
     let wan = GpuTensor::new(ImageKey(1), wan_values, shape(16, 2)).unwrap();
     let wan22 = tensor(8, shape(48, 1), 2.5);
     let pixels = tensor(2, shape(3, 1), 1.3);
@@ -154,7 +156,8 @@ fn every_style_matches_the_cpu_reference() {
 
 #[test]
 fn special_values_get_their_colours_on_the_gpu() {
-    // Spot checks that do not lean on the CPU reference: NaN is grey, infinities clamp.
+    // Spot checks that do not lean on the CPU reference: NaN is magenta, infinities cyan, in
+    // every shader.
     let named = images_of_every_style();
     let placed = named.iter().enumerate().map(|(idx, (_, image))| (place(idx), image.clone())).collect();
     let mut harness = harness(placed);
@@ -164,11 +167,13 @@ fn special_values_get_their_colours_on_the_gpu() {
         rendered.get_pixel(min.x as u32 + x * SCALE as u32 + 4, min.y as u32 + y * SCALE as u32 + 4).0
     };
     let viridis_idx = 3;
-    assert_eq!(at(viridis_idx, 1, 0), [128, 128, 128, 255], "NaN is mid-grey");
-    assert_eq!(at(viridis_idx, 2, 0), [253, 231, 37, 255], "+inf is viridis' last colour");
-    assert_eq!(at(viridis_idx, 3, 0), [68, 1, 84, 255], "-inf is viridis' first colour");
-    assert_eq!(at(0, 3, 1), [0, 0, 0, 255], "a NaN latent channel makes the pixel black");
-    assert_eq!(at(5, 1, 1), [128, 128, 128, 255], "NaN in a difference is mid-grey");
+    let (nan, infinite) = ([255, 0, 255, 255], [0, 255, 255, 255]);
+    assert_eq!(at(viridis_idx, 1, 0), nan, "NaN in a colormap");
+    assert_eq!(at(viridis_idx, 2, 0), infinite, "+inf in a colormap");
+    assert_eq!(at(viridis_idx, 3, 0), infinite, "-inf in a colormap");
+    assert_eq!(at(0, 3, 1), nan, "a NaN latent channel (with a -inf one) makes the pixel the NaN colour");
+    assert_eq!(at(0, 0, 2), infinite, "an infinite latent channel");
+    assert_eq!(at(5, 1, 1), nan, "NaN in a difference");
 }
 
 #[test]

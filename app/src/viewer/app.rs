@@ -9,8 +9,8 @@ use super::app_export::CaptureTarget;
 use super::attention_view::AttentionView;
 use super::document::{Document, OpenFailure};
 use super::file_picker::FilePicker;
-use super::frame_cache::{FrameCache, FrameKey};
-use super::frame_view::{FramePictures, frame_view_ui};
+use super::frame_levels::FrameLevels;
+use super::frame_view::{FrameViewZoom, frame_view_ui};
 use super::gpu;
 use super::layers_view::layers_view_ui;
 use super::live::{LiveAction, LiveSession, NewRunDialog, PendingLoad};
@@ -39,10 +39,10 @@ pub struct StepscopeApp {
     /// The last file that failed to open, shown until dismissed or another file opens.
     open_failure: Option<OpenFailure>,
     pub(super) time: TimeControl,
-    /// Frame textures for the CPU fallback (no GPU image path).
-    pub(super) frames: FrameCache,
     /// Tensors the views draw through the GPU.
     pub(super) tensors: TensorCache,
+    /// Frames of those tensors down-sampled to the size the frame view shows them at.
+    pub(super) frame_levels: FrameLevels,
     pub(super) stats: StatsCache,
     /// Counts changes to what the document holds (a new document, each live step), so that
     /// analyses of an older state are recomputed.
@@ -91,8 +91,8 @@ impl StepscopeApp {
             document: None,
             open_failure: None,
             time,
-            frames: FrameCache::default(),
             tensors: TensorCache::default(),
+            frame_levels: FrameLevels::default(),
             stats: StatsCache::default(),
             generation: 0,
             seeds_view: SeedsView::default(),
@@ -150,8 +150,8 @@ impl StepscopeApp {
             self.settings.view =
                 StepView::ALL.into_iter().find(|&view| document.has_view(view)).unwrap_or_default();
         }
-        self.frames.clear();
         self.tensors.clear();
+        self.frame_levels.clear();
         self.generation += 1;
         self.seeds_view = SeedsView::for_seeds(document.num_seeds());
         self.document = Some(document);
@@ -177,11 +177,10 @@ impl StepscopeApp {
         ViewerSettings { fps: self.time.fps(), looping: self.time.is_looping(), ..self.settings.clone() }
     }
 
-    /// How many (seed, step, view) frame sets are loaded (as GPU tensors, or as textures where
-    /// the GPU image path is unavailable).
+    /// How many (seed, step, view) tensors are loaded for drawing.
     #[must_use]
     pub fn cached_frame_sets(&self) -> usize {
-        self.frames.len() + self.tensors.len()
+        self.tensors.len()
     }
 
     fn open_with_picker(&mut self) {
@@ -336,35 +335,29 @@ impl StepscopeApp {
         }
     }
 
-    /// Every frame at the current step: through the GPU when it can draw images, else as
-    /// textures.
+    /// Every frame at the current step (through the GPU when it can draw images, else as
+    /// textures rendered on the CPU with the same colours).
     fn frames_tab_ui(&mut self, ui: &mut egui::Ui) {
         let marks = self.paint_marks();
         let click_hint = self.frame_click_hint();
         let Some(document) = &self.document else { return };
         let (seed_idx, step_idx, view) = (document.seed_idx, self.time.step_idx(), self.settings.view);
         let fit_zoom = std::mem::take(&mut self.fit_zoom_pending);
-        let missing = || document.why_missing(seed_idx, step_idx, view);
-        let pictures: Result<FramePictures<'_>, String> = if gpu::is_available(ui.ctx()) {
-            match document.view_owner(seed_idx, step_idx, view) {
-                Some(owner) => {
-                    let name = view.tensor_name(owner, step_idx);
-                    self.tensors.get(document, name).map(FramePictures::Gpu).map_err(str::to_owned)
-                }
-                None => Err(missing()),
+        let tensor = match document.view_owner(seed_idx, step_idx, view) {
+            Some(owner) => {
+                self.tensors.get(document, view.tensor_name(owner, step_idx)).map_err(str::to_owned)
             }
-        } else {
-            let key = FrameKey { seed_idx, step_idx, view };
-            self.frames
-                .get_or_load(ui.ctx(), document, key)
-                .map(FramePictures::Textures)
-                .map_err(str::to_owned)
+            None => Err(document.why_missing(seed_idx, step_idx, view)),
         };
-        let pointer = match pictures {
-            Ok(pictures) => {
+        let pointer = match tensor {
+            Ok(tensor) => {
                 let patch_size = document.manifest().patch_size;
-                let zoom = (&mut self.settings.zoom, fit_zoom);
-                frame_view_ui(ui, pictures, patch_size, zoom, (click_hint, &marks))
+                let zoom = FrameViewZoom {
+                    zoom: &mut self.settings.zoom,
+                    fit: fit_zoom,
+                    levels: &mut self.frame_levels,
+                };
+                frame_view_ui(ui, tensor, patch_size, zoom, (click_hint, &marks))
             }
             Err(message) => {
                 // Nothing to fit yet: try again when frames arrive.

@@ -87,6 +87,7 @@ impl StepscopeApp {
                 return;
             }
         };
+        let warnings = tensors.non_finite_warnings();
         self.pictures.spawn(ctx, move || {
             let written = match kind {
                 PictureKind::ContactSheet => {
@@ -95,7 +96,8 @@ impl StepscopeApp {
                 PictureKind::StepSweep => write_gif(&path, &tensors),
             };
             match written {
-                Ok(()) => format!("Exported {}", path.display()),
+                Ok(()) if warnings.is_empty() => format!("Exported {}", path.display()),
+                Ok(()) => format!("Exported {}. Warning: {}", path.display(), warnings.join("; ")),
                 Err(err) => format!("Exporting {} failed: {err:#}", path.display()),
             }
         });

@@ -94,7 +94,6 @@ impl StepscopeApp {
         for change in changes {
             match change {
                 RecordChange::Step { seed_idx, step_idx } => {
-                    self.frames.forget(|key| key.seed_idx == seed_idx && key.step_idx == step_idx);
                     self.tensors
                         .forget(|name| name.seed_idx() == seed_idx && name.step_idx() == Some(step_idx));
                     let follows = step_idx == 0 || self.time.step_idx() + 1 >= step_idx;
@@ -103,7 +102,6 @@ impl StepscopeApp {
                     }
                 }
                 RecordChange::Rewound { seed_idx, step_idx } => {
-                    self.frames.forget(|key| key.seed_idx == seed_idx && key.step_idx >= step_idx);
                     self.tensors.forget(|name| {
                         name.seed_idx() == seed_idx && name.step_idx().is_none_or(|step| step >= step_idx)
                     });

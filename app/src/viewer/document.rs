@@ -4,13 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use candle_core::Tensor;
 use stepscope_engine::analysis::TensorSource;
 use stepscope_engine::trajectory::{Manifest, TensorName, TrajectoryReader};
 use stepscope_engine::worker::LiveRecord;
 
-use super::latent_rgb::LatentVideo;
 use super::settings::StepView;
 
 /// Where a document's tensors come from.
@@ -144,7 +143,10 @@ impl Document {
             );
         }
         if self.live_record().is_some() {
-            format!("seed {seed_idx} has not reached step {step_idx} yet")
+            format!(
+                "seed {seed_idx} has not reached step {step_idx} yet: press S to take one step, \
+                 R to run to the end"
+            )
         } else {
             format!("seed {seed_idx} has nothing stored at step {step_idx}")
         }
@@ -181,23 +183,6 @@ impl Document {
             }
         }
     }
-
-    /// `view`'s tensor at step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
-    pub fn load_video(&self, seed_idx: usize, step_idx: usize, view: StepView) -> Result<LatentVideo> {
-        let Some(owner_idx) = self.view_owner(seed_idx, step_idx, view) else {
-            bail!("{}", self.why_missing(seed_idx, step_idx, view));
-        };
-        let name = view.tensor_name(owner_idx, step_idx);
-        tensor_to_video(&self.tensor(&name)?).with_context(|| format!("reading {name}"))
-    }
-}
-
-/// A `[C, F, H, W]` tensor's values on the CPU as f32.
-pub fn tensor_to_video(tensor: &Tensor) -> Result<LatentVideo> {
-    let shape: [usize; 4] =
-        tensor.dims().try_into().map_err(|_| anyhow!("shape {:?} is not [C, F, H, W]", tensor.dims()))?;
-    let values = tensor.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-    LatentVideo::new(shape, values).ok_or_else(|| anyhow!("values disagree with shape {shape:?}"))
 }
 
 /// A file the viewer failed to open, with the reason.

@@ -87,6 +87,17 @@ impl SweepTensors {
         Ok(Self { steps, scale: spec.scale, frame: spec.frame })
     }
 
+    /// One line per step that holds NaN or infinite values ("step 3: 12 NaN values (drawn
+    /// magenta)"), so that a picture with bad numbers never goes out unflagged.
+    #[must_use]
+    pub fn non_finite_warnings(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|(_, tensor)| tensor.non_finite().any())
+            .map(|(step_idx, tensor)| format!("step {step_idx}: {}", tensor.non_finite().describe()))
+            .collect()
+    }
+
     /// Frames drawn per step: one with a chosen frame, else the video's (which for a decoded
     /// video is not the latent's count).
     #[must_use]

@@ -1,58 +1,16 @@
-//! The centre view: every frame of the video at the current step, side by side, wrapping into
-//! a grid, scaled up with nearest-neighbour sampling so that each latent pixel stays a crisp
-//! square.
+//! The centre view: every frame of the video at the current step in a grid that wraps to the
+//! view, magnified with nearest-neighbour sampling (each tensor pixel a crisp square) or shown
+//! smaller through box-filtered levels, so a 12 x 12 maze and a decoded 81 x 480 x 832 video
+//! both fit.
 
 use egui::{Vec2, load::SizedTexture};
 
-use super::frame_cache::FrameStack;
+use super::frame_grid::{FrameGrid, ZOOM_RANGE, fit_zoom, zoom_about};
+use super::frame_levels::{FrameLevels, level_factor};
 use super::gpu::{self, GpuImage, GpuTensor, ImageStyle};
-
-/// Screen points per latent pixel the zoom allows.
-pub const ZOOM_RANGE: std::ops::RangeInclusive<f32> = 1.0..=64.0;
 
 /// Channels listed in the hover read-out; the rest are counted.
 const MAX_HOVER_CHANNELS: usize = 4;
-
-/// Gap between frames, in points.
-const FRAME_GAP: f32 = 8.0;
-
-/// One step's frames, ready to draw: on the GPU through the latent-to-RGB shader, or as
-/// textures mapped on the CPU where the GPU path is unavailable.
-#[derive(Debug, Clone, Copy)]
-pub enum FramePictures<'a> {
-    Gpu(&'a GpuTensor),
-    Textures(&'a FrameStack),
-}
-
-impl FramePictures<'_> {
-    /// `[C, F, H, W]`.
-    fn shape(&self) -> [usize; 4] {
-        match self {
-            Self::Gpu(tensor) => tensor.shape(),
-            Self::Textures(stack) => stack.video.shape,
-        }
-    }
-
-    fn values(&self) -> &[f32] {
-        match self {
-            Self::Gpu(tensor) => tensor.values(),
-            Self::Textures(stack) => &stack.video.values,
-        }
-    }
-
-    fn describe_colours(&self) -> String {
-        let channels = self.shape()[0];
-        match self {
-            Self::Gpu(tensor) => match ImageStyle::default_for(tensor) {
-                ImageStyle::Wan21Latent => "Wan2.1 latents to RGB (ComfyUI's factors, on the GPU)".to_owned(),
-                ImageStyle::Wan22Latent => "Wan2.2 latents to RGB (ComfyUI's factors, on the GPU)".to_owned(),
-                ImageStyle::Pixels => "RGB pixels, (x + 1) / 2".to_owned(),
-                _ => super::latent_rgb::RgbMapping::NormalisedChannels.describe(channels),
-            },
-            Self::Textures(stack) => stack.mapping.describe(channels),
-        }
-    }
-}
 
 /// A rectangle of latent pixels to outline over a frame (e.g. painted tokens), filled with
 /// `colour` at low opacity.
@@ -92,113 +50,189 @@ impl ClickedPixel {
     }
 }
 
-/// The zoom bar, then the frames at `zoom` screen points per latent pixel. Ctrl + scroll over
-/// the frames zooms too; `fit` first sets the zoom that fits the view. `patch_size`
-/// (`[t, h, w]`) names the token under the pointer; `click_hint` (if any) is added to the
-/// read-out; `marks` are outlined over the frames. Returns the pixel clicked or dragged over,
-/// if any.
+/// What the frame view is drawn with: the zoom (points per tensor pixel, persisted), whether to
+/// fit it to the view first, and the down-sampled frames kept between frames.
+#[derive(Debug)]
+pub struct FrameViewZoom<'a> {
+    pub zoom: &'a mut f32,
+    pub fit: bool,
+    pub levels: &'a mut FrameLevels,
+}
+
+/// The zoom bar, then the frames at `zoom` screen points per tensor pixel, wrapped into a grid
+/// that fits the view's width. Only the frames on screen are drawn, each down-sampled on the CPU
+/// to the size it is shown at when that is smaller than the frame (see [`super::frame_levels`]).
+/// Ctrl + scroll zooms about the pointer, the scroll wheel and a middle- or right-button drag
+/// pan, "Fit" (and `fit`) fits the whole video in the view. `patch_size` (`[t, h, w]`) names
+/// the token under the pointer; `click_hint` (if any) is added to the read-out; `marks` are
+/// outlined over the frames. Returns the pixel clicked or dragged over, if any.
 pub fn frame_view_ui(
     ui: &mut egui::Ui,
-    pictures: FramePictures<'_>,
+    tensor: &GpuTensor,
     patch_size: [usize; 3],
-    (zoom, fit): (&mut f32, bool),
+    view_zoom: FrameViewZoom<'_>,
     (click_hint, marks): (Option<&str>, &[PixelMark]),
 ) -> Option<FramePointer> {
-    let shape = pictures.shape();
-    let [channels, frames, height, width] = shape;
-    if fit {
-        // The bar above the frames takes about two rows.
-        let available = ui.available_size() - Vec2::new(0.0, 3.0 * ui.spacing().interact_size.y);
-        *zoom = fit_zoom(available, shape);
+    let FrameViewZoom { zoom, fit, levels } = view_zoom;
+    let shape = tensor.shape();
+    let style = ImageStyle::default_for(tensor);
+    let on_gpu = gpu::is_available(ui.ctx());
+    let [_, frames, height, width] = shape;
+    let label_height = ui.text_style_height(&egui::TextStyle::Body) + 2.0;
+    let fit_now = zoom_bar_ui(ui, tensor, &style, zoom) || fit;
+
+    let offset_id = ui.scope_id().with("frame_grid_offset");
+    let mut pending_offset: Option<Vec2> = ui.data_mut(|data| data.remove_temp(offset_id));
+    if fit_now {
+        // Room for the scroll bars, should the fit land just past an edge.
+        let margin = Vec2::splat(ui.spacing().scroll.allocated_width() + 2.0);
+        *zoom = fit_zoom(ui.available_size() - margin, frames, [height, width], label_height);
+        pending_offset = Some(Vec2::ZERO);
     }
-    ui.horizontal_wrapped(|ui| {
-        ui.label(format!(
-            "{frames} frames of {height} x {width}, {channels} channels: {}",
-            pictures.describe_colours()
-        ));
-        ui.separator();
-        ui.add(egui::Slider::new(zoom, ZOOM_RANGE).logarithmic(true).suffix(" pt/px").text("Zoom"));
-        if ui.button("Fit").on_hover_text("Zoom so that every frame fits the view").clicked() {
-            *zoom = fit_zoom(ui.available_size(), shape);
-        }
-    });
-    ui.separator();
+    let zoom_now = *zoom;
+    let level_factor = level_factor(zoom_now * ui.ctx().pixels_per_point());
 
     let mut clicked = None;
-    let scroll = egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
-        ui.spacing_mut().item_spacing = Vec2::splat(FRAME_GAP);
-        ui.horizontal_wrapped(|ui| {
-            for frame_idx in 0..frames {
-                ui.vertical(|ui| {
-                    ui.label(format!("frame {frame_idx}"));
-                    let size = Vec2::new(width as f32, height as f32) * *zoom;
-                    let response = match pictures {
-                        FramePictures::Gpu(tensor) => {
-                            let style = ImageStyle::default_for(tensor);
-                            let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style) else { return };
-                            gpu::image_ui_sensing(ui, image, size, egui::Sense::click_and_drag())
-                        }
-                        FramePictures::Textures(stack) => {
-                            let Some(texture) = stack.textures.get(frame_idx) else { return };
-                            let image = egui::Image::from_texture(SizedTexture::new(texture.id(), size));
-                            ui.add(image.sense(egui::Sense::click_and_drag()))
-                        }
-                    };
-                    let pixel_at = |pointer: egui::Pos2| {
-                        let local = (pointer - response.rect.min) / *zoom;
-                        let (x, y) = (local.x.floor() as usize, local.y.floor() as usize);
-                        (x < width && y < height).then_some(ClickedPixel { frame_idx, x, y })
-                    };
-                    for mark in marks.iter().filter(|mark| mark.frame_idx == frame_idx) {
-                        let [x, y, w, h] = mark.rect.map(|v| v as f32 * *zoom);
-                        let rect =
-                            egui::Rect::from_min_size(response.rect.min + Vec2::new(x, y), Vec2::new(w, h));
-                        ui.painter().rect_filled(rect, 0.0, mark.colour.gamma_multiply(0.6));
-                        ui.painter().rect_stroke(
-                            rect,
-                            0.0,
-                            egui::Stroke::new(1.5, egui::Color32::from_rgb(255, 0, 255)),
-                            egui::StrokeKind::Inside,
-                        );
-                    }
-                    if response.clicked() || response.dragged() {
-                        clicked = response
-                            .interact_pointer_pos()
-                            .and_then(pixel_at)
-                            .map(|pixel| FramePointer { pixel, clicked: response.clicked() });
-                    }
-                    if let Some(pixel) = response.hover_pos().and_then(pixel_at) {
-                        let [p_t, p_h, p_w] = patch_size.map(|p| p.max(1));
-                        let (x, y) = (pixel.x, pixel.y);
-                        let token = format!("token ({}, {}, {})", frame_idx / p_t, y / p_h, x / p_w);
-                        let mut text =
-                            format!("{}\n{token}", hover_text(shape, pictures.values(), frame_idx, x, y));
-                        if let Some(hint) = click_hint {
-                            text = format!("{text}\n{hint}");
-                        }
-                        response.on_hover_text_at_pointer(text);
-                    }
-                });
+    let mut area = egui::ScrollArea::both().auto_shrink(false).id_salt("frame_grid");
+    if let Some(offset) = pending_offset {
+        area = area.scroll_offset(offset);
+    }
+    let scroll = area.show_viewport(ui, |ui, viewport| {
+        let grid = FrameGrid::new(frames, [height, width], zoom_now, viewport.width(), label_height);
+        let (content_rect, _) = ui.allocate_exact_size(grid.content_size(), egui::Sense::hover());
+        let origin = content_rect.min;
+        let visible = viewport.translate(origin.to_vec2());
+        for frame_idx in grid.visible_frames(origin, visible) {
+            let cell = grid.cell_rect(origin, frame_idx);
+            let label_rect = egui::Rect::from_min_size(cell.min, Vec2::new(cell.width(), label_height));
+            ui.put(label_rect, egui::Label::new(format!("frame {frame_idx}")).truncate());
+            let image_rect = egui::Rect::from_min_size(label_rect.left_bottom(), grid.image_size);
+            let response = ui.interact(
+                image_rect,
+                ui.scope_id().with(("frame", frame_idx)),
+                egui::Sense::click_and_drag(),
+            );
+            let image = levels
+                .get(tensor, frame_idx, level_factor)
+                .and_then(|level| GpuImage::new(level, 0, style.clone()));
+            match image {
+                Some(image) if on_gpu => gpu::paint_image(ui.painter(), image_rect, image),
+                // Without the GPU image path: the same colours, rendered on the CPU.
+                Some(image) => {
+                    let texture = levels.texture(ui.ctx(), &image);
+                    egui::Image::from_texture(SizedTexture::new(texture, image_rect.size()))
+                        .paint_at(ui, image_rect);
+                }
+                None => {}
             }
-        });
+            let pixel_at = |pointer: egui::Pos2| {
+                let local = (pointer - image_rect.min) / zoom_now;
+                let (x, y) = (local.x.floor() as usize, local.y.floor() as usize);
+                (local.x >= 0.0 && local.y >= 0.0 && x < width && y < height).then_some(ClickedPixel {
+                    frame_idx,
+                    x,
+                    y,
+                })
+            };
+            for mark in marks.iter().filter(|mark| mark.frame_idx == frame_idx) {
+                let [x, y, w, h] = mark.rect.map(|v| v as f32 * zoom_now);
+                let rect = egui::Rect::from_min_size(image_rect.min + Vec2::new(x, y), Vec2::new(w, h));
+                ui.painter().rect_filled(rect, 0.0, mark.colour.gamma_multiply(0.6));
+                ui.painter().rect_stroke(
+                    rect,
+                    0.0,
+                    egui::Stroke::new(1.5, egui::Color32::from_rgb(255, 0, 255)),
+                    egui::StrokeKind::Inside,
+                );
+            }
+            if response.clicked() || response.dragged_by(egui::PointerButton::Primary) {
+                clicked = response
+                    .interact_pointer_pos()
+                    .and_then(pixel_at)
+                    .map(|pixel| FramePointer { pixel, clicked: response.clicked() });
+            }
+            if let Some(pixel) = response.hover_pos().and_then(pixel_at) {
+                let [p_t, p_h, p_w] = patch_size.map(|p| p.max(1));
+                let (x, y) = (pixel.x, pixel.y);
+                let token = format!("token ({}, {}, {})", frame_idx / p_t, y / p_h, x / p_w);
+                let mut text = format!("{}\n{token}", hover_text(shape, tensor.values(), frame_idx, x, y));
+                if let Some(hint) = click_hint {
+                    text = format!("{text}\n{hint}");
+                }
+                response.on_hover_text_at_pointer(text);
+            }
+        }
     });
 
-    let over_frames = ui.rect_contains_pointer(scroll.inner_rect);
-    let zoom_delta = ui.input(egui::InputState::zoom_delta);
-    if over_frames && (zoom_delta - 1.0).abs() > f32::EPSILON {
-        *zoom = (*zoom * zoom_delta).clamp(*ZOOM_RANGE.start(), *ZOOM_RANGE.end());
-    }
+    zoom_and_pan_input(ui, &scroll, zoom, offset_id);
     clicked
 }
 
-/// The largest zoom at which the frames of a `[C, F, H, W]` tensor, side by side, fit in
-/// `available` points.
-fn fit_zoom(available: Vec2, [_, frames, height, width]: [usize; 4]) -> f32 {
-    let frames = frames.max(1) as f32;
-    let across = (available.x - FRAME_GAP * (frames + 1.0)) / (frames * width.max(1) as f32);
-    // Leave room for the frame labels and the scroll bar.
-    let down = (available.y - 4.0 * FRAME_GAP) / height.max(1) as f32;
-    across.min(down).floor().clamp(*ZOOM_RANGE.start(), *ZOOM_RANGE.end())
+/// What is shown and how (with a warning when the step holds NaN or infinite values), the zoom
+/// slider and "Fit". Returns whether "Fit" was clicked.
+fn zoom_bar_ui(ui: &mut egui::Ui, tensor: &GpuTensor, style: &ImageStyle, zoom: &mut f32) -> bool {
+    let [channels, frames, height, width] = tensor.shape();
+    let fit_clicked = ui
+        .horizontal_wrapped(|ui| {
+            ui.label(format!(
+                "{frames} frames of {height} x {width}, {channels} channels: {}",
+                style.describe(channels)
+            ));
+            ui.separator();
+            ui.add(
+                egui::Slider::new(zoom, ZOOM_RANGE)
+                    .logarithmic(true)
+                    .custom_formatter(|zoom, _| format_zoom(zoom as f32))
+                    .text("Zoom"),
+            )
+            .on_hover_text(
+                "Screen points per tensor pixel. Ctrl + scroll over the frames zooms about the pointer",
+            );
+            ui.button("Fit").on_hover_text("Zoom so that the whole video fits the view").clicked()
+        })
+        .inner;
+    let non_finite = tensor.non_finite();
+    if non_finite.any() {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ This step holds {}.", non_finite.describe()));
+    }
+    ui.separator();
+    fit_clicked
+}
+
+/// Ctrl + scroll over the frames zooms about the pointer; a middle- or right-button drag pans.
+/// The new scroll offset applies from the next frame.
+fn zoom_and_pan_input(
+    ui: &egui::Ui,
+    scroll: &egui::scroll_area::ScrollAreaOutput<()>,
+    zoom: &mut f32,
+    offset_id: egui::Id,
+) {
+    let Some(pointer) = ui.ctx().pointer_hover_pos().filter(|&pos| scroll.inner_rect.contains(pos)) else {
+        return;
+    };
+    let offset = scroll.state.clamped_offset();
+    let (zoom_delta, pan_delta) = ui.input(|input| {
+        let panning = input.pointer.middle_down() || input.pointer.secondary_down();
+        (input.zoom_delta(), if panning { input.pointer.delta() } else { Vec2::ZERO })
+    });
+    let mut new_offset = None;
+    if (zoom_delta - 1.0).abs() > f32::EPSILON {
+        let (new_zoom, offset) = zoom_about(*zoom, zoom_delta, offset, pointer - scroll.inner_rect.min);
+        *zoom = new_zoom;
+        new_offset = Some(offset);
+    }
+    if pan_delta != Vec2::ZERO {
+        new_offset = Some((new_offset.unwrap_or(offset) - pan_delta).max(Vec2::ZERO));
+    }
+    if let Some(offset) = new_offset {
+        ui.data_mut(|data| data.insert_temp(offset_id, offset));
+        ui.ctx().request_repaint();
+    }
+}
+
+/// A zoom as the slider shows it: "4.0 pt/px" when magnified, "1/8.0 pt/px" below one.
+fn format_zoom(zoom: f32) -> String {
+    if zoom >= 1.0 { format!("{zoom:.1} pt/px") } else { format!("1/{:.1} pt/px", 1.0 / zoom) }
 }
 
 /// "frame f, x, y" and the first channels' values there, in a `[C, F, H, W]` tensor.
@@ -240,12 +274,5 @@ mod tests {
         assert_eq!(pixel.token(shape, [4, 4, 4]), Some(5 + 1));
         // Frame 4 is past the last whole temporal patch.
         assert_eq!(ClickedPixel { frame_idx: 4, ..pixel }.token(shape, [4, 4, 4]), None);
-    }
-
-    #[test]
-    fn fit_zoom_fits_all_frames_across() {
-        let zoom = fit_zoom(Vec2::new(800.0, 800.0), [1, 3, 8, 8]);
-        assert!(zoom * 24.0 + FRAME_GAP * 4.0 <= 800.0, "zoom {zoom}");
-        assert!(zoom >= 30.0, "zoom {zoom}");
     }
 }

@@ -11,8 +11,12 @@ use super::colormap_data::{MAGMA, VIRIDIS};
 /// Entries per colormap table.
 pub const COLORMAP_LEN: usize = 256;
 
-/// The colour of NaN in colormapped views: a mid-grey, which neither viridis nor magma holds.
-pub const NAN_RGB: [f32; 3] = [0.5, 0.5, 0.5];
+/// The colour of NaN in every view and in `export`: magenta, which neither viridis nor magma
+/// holds and no task picture uses. The shaders get it as override constants.
+pub const NAN_RGB: [f32; 3] = [1.0, 0.0, 1.0];
+
+/// The colour of +/-infinity in every view and in `export`: cyan, for the same reasons.
+pub const INF_RGB: [f32; 3] = [0.0, 1.0, 1.0];
 
 /// A perceptually uniform colormap from matplotlib.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
@@ -64,12 +68,15 @@ impl Colormap {
     }
 
     /// The colour of `value` over `range` (`[min, max]`): `t = (value - min) / (max - min)`
-    /// (0 when the range is empty or reversed), NaN as [`NAN_RGB`]. The same arithmetic as
-    /// `colormap_rgb` in the shaders.
+    /// (0 when the range is empty or reversed), NaN as [`NAN_RGB`], +/-infinity as
+    /// [`INF_RGB`]. The same arithmetic as `colormap_rgb` in the shaders.
     #[must_use]
     pub fn rgb_of(self, value: f32, [min, max]: [f32; 2]) -> [f32; 3] {
         if value.is_nan() {
             return NAN_RGB;
+        }
+        if value.is_infinite() {
+            return INF_RGB;
         }
         let span = max - min;
         let t = if span > 0.0 { (value - min) / span } else { 0.0 };
@@ -170,17 +177,19 @@ mod tests {
     }
 
     #[test]
-    fn values_outside_the_range_clamp_and_nan_is_grey() {
+    fn values_outside_the_range_clamp_and_non_finite_values_have_their_own_colours() {
         let range = [-1.0, 1.0];
         for map in Colormap::ALL {
             assert_eq!(map.rgb_of(-5.0, range), map.table()[0]);
-            assert_eq!(map.rgb_of(f32::NEG_INFINITY, range), map.table()[0]);
             assert_eq!(map.rgb_of(1.0, range), map.table()[255]);
-            assert_eq!(map.rgb_of(f32::INFINITY, range), map.table()[255]);
             assert_eq!(map.rgb_of(f32::NAN, range), NAN_RGB);
+            assert_eq!(map.rgb_of(f32::INFINITY, range), INF_RGB);
+            assert_eq!(map.rgb_of(f32::NEG_INFINITY, range), INF_RGB);
+            assert_eq!(map.rgb_of(f32::MAX, range), *map.table().last().unwrap(), "f32::MAX is finite");
             assert_eq!(map.rgb_of(3.0, [2.0, 2.0]), map.table()[0], "an empty range maps to t = 0");
         }
         assert!(!Colormap::ALL.iter().any(|map| map.table().contains(&NAN_RGB)));
+        assert!(!Colormap::ALL.iter().any(|map| map.table().contains(&INF_RGB)));
     }
 
     #[test]

@@ -32,6 +32,47 @@ pub struct GpuTensor {
     shape: [usize; 4],
     /// Per channel, `[min, max]` of its finite values.
     ranges: Arc<[Option<[f32; 2]>]>,
+    non_finite: NonFiniteCounts,
+}
+
+/// How many values of a tensor are NaN and how many are +/-infinity: drawn in their own
+/// colours ([`super::NAN_RGB`], [`super::INF_RGB`]) and flagged by the views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NonFiniteCounts {
+    pub nan: usize,
+    pub infinite: usize,
+}
+
+impl NonFiniteCounts {
+    fn of(values: &[f32]) -> Self {
+        let mut counts = Self::default();
+        for value in values.iter().filter(|value| !value.is_finite()) {
+            if value.is_nan() {
+                counts.nan += 1;
+            } else {
+                counts.infinite += 1;
+            }
+        }
+        counts
+    }
+
+    #[must_use]
+    pub fn any(self) -> bool {
+        self.nan + self.infinite > 0
+    }
+
+    /// "3 NaN (magenta) and 1 infinite (cyan) values", for a warning.
+    #[must_use]
+    pub fn describe(self) -> String {
+        match (self.nan, self.infinite) {
+            (0, 0) => "no NaN or infinite values".to_owned(),
+            (nan, 0) => format!("{nan} NaN values (drawn magenta)"),
+            (0, infinite) => format!("{infinite} infinite values (drawn cyan)"),
+            (nan, infinite) => {
+                format!("{nan} NaN (drawn magenta) and {infinite} infinite values (drawn cyan)")
+            }
+        }
+    }
 }
 
 impl fmt::Debug for GpuTensor {
@@ -58,7 +99,8 @@ impl GpuTensor {
         }
         let channel_len = len / shape[0];
         let ranges = values.chunks_exact(channel_len).map(finite_range).collect();
-        Some(Self { key, values, shape, ranges })
+        let non_finite = NonFiniteCounts::of(&values);
+        Some(Self { key, values, shape, ranges, non_finite })
     }
 
     /// A `[C, H, W]` image as a one-frame tensor.
@@ -119,6 +161,12 @@ impl GpuTensor {
         let [_, frames, height, width] = self.shape;
         let start = (channel_idx * frames + frame_idx) * height * width;
         &self.values[start..start + height * width]
+    }
+
+    /// How many values are NaN or infinite.
+    #[must_use]
+    pub fn non_finite(&self) -> NonFiniteCounts {
+        self.non_finite
     }
 
     /// `[min, max]` of the finite values of channel `channel_idx` over every frame; `None` if
@@ -188,6 +236,25 @@ impl ImageStyle {
         Self::NormalisedChannels {
             scale: maps.map(|(scale, _)| scale),
             offset: maps.map(|(_, offset)| offset),
+        }
+    }
+
+    /// A short note for the UI on what the colours of a tensor of `num_channels` mean.
+    #[must_use]
+    pub fn describe(&self, num_channels: usize) -> String {
+        match self {
+            Self::Wan21Latent => "Wan2.1 latents to RGB (ComfyUI's factors)".to_owned(),
+            Self::Wan22Latent => "Wan2.2 latents to RGB (ComfyUI's factors)".to_owned(),
+            Self::Pixels => "RGB pixels, (x + 1) / 2".to_owned(),
+            Self::NormalisedChannels { .. } => match num_channels {
+                1 => "channel 0, normalised".to_owned(),
+                2 => "channels 0-1, normalised".to_owned(),
+                _ => "channels 0-2, normalised".to_owned(),
+            },
+            Self::Colormap { channel_idx, map, .. } => {
+                format!("channel {channel_idx} through {}", map.label())
+            }
+            Self::Difference { .. } => "difference through a colormap".to_owned(),
         }
     }
 
@@ -292,7 +359,11 @@ mod tests {
     #[test]
     fn channel_ranges_skip_non_finite_values() {
         let tensor = GpuTensor::scalar_field(ImageKey(0), vec![f32::NAN, 2.0, f32::INFINITY, -1.0], [2, 2]);
-        assert_eq!(tensor.unwrap().channel_range(0), Some([-1.0, 2.0]));
+        let tensor = tensor.unwrap();
+        assert_eq!(tensor.channel_range(0), Some([-1.0, 2.0]));
+        let counts = tensor.non_finite();
+        assert_eq!(counts, NonFiniteCounts { nan: 1, infinite: 1 });
+        assert_eq!(counts.describe(), "1 NaN (drawn magenta) and 1 infinite values (drawn cyan)");
         let all_nan = GpuTensor::scalar_field(ImageKey(0), vec![f32::NAN], [1, 1]).unwrap();
         assert_eq!(all_nan.channel_range(0), None);
     }

@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 use eframe::egui_wgpu::{RenderState, wgpu};
 use wgpu::util::DeviceExt as _;
 
-use super::colormap::{COLORMAP_LEN, Colormap};
+use super::colormap::{COLORMAP_LEN, Colormap, INF_RGB, NAN_RGB};
 use super::frame_params::FrameParams;
 use super::uniforms::MAX_PARAMS_BYTES;
 use super::upload_cache::{UploadCache, UploadStats};
@@ -210,7 +210,17 @@ fn create_pipeline(
 ) -> wgpu::RenderPipeline {
     // The framebuffer egui prefers stores sRGB bytes as they are; an sRGB one encodes on
     // write, so the shader must hand it linear values.
-    let constants = [("LINEAR_FRAMEBUFFER", if target_format.is_srgb() { 1.0 } else { 0.0 })];
+    let [nan_r, nan_g, nan_b] = NAN_RGB.map(f64::from);
+    let [inf_r, inf_g, inf_b] = INF_RGB.map(f64::from);
+    let constants = [
+        ("LINEAR_FRAMEBUFFER", if target_format.is_srgb() { 1.0 } else { 0.0 }),
+        ("NAN_R", nan_r),
+        ("NAN_G", nan_g),
+        ("NAN_B", nan_b),
+        ("INF_R", inf_r),
+        ("INF_G", inf_g),
+        ("INF_B", inf_b),
+    ];
     let compilation_options =
         wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() };
     device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {

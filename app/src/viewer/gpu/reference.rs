@@ -3,7 +3,7 @@
 
 use egui::{Color32, ColorImage};
 
-use super::colormap::color32_from_unit_rgb;
+use super::colormap::{INF_RGB, NAN_RGB, color32_from_unit_rgb};
 use super::image::{DifferenceReduce, GpuImage, GpuTensor, ImageStyle};
 
 /// Channels the latent-to-RGB map reads at most.
@@ -158,12 +158,15 @@ impl LatentRgbMap {
     }
 
     /// The colour of one pixel from its channel values (the first 48 are read), sRGB in
-    /// `[0, 1]`; black if any value read is not finite.
+    /// `[0, 1]`; [`NAN_RGB`] if any value read is NaN, else [`INF_RGB`] if any is infinite.
     #[must_use]
     pub fn apply(&self, channels: &[f32]) -> [f32; 3] {
         let channels = &channels[..channels.len().min(MAX_RGB_CHANNELS)];
-        if !channels.iter().all(|value| value.is_finite()) {
-            return [0.0; 3];
+        if channels.iter().any(|value| value.is_nan()) {
+            return NAN_RGB;
+        }
+        if channels.iter().any(|value| value.is_infinite()) {
+            return INF_RGB;
         }
         let mut linear = self.bias;
         for (value, row) in channels.iter().zip(&self.factors) {
@@ -283,7 +286,10 @@ mod tests {
     fn pixels_map_minus_one_to_one_onto_zero_to_one_and_repeat_the_last_channel() {
         let pixels = LatentRgbMap::for_style(&ImageStyle::Pixels, 3).unwrap();
         assert_eq!(pixels.apply(&[-1.0, 0.0, 1.0]), [0.0, 0.5, 1.0]);
-        assert_eq!(pixels.apply(&[-3.0, 0.5, f32::NAN]), [0.0; 3], "non-finite is black");
+        assert_eq!(pixels.apply(&[-3.0, 0.5, f32::NAN]), NAN_RGB);
+        assert_eq!(pixels.apply(&[f32::INFINITY, 0.5, f32::NAN]), NAN_RGB, "NaN wins");
+        assert_eq!(pixels.apply(&[f32::NEG_INFINITY, 0.5, 0.0]), INF_RGB);
+        assert_ne!(pixels.apply(&[f32::MAX, 0.5, 0.0]), INF_RGB, "f32::MAX is finite");
         let two = LatentRgbMap::channels_to_colours(2, [1.0; 3], [0.0; 3]);
         assert_eq!(two.apply(&[0.25, 0.75]), [0.25, 0.75, 0.75]);
         let one = LatentRgbMap::channels_to_colours(1, [1.0, 2.0, 0.5], [0.0, 0.0, 0.25]);

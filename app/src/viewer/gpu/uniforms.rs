@@ -3,7 +3,6 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::colormap::NAN_RGB;
 use super::image::{DifferenceReduce, GpuImage, ImageStyle};
 use super::reference::{LatentRgbMap, MAX_RGB_CHANNELS};
 
@@ -39,7 +38,6 @@ pub(super) struct ColormapParams {
     pub map_idx: u32,
     pub range: [f32; 2],
     pub _pad0: [f32; 2],
-    pub nan_rgb: [f32; 4],
 }
 
 /// `DifferenceParams` in `difference.wgsl`.
@@ -58,7 +56,6 @@ pub(super) struct DifferenceParams {
     pub _pad0: u32,
     pub range: [f32; 2],
     pub _pad1: [f32; 2],
-    pub nan_rgb: [f32; 4],
 }
 
 /// The largest of the parameter structs, in bytes: what one draw's uniform slot must hold.
@@ -87,7 +84,6 @@ impl DrawParams {
         let frame_offset = (image.frame_idx() * frame_len) as u32;
         let channel_stride = (frames * frame_len) as u32;
         let (height, width) = (height as u32, width as u32);
-        let nan_rgb = with_w(NAN_RGB);
         match image.style() {
             ImageStyle::Colormap { channel_idx, map, range } => Self::Colormap(ColormapParams {
                 rect_min_px,
@@ -98,7 +94,6 @@ impl DrawParams {
                 map_idx: map.table_idx(),
                 range: *range,
                 _pad0: [0.0; 2],
-                nan_rgb,
             }),
             ImageStyle::Difference { reduce, map, range, .. } => Self::Difference(DifferenceParams {
                 rect_min_px,
@@ -116,7 +111,6 @@ impl DrawParams {
                 _pad0: 0,
                 range: *range,
                 _pad1: [0.0; 2],
-                nan_rgb,
             }),
             style => {
                 let Some(map) = LatentRgbMap::for_style(style, channels) else {
@@ -219,7 +213,6 @@ mod tests {
                     map_idx,
                     range,
                     _pad0,
-                    nan_rgb,
                 }),
                 size_of::<ColormapParams>(),
             ),
@@ -239,7 +232,6 @@ mod tests {
                     _pad0,
                     range,
                     _pad1,
-                    nan_rgb,
                 }),
                 size_of::<DifferenceParams>(),
             ),

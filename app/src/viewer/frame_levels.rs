@@ -1,0 +1,189 @@
+//! Frames of a video made ready for drawing at the size they are shown: one frame at a time
+//! (only the frames on screen go to the GPU), box-filtered down by a power of two when the view
+//! shows fewer screen pixels than the frame has (mip levels, built on the CPU before upload), so
+//! that a decoded 81 x 480 x 832 step is never uploaded whole or at full size to show thumbnails.
+//! Magnified frames stay at full resolution, drawn nearest-neighbour by the shaders.
+
+use egui::{TextureFilter, TextureHandle, TextureId, TextureOptions};
+
+use super::gpu::{GpuImage, GpuTensor, ImageKey, render_cpu};
+use super::lru::Lru;
+
+/// Frame levels kept at most.
+const MAX_ENTRIES: usize = 4096;
+
+/// Bytes of frame levels kept at most (a screenful of full-size decoded frames fits).
+const MAX_BYTES: u64 = 512 << 20;
+
+/// The box size that shows a frame at `pixels_per_texel` screen pixels per tensor pixel: the
+/// smallest power of two at which one down-sampled texel covers at least one screen pixel, so
+/// nearest-neighbour sampling skips no texel; 1 when the frame is shown at full size or larger.
+#[must_use]
+pub fn level_factor(pixels_per_texel: f32) -> usize {
+    if pixels_per_texel.is_nan() || pixels_per_texel <= 0.0 || pixels_per_texel >= 1.0 {
+        return 1;
+    }
+    let wanted = (1.0 / pixels_per_texel).ceil().min(1_048_576.0) as usize;
+    wanted.next_power_of_two()
+}
+
+/// Frame `frame_idx` of `tensor` (`[C, F, H, W]`) averaged over `factor` x `factor` boxes, as a
+/// `[C, 1, ceil(H / factor), ceil(W / factor)]` tensor named `key`; boxes at the right and
+/// bottom edges average the pixels they hold. A box with a NaN or infinity stays non-finite,
+/// so bad values still show. `None` if the frame does not exist.
+#[must_use]
+pub fn box_filtered_frame(
+    tensor: &GpuTensor,
+    frame_idx: usize,
+    factor: usize,
+    key: ImageKey,
+) -> Option<GpuTensor> {
+    let [channels, frames, height, width] = tensor.shape();
+    if frame_idx >= frames {
+        return None;
+    }
+    let factor = factor.max(1);
+    let [out_height, out_width] = [height.div_ceil(factor), width.div_ceil(factor)];
+    let mut out = Vec::with_capacity(channels * out_height * out_width);
+    for channel_idx in 0..channels {
+        let start = (channel_idx * frames + frame_idx) * height * width;
+        let plane = &tensor.values()[start..start + height * width];
+        if factor == 1 {
+            out.extend_from_slice(plane);
+            continue;
+        }
+        let mut sums = vec![0.0_f32; out_width];
+        let mut counts = vec![0_u32; out_width];
+        for (row_idx, row) in plane.chunks_exact(width).enumerate() {
+            for (x, &value) in row.iter().enumerate() {
+                sums[x / factor] += value;
+                counts[x / factor] += 1;
+            }
+            if (row_idx + 1) % factor == 0 || row_idx + 1 == height {
+                out.extend(sums.iter().zip(&counts).map(|(&sum, &count)| sum / count as f32));
+                sums.fill(0.0);
+                counts.fill(0);
+            }
+        }
+    }
+    GpuTensor::new(key, out, [channels, 1, out_height, out_width])
+}
+
+/// Down-sampled frames by (tensor, frame, factor), kept in a bounded LRU cache; where the GPU
+/// image path is unavailable, also their pictures as textures, rendered on the CPU by the
+/// shaders' reference maths ([`render_cpu`]), so both paths show the same colours.
+pub struct FrameLevels {
+    entries: Lru<(ImageKey, usize, usize), Option<GpuTensor>>,
+    textures: Lru<ImageKey, TextureHandle>,
+}
+
+impl std::fmt::Debug for FrameLevels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameLevels")
+            .field("levels", &self.entries.len())
+            .field("textures", &self.textures.len())
+            .finish()
+    }
+}
+
+impl Default for FrameLevels {
+    fn default() -> Self {
+        Self { entries: Lru::new(MAX_ENTRIES, MAX_BYTES), textures: Lru::new(MAX_ENTRIES, MAX_BYTES) }
+    }
+}
+
+impl FrameLevels {
+    /// Frame `frame_idx` of `tensor` down-sampled by `factor` (see [`box_filtered_frame`]),
+    /// computed on first use.
+    pub fn get(&mut self, tensor: &GpuTensor, frame_idx: usize, factor: usize) -> Option<GpuTensor> {
+        let cache_key = (tensor.key(), frame_idx, factor);
+        if let Some(level) = self.entries.get(&cache_key) {
+            return level.clone();
+        }
+        let level = box_filtered_frame(tensor, frame_idx, factor, ImageKey::of(&cache_key));
+        let bytes = level.as_ref().map_or(0, |level| 4 * level.values().len() as u64);
+        self.entries.insert(cache_key, level.clone(), bytes);
+        level
+    }
+
+    /// `image` (a frame level) as a texture, rendered on the CPU on first use: crisp squares
+    /// when magnified.
+    pub fn texture(&mut self, ctx: &egui::Context, image: &GpuImage) -> TextureId {
+        let key = image.tensor().key();
+        if let Some(texture) = self.textures.get(&key) {
+            return texture.id();
+        }
+        let picture = render_cpu(image);
+        let bytes = 4 * picture.pixels.len() as u64;
+        let options = TextureOptions { minification: TextureFilter::Linear, ..TextureOptions::NEAREST };
+        let texture = ctx.load_texture(format!("frame_level_{}", key.0), picture, options);
+        let id = texture.id();
+        self.textures.insert(key, texture, bytes);
+        id
+    }
+
+    /// How many down-sampled frames are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.textures.clear();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp, reason = "means of small integers are exact")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_are_powers_of_two_that_cover_a_screen_pixel() {
+        assert_eq!(level_factor(3.0), 1);
+        assert_eq!(level_factor(1.0), 1);
+        assert_eq!(level_factor(0.5), 2);
+        assert_eq!(level_factor(0.3), 4, "1 / 0.3 = 3.3: boxes of 4 cover 1.2 screen pixels");
+        assert_eq!(level_factor(1.0 / 64.0), 64);
+        assert_eq!(level_factor(0.0), 1);
+        assert_eq!(level_factor(f32::NAN), 1);
+    }
+
+    #[test]
+    fn boxes_average_their_pixels_and_keep_the_channels() {
+        // [C=2, F=2, H=3, W=3]: frame 1 of channel c holds 100 c + 0..9.
+        let mut values = Vec::new();
+        for channel_idx in 0..2 {
+            values.extend((0..9).map(|v| v as f32 * 1000.0)); // frame 0: other values
+            values.extend((0..9).map(|v| (100 * channel_idx + v) as f32));
+        }
+        let tensor = GpuTensor::new(ImageKey(1), values, [2, 2, 3, 3]).unwrap();
+        let level = box_filtered_frame(&tensor, 1, 2, ImageKey(2)).unwrap();
+        assert_eq!(level.shape(), [2, 1, 2, 2]);
+        // Channel 0: [[0 1 2] [3 4 5] [6 7 8]] -> [[(0+1+3+4)/4, (2+5)/2], [(6+7)/2, 8]].
+        assert_eq!(&level.values()[..4], &[2.0, 3.5, 6.5, 8.0]);
+        assert_eq!(&level.values()[4..], &[102.0, 103.5, 106.5, 108.0]);
+        let full = box_filtered_frame(&tensor, 1, 1, ImageKey(3)).unwrap();
+        assert_eq!(full.shape(), [2, 1, 3, 3]);
+        assert_eq!(full.values()[9..], (100..109).map(|v| v as f32).collect::<Vec<_>>()[..]);
+        assert!(box_filtered_frame(&tensor, 2, 2, ImageKey(4)).is_none());
+    }
+
+    #[test]
+    fn a_non_finite_pixel_keeps_its_box_non_finite() {
+        let tensor = GpuTensor::scalar_field(ImageKey(1), vec![1.0, f32::NAN, 2.0, 3.0], [2, 2]).unwrap();
+        let level = box_filtered_frame(&tensor, 0, 2, ImageKey(2)).unwrap();
+        assert!(level.values()[0].is_nan());
+    }
+
+    #[test]
+    fn levels_are_cached_per_frame_and_factor() {
+        let tensor = GpuTensor::new(ImageKey(9), vec![1.0; 2 * 4 * 4], [1, 2, 4, 4]).unwrap();
+        let mut levels = FrameLevels::default();
+        let first = levels.get(&tensor, 1, 2).unwrap();
+        assert_eq!(levels.get(&tensor, 1, 2).unwrap().key(), first.key());
+        assert_ne!(levels.get(&tensor, 0, 2).unwrap().key(), first.key());
+        assert_eq!(levels.len(), 2);
+    }
+}
