@@ -380,3 +380,35 @@ fn an_exported_diffusers_run_shows_its_decoded_video_at_the_steps_it_stores() {
     harness.get_by_label_contains("9 frames of 32 x 48, 3 channels");
     harness.get_by_label("frame 8");
 }
+
+/// A copy of the exporter fixture with `s0/k0/x0`'s first value NaN and its second +infinity,
+/// patched in place (format 1 files carry no checksums).
+fn fixture_with_non_finite_values(dir: &Path) -> PathBuf {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let mut bytes = std::fs::read(fixture).expect("reading the exporter fixture");
+    let header_len: [u8; 8] = bytes[..8].try_into().expect("an 8-byte header length");
+    let header_len = usize::try_from(u64::from_le_bytes(header_len)).expect("a header length that fits");
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).expect("a JSON header");
+    assert_eq!(header["s0/k0/x0"]["dtype"], "F32");
+    let offset = header["s0/k0/x0"]["data_offsets"][0].as_u64().expect("data offsets");
+    let start = usize::try_from(offset).expect("an offset that fits") + 8 + header_len;
+    bytes[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    bytes[start + 4..start + 8].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let path = dir.join("non_finite.safetensors");
+    std::fs::write(&path, bytes).expect("writing the patched copy");
+    path
+}
+
+#[test]
+fn nan_and_infinite_values_are_counted_and_flagged_in_the_frames_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_with_non_finite_values(dir.path());
+    let harness = harness_with(Some(&path), FixedPicker::default());
+    assert_eq!(harness.state().settings().view, StepView::X0);
+    harness.get_by_label("⚠ This step holds 1 NaN (drawn magenta) and 1 infinite values (drawn cyan).");
+    // The next step is clean: no warning.
+    let mut harness = harness;
+    press(&mut harness, Key::ArrowRight);
+    assert!(harness.query_by_label_contains("This step holds").is_none());
+}
