@@ -7,24 +7,20 @@ use stepscope_engine::analysis::is_probe_file;
 
 use super::app_export::CaptureTarget;
 use super::attention_view::AttentionView;
+use super::command::{AppCommand, CommandQueue};
 use super::document::{Document, OpenFailure};
 use super::file_picker::FilePicker;
-use super::frame_levels::FrameLevels;
-use super::frame_view::{FrameViewZoom, frame_view_ui};
 use super::gpu;
-use super::layers_view::layers_view_ui;
 use super::live::{LiveAction, LiveSession, NewRunDialog, PendingLoad};
 use super::picture_jobs::PictureJobs;
 use super::probe_view::ProbeView;
-use super::seeds_view::{SeedsView, seeds_view_ui};
-use super::settings::CentralTab;
 use super::settings::{StepView, ViewerSettings};
 use super::side_panel::side_panel_ui;
-use super::stats_cache::StatsCache;
 use super::task_panel::task_panel_ui;
-use super::tensor_cache::TensorCache;
 use super::time_control::{TimeCommand, TimeControl};
 use super::timeline::timeline_ui;
+use super::view::{Cursor, FrameOverlay, View, ViewCaches, ViewContext, ViewEvent};
+use super::views::registered_views;
 
 /// The longest frame time play advances by, in seconds, so that a stall does not skip steps.
 const MAX_PLAY_DT_S: f32 = 0.25;
@@ -39,21 +35,19 @@ pub struct StepscopeApp {
     /// The last file that failed to open, shown until dismissed or another file opens.
     open_failure: Option<OpenFailure>,
     pub(super) time: TimeControl,
-    /// Tensors the views draw through the GPU.
-    pub(super) tensors: TensorCache,
-    /// Frames of those tensors down-sampled to the size the frame view shows them at.
-    pub(super) frame_levels: FrameLevels,
-    pub(super) stats: StatsCache,
+    /// What the views read and compute from (tensors, down-sampled frames, statistics).
+    pub(super) caches: ViewCaches,
     /// Counts changes to what the document holds (a new document, each live step), so that
     /// analyses of an older state are recomputed.
     pub(super) generation: u64,
-    pub(super) seeds_view: SeedsView,
+    /// The views of the centre, in tab order.
+    pub(super) views: Vec<Box<dyn View>>,
+    /// What the panels asked for this frame, applied at its end.
+    pub(super) commands: CommandQueue,
     /// A live run's model being loaded.
     pub(super) loading: Option<PendingLoad>,
     /// An open probe result (`stepscope probe`), in its own window.
     probe: Option<ProbeView>,
-    /// Set when a document opens: the frame view fits its zoom to the window once.
-    pub(super) fit_zoom_pending: bool,
     pub(super) file_picker: Box<dyn FilePicker>,
     /// The engine thread, started with the first live run.
     pub(super) live: Option<LiveSession>,
@@ -84,6 +78,12 @@ impl StepscopeApp {
         let settings: ViewerSettings =
             cc.storage.and_then(|storage| eframe::get_value(storage, eframe::APP_KEY)).unwrap_or_default();
         let time = TimeControl::new(0, settings.fps, settings.looping);
+        let mut views = registered_views();
+        for view in &mut views {
+            if let Some(state) = settings.view_states.get(view.id()) {
+                view.load_state(state);
+            }
+        }
         // Without the GPU image path the views fall back to CPU-mapped textures.
         let _gpu_images = gpu::install_for_app(cc);
         let mut app = Self {
@@ -91,14 +91,12 @@ impl StepscopeApp {
             document: None,
             open_failure: None,
             time,
-            tensors: TensorCache::default(),
-            frame_levels: FrameLevels::default(),
-            stats: StatsCache::default(),
+            caches: ViewCaches::default(),
             generation: 0,
-            seeds_view: SeedsView::default(),
+            views,
+            commands: CommandQueue::default(),
             loading: None,
             probe: None,
-            fit_zoom_pending: false,
             file_picker,
             live: None,
             new_run_dialog: NewRunDialog::default(),
@@ -150,13 +148,11 @@ impl StepscopeApp {
             self.settings.view =
                 StepView::ALL.into_iter().find(|&view| document.has_view(view)).unwrap_or_default();
         }
-        self.tensors.clear();
-        self.frame_levels.clear();
+        self.caches.clear();
         self.generation += 1;
-        self.seeds_view = SeedsView::for_seeds(document.num_seeds());
+        self.broadcast(ViewEvent::DocumentShown { num_seeds: document.num_seeds() });
         self.document = Some(document);
         self.open_failure = None;
-        self.fit_zoom_pending = true;
     }
 
     /// What the window shows: a file or a live run.
@@ -171,16 +167,57 @@ impl StepscopeApp {
         &self.time
     }
 
-    /// The persisted settings, with the cursor's current fps and looping.
+    /// The persisted settings, with the cursor's current fps and looping and each view's state.
     #[must_use]
     pub fn settings(&self) -> ViewerSettings {
-        ViewerSettings { fps: self.time.fps(), looping: self.time.is_looping(), ..self.settings.clone() }
+        let view_states =
+            self.views.iter().filter_map(|view| Some((view.id().to_owned(), view.save_state()?))).collect();
+        ViewerSettings {
+            fps: self.time.fps(),
+            looping: self.time.is_looping(),
+            view_states,
+            ..self.settings.clone()
+        }
+    }
+
+    /// Tells every view that something happened to the document.
+    pub(super) fn broadcast(&mut self, event: ViewEvent) {
+        for view in &mut self.views {
+            view.on_event(event);
+        }
+    }
+
+    /// Applies one change of app state: the one place that writes the cursor, the seed, the
+    /// view and the tab.
+    pub(super) fn apply(&mut self, command: AppCommand) {
+        match command {
+            AppCommand::Time(command) => self.time.apply(command),
+            AppCommand::SelectSeed(seed_idx) => {
+                if let Some(document) = &mut self.document
+                    && seed_idx < document.num_seeds()
+                {
+                    document.seed_idx = seed_idx;
+                }
+            }
+            AppCommand::SelectView(view) => self.settings.view = view,
+            AppCommand::SelectTab(id) => id.clone_into(&mut self.settings.central_tab),
+            AppCommand::SetColormap(colormap) => self.settings.colormap = colormap,
+            AppCommand::FramePointer(pointer) => self.frame_pointer(pointer),
+            AppCommand::Open(path) => self.open(&path),
+        }
+    }
+
+    /// Applies the commands the panels pushed this frame, in order.
+    fn apply_queued(&mut self) {
+        for command in self.commands.take() {
+            self.apply(command);
+        }
     }
 
     /// How many (seed, step, view) tensors are loaded for drawing.
     #[must_use]
     pub fn cached_frame_sets(&self) -> usize {
-        self.tensors.len()
+        self.caches.tensors.len()
     }
 
     fn open_with_picker(&mut self) {
@@ -214,7 +251,7 @@ impl StepscopeApp {
         ];
         for (key, command) in bindings {
             if pressed(Modifiers::NONE, key) {
-                self.time.apply(command);
+                self.commands.push(AppCommand::Time(command));
             }
         }
         if pressed(Modifiers::COMMAND, Key::O) {
@@ -252,7 +289,7 @@ impl StepscopeApp {
                     ui.menu_button("Open Recent", |ui| {
                         for path in &recent {
                             if ui.button(path.display().to_string()).clicked() {
-                                self.open(path);
+                                self.commands.push(AppCommand::Open(path.clone()));
                             }
                         }
                     });
@@ -298,76 +335,32 @@ impl StepscopeApp {
             return;
         }
         self.live_controls_ui(ui);
+        let shown_idx =
+            self.views.iter().position(|view| view.id() == self.settings.central_tab).unwrap_or(0);
         ui.horizontal(|ui| {
-            for tab in CentralTab::ALL {
-                ui.selectable_value(&mut self.settings.central_tab, tab, tab.label());
+            for (view_idx, view) in self.views.iter().enumerate() {
+                if ui.selectable_label(view_idx == shown_idx, view.title()).clicked() {
+                    self.commands.push(AppCommand::SelectTab(view.id()));
+                }
             }
         });
         ui.separator();
         self.view_rect = Some(ui.available_rect_before_wrap());
+        let overlay = FrameOverlay { marks: self.paint_marks(), click_hint: self.frame_click_hint() };
         let Some(document) = &self.document else { return };
-        let (seed_idx, step_idx) = (document.seed_idx, self.time.step_idx());
-        self.stats.sync(self.generation);
-        match self.settings.central_tab {
-            CentralTab::Frames => self.frames_tab_ui(ui),
-            CentralTab::Layers => layers_view_ui(
-                ui,
-                document,
-                &mut self.tensors,
-                &mut self.stats,
-                &mut self.settings.layers,
-                (seed_idx, step_idx),
-            ),
-            CentralTab::Seeds => {
-                let context = (self.settings.view, step_idx, self.settings.layers.colormap);
-                let clicked = seeds_view_ui(
-                    ui,
-                    document,
-                    &mut self.tensors,
-                    &mut self.stats,
-                    &mut self.seeds_view,
-                    context,
-                );
-                if let Some(step_idx) = clicked {
-                    self.time.apply(TimeCommand::SetStep(step_idx));
-                }
-            }
-        }
-    }
-
-    /// Every frame at the current step (through the GPU when it can draw images, else as
-    /// textures rendered on the CPU with the same colours).
-    fn frames_tab_ui(&mut self, ui: &mut egui::Ui) {
-        let marks = self.paint_marks();
-        let click_hint = self.frame_click_hint();
-        let Some(document) = &self.document else { return };
-        let (seed_idx, step_idx, view) = (document.seed_idx, self.time.step_idx(), self.settings.view);
-        let fit_zoom = std::mem::take(&mut self.fit_zoom_pending);
-        let tensor = match document.view_owner(seed_idx, step_idx, view) {
-            Some(owner) => {
-                self.tensors.get(document, view.tensor_name(owner, step_idx)).map_err(str::to_owned)
-            }
-            None => Err(document.why_missing(seed_idx, step_idx, view)),
+        let cursor =
+            Cursor { seed_idx: document.seed_idx, step_idx: self.time.step_idx(), view: self.settings.view };
+        self.caches.stats.sync(self.generation);
+        let mut cx = ViewContext {
+            document,
+            cursor,
+            colormap: self.settings.colormap,
+            caches: &mut self.caches,
+            overlay: &overlay,
+            commands: &mut self.commands,
         };
-        let pointer = match tensor {
-            Ok(tensor) => {
-                let patch_size = document.manifest().patch_size;
-                let zoom = FrameViewZoom {
-                    zoom: &mut self.settings.zoom,
-                    fit: fit_zoom,
-                    levels: &mut self.frame_levels,
-                };
-                frame_view_ui(ui, tensor, patch_size, zoom, (click_hint, &marks))
-            }
-            Err(message) => {
-                // Nothing to fit yet: try again when frames arrive.
-                self.fit_zoom_pending = fit_zoom;
-                ui.colored_label(ui.visuals().warn_fg_color, message);
-                None
-            }
-        };
-        if let Some(pointer) = pointer {
-            self.frame_pointer(pointer);
+        if let Some(view) = self.views.get_mut(shown_idx) {
+            view.ui(ui, &mut cx);
         }
     }
 }
@@ -413,11 +406,9 @@ impl StepscopeApp {
     fn probe_window_ui(&mut self, ctx: &egui::Context) {
         let Some(probe) = &mut self.probe else { return };
         let step_idx = self.document.as_ref().map(|_| self.time.step_idx());
-        let output = probe.ui(ctx, self.settings.layers.colormap, step_idx);
-        if let Some(step_idx) = output.clicked_step
-            && self.document.is_some()
-        {
-            self.time.apply(TimeCommand::SetStep(step_idx));
+        let output = probe.ui(ctx, self.settings.colormap, step_idx);
+        if self.document.is_some() {
+            self.commands.go_to_step(output.clicked_step);
         }
         self.probe_rect = output.window_rect;
         let default_name = probe.default_picture_name();
@@ -451,7 +442,6 @@ impl eframe::App for StepscopeApp {
         self.poll_attention();
         self.poll_pictures();
         let capture_now = self.pending_capture.take();
-        let view_before = self.settings.view;
         if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
             self.start_live(&ctx, setup);
         }
@@ -459,7 +449,7 @@ impl eframe::App for StepscopeApp {
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_bar_ui(ui));
         self.probe_window_ui(&ctx);
         self.attention_window_ui(&ctx);
-        if let Some(document) = &mut self.document {
+        if let Some(document) = &self.document {
             let recorded: Vec<bool> = (0..document.num_steps())
                 .map(|step_idx| document.has_step(document.seed_idx, step_idx))
                 .collect();
@@ -467,7 +457,7 @@ impl eframe::App for StepscopeApp {
                 .show(ui, |ui| timeline_ui(ui, &self.time, &document.manifest().schedule, &recorded))
                 .inner;
             for command in commands {
-                self.time.apply(command);
+                self.commands.push(AppCommand::Time(command));
             }
             if self.settings.show_side_panel {
                 egui::Panel::left("side_panel")
@@ -475,24 +465,22 @@ impl eframe::App for StepscopeApp {
                     .default_size(300.0)
                     .size_range(200.0..=520.0)
                     .show(ui, |ui| {
-                        self.stats.sync(self.generation);
-                        let clicked = egui::ScrollArea::vertical()
-                            .show(ui, |ui| {
-                                side_panel_ui(ui, document, &mut self.settings.view);
-                                task_panel_ui(ui, document, &mut self.stats, self.time.step_idx())
-                            })
-                            .inner;
-                        if let Some(step_idx) = clicked {
-                            self.time.apply(TimeCommand::SetStep(step_idx));
-                        }
+                        self.caches.stats.sync(self.generation);
+                        egui::ScrollArea::vertical().show(ui, |ui| {
+                            side_panel_ui(ui, document, self.settings.view, &mut self.commands);
+                            let clicked =
+                                task_panel_ui(ui, document, &mut self.caches.stats, self.time.step_idx());
+                            self.commands.go_to_step(clicked);
+                        });
                     });
             }
         }
-        // The decoded video is larger than the latents: fit the zoom again when going to or from it.
-        if (view_before == StepView::Video) != (self.settings.view == StepView::Video) {
-            self.fit_zoom_pending = true;
-        }
         egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
+        self.apply_queued();
+        // Play may have started this frame: the next frame moves the cursor.
+        if self.time.is_playing() {
+            ctx.request_repaint();
+        }
         drop_hint_ui(&ctx);
         if let Some((target, path)) = capture_now {
             self.capture(&ctx, target, path);

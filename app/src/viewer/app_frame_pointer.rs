@@ -108,7 +108,7 @@ impl StepscopeApp {
     /// The inspector window, when open.
     pub(super) fn attention_window_ui(&mut self, ctx: &egui::Context) {
         if self.attention.open {
-            self.attention.ui(ctx, self.settings.layers.colormap);
+            self.attention.ui(ctx, self.settings.colormap);
         }
     }
 

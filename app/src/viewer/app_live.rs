@@ -5,10 +5,12 @@ use stepscope_engine::trajectory::{Intervention, StorageDtype};
 use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange, RunRequest};
 
 use super::app::StepscopeApp;
+use super::command::AppCommand;
 use super::document::Document;
 use super::live::{LiveAction, LiveSession, LiveSetup, PendingLoad, intervene_ui, live_controls_ui};
-use super::settings::CentralTab;
+use super::seeds_view::SEEDS_VIEW_ID;
 use super::time_control::TimeCommand;
+use super::view::ViewEvent;
 
 impl StepscopeApp {
     /// Whether the window shows a live run.
@@ -91,40 +93,50 @@ impl StepscopeApp {
         if !changes.is_empty() {
             self.generation += 1;
         }
+        // The cursor and seed as they will be once the commands below are applied, so that
+        // several steps arriving at once are followed one after the other.
+        let (mut cursor_step, mut shown_seed) = (self.time.step_idx(), document.seed_idx);
+        let mut commands = Vec::new();
         for change in changes {
             match change {
                 RecordChange::Step { seed_idx, step_idx } => {
-                    self.tensors
+                    self.caches
+                        .tensors
                         .forget(|name| name.seed_idx() == seed_idx && name.step_idx() == Some(step_idx));
-                    let follows = step_idx == 0 || self.time.step_idx() + 1 >= step_idx;
-                    if seed_idx == document.seed_idx && follows {
-                        self.time.apply(TimeCommand::SetStep(step_idx));
+                    let follows = step_idx == 0 || cursor_step + 1 >= step_idx;
+                    if seed_idx == shown_seed && follows {
+                        cursor_step = step_idx;
+                        commands.push(AppCommand::Time(TimeCommand::SetStep(step_idx)));
                     }
                 }
                 RecordChange::Rewound { seed_idx, step_idx } => {
-                    self.tensors.forget(|name| {
+                    self.caches.tensors.forget(|name| {
                         name.seed_idx() == seed_idx && name.step_idx().is_none_or(|step| step >= step_idx)
                     });
                 }
                 RecordChange::SeedAdded { seed_idx } => {
-                    document.seed_idx = seed_idx;
-                    if self.seeds_view.shown.len() < super::seeds_view::MAX_SHOWN_SEEDS {
-                        self.seeds_view.shown.insert(seed_idx);
-                    }
-                    self.seeds_view.pair.1 = seed_idx;
+                    shown_seed = seed_idx;
+                    commands.push(AppCommand::SelectSeed(seed_idx));
                     // An altered run is shown next to the one it branched from.
-                    let seed = document.manifest().seeds.get(seed_idx);
-                    if let Some(seed) = seed
-                        && seed.intervention.is_some()
-                        && let Some(fork) = seed.forked_from
-                    {
-                        self.seeds_view.shown.insert(fork.seed_index);
-                        self.seeds_view.pair = (fork.seed_index, seed_idx);
-                        self.settings.central_tab = CentralTab::Seeds;
+                    let altered_from = document
+                        .manifest()
+                        .seeds
+                        .get(seed_idx)
+                        .filter(|seed| seed.intervention.is_some())
+                        .and_then(|seed| seed.forked_from)
+                        .map(|fork| fork.seed_index);
+                    for view in &mut self.views {
+                        view.on_event(ViewEvent::SeedAdded { seed_idx, altered_from });
+                    }
+                    if altered_from.is_some() {
+                        commands.push(AppCommand::SelectTab(SEEDS_VIEW_ID));
                     }
                 }
                 RecordChange::Finished { .. } => {}
             }
+        }
+        for command in commands {
+            self.apply(command);
         }
     }
 

@@ -5,9 +5,14 @@
 
 use egui::{Vec2, load::SizedTexture};
 
+use serde::{Deserialize, Serialize};
+
+use super::command::AppCommand;
 use super::frame_grid::{FrameGrid, ZOOM_RANGE, fit_zoom, zoom_about};
 use super::frame_levels::{FrameLevels, level_factor};
 use super::gpu::{self, GpuImage, GpuTensor, ImageStyle};
+use super::settings::StepView;
+use super::view::{Cursor, View, ViewContext, ViewEvent};
 
 /// Channels listed in the hover read-out; the rest are counted.
 const MAX_HOVER_CHANNELS: usize = 4;
@@ -50,10 +55,98 @@ impl ClickedPixel {
     }
 }
 
+/// What the Frames tab remembers between sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct FramesState {
+    /// Screen points per tensor pixel.
+    zoom: f32,
+}
+
+impl Default for FramesState {
+    fn default() -> Self {
+        Self { zoom: 12.0 }
+    }
+}
+
+/// The Frames tab: every frame of the cursor's tensor at the cursor's step.
+#[derive(Debug)]
+pub struct FramesView {
+    state: FramesState,
+    /// Fit the zoom to the view at the next draw that has frames (a new document, or a switch
+    /// to or from the decoded video, which is larger than the latents).
+    fit_pending: bool,
+    last_view: Option<StepView>,
+}
+
+impl Default for FramesView {
+    fn default() -> Self {
+        Self { state: FramesState::default(), fit_pending: true, last_view: None }
+    }
+}
+
+impl View for FramesView {
+    fn id(&self) -> &'static str {
+        "frames"
+    }
+
+    fn title(&self) -> &'static str {
+        "Frames"
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut ViewContext<'_>) {
+        let Cursor { seed_idx, step_idx, view } = cx.cursor;
+        if self.last_view.is_some_and(|last| (last == StepView::Video) != (view == StepView::Video)) {
+            self.fit_pending = true;
+        }
+        self.last_view = Some(view);
+        let document = cx.document;
+        let caches = &mut *cx.caches;
+        let tensor = match document.view_owner(seed_idx, step_idx, view) {
+            Some(owner) => {
+                caches.tensors.get(document, view.tensor_name(owner, step_idx)).map_err(str::to_owned)
+            }
+            None => Err(document.why_missing(seed_idx, step_idx, view)),
+        };
+        match tensor {
+            Ok(tensor) => {
+                let patch_size = document.manifest().patch_size;
+                let fit = std::mem::take(&mut self.fit_pending);
+                let zoom =
+                    FrameViewZoom { zoom: &mut self.state.zoom, fit, levels: &mut caches.frame_levels };
+                let overlay = (cx.overlay.click_hint, cx.overlay.marks.as_slice());
+                if let Some(pointer) = frame_view_ui(ui, tensor, patch_size, zoom, overlay) {
+                    cx.commands.push(AppCommand::FramePointer(pointer));
+                }
+            }
+            // Nothing to fit yet: the fit waits for frames to arrive.
+            Err(message) => {
+                ui.colored_label(ui.visuals().warn_fg_color, message);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: ViewEvent) {
+        if let ViewEvent::DocumentShown { .. } = event {
+            self.fit_pending = true;
+        }
+    }
+
+    fn save_state(&self) -> Option<String> {
+        serde_json::to_string(&self.state).ok()
+    }
+
+    fn load_state(&mut self, state: &str) {
+        if let Ok(state) = serde_json::from_str(state) {
+            self.state = state;
+        }
+    }
+}
+
 /// What the frame view is drawn with: the zoom (points per tensor pixel, persisted), whether to
 /// fit it to the view first, and the down-sampled frames kept between frames.
 #[derive(Debug)]
-pub struct FrameViewZoom<'a> {
+struct FrameViewZoom<'a> {
     pub zoom: &'a mut f32,
     pub fit: bool,
     pub levels: &'a mut FrameLevels,
@@ -66,7 +159,7 @@ pub struct FrameViewZoom<'a> {
 /// pan, "Fit" (and `fit`) fits the whole video in the view. `patch_size` (`[t, h, w]`) names
 /// the token under the pointer; `click_hint` (if any) is added to the read-out; `marks` are
 /// outlined over the frames. Returns the pixel clicked or dragged over, if any.
-pub fn frame_view_ui(
+fn frame_view_ui(
     ui: &mut egui::Ui,
     tensor: &GpuTensor,
     patch_size: [usize; 3],

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 use stepscope_engine::analysis::StepFrameStat;
 use stepscope_engine::trajectory::{CaptureKind, StepTensor, TensorName};
 
+use super::command::AppCommand;
 use super::document::Document;
 use super::gpu::{self, Colormap, GpuImage, ImageStyle};
 use super::stats_cache::StatsCache;
 use super::tensor_cache::TensorCache;
+use super::view::{Cursor, View, ViewContext};
 
 /// Largest and smallest side of a thumbnail, in points.
 const THUMB_SIDE: std::ops::RangeInclusive<f32> = 24.0..=160.0;
@@ -66,18 +68,42 @@ pub enum HeatmapStat {
 pub struct LayersSettings {
     pub picture: LayerPicture,
     pub heatmap: HeatmapStat,
-    pub colormap: Colormap,
 }
 
-/// The grid for the current step of `seed_idx`, then the heatmap.
-pub fn layers_view_ui(
-    ui: &mut egui::Ui,
-    document: &Document,
-    tensors: &mut TensorCache,
-    stats: &mut StatsCache,
-    settings: &mut LayersSettings,
-    (seed_idx, step_idx): (usize, usize),
-) {
+/// The Layers tab: every captured block at the current step, and a step x frame heatmap.
+#[derive(Debug, Default)]
+pub struct LayersView {
+    settings: LayersSettings,
+}
+
+impl View for LayersView {
+    fn id(&self) -> &'static str {
+        "layers"
+    }
+
+    fn title(&self) -> &'static str {
+        "Layers"
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut ViewContext<'_>) {
+        layers_view_ui(ui, cx, &mut self.settings);
+    }
+
+    fn save_state(&self) -> Option<String> {
+        serde_json::to_string(&self.settings).ok()
+    }
+
+    fn load_state(&mut self, state: &str) {
+        if let Ok(settings) = serde_json::from_str(state) {
+            self.settings = settings;
+        }
+    }
+}
+
+/// The grid for the current step of the cursor's seed, then the heatmap.
+fn layers_view_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, settings: &mut LayersSettings) {
+    let (document, colormap) = (cx.document, cx.colormap);
+    let Cursor { seed_idx, step_idx, .. } = cx.cursor;
     let captures = &document.manifest().captures;
     if captures.layers.is_empty() {
         ui.label("This run captured no layers. Record with --capture (e.g. decoded,token_norm,pca3@all).");
@@ -94,19 +120,22 @@ pub fn layers_view_ui(
         ui.separator();
         ui.label("Colormap");
         for map in Colormap::ALL {
-            ui.radio_value(&mut settings.colormap, map, map.label());
+            if ui.radio(colormap == map, map.label()).clicked() {
+                cx.commands.push(AppCommand::SetColormap(map));
+            }
         }
     });
     ui.separator();
+    let caches = &mut *cx.caches;
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
         egui::CollapsingHeader::new(format!("Layer x frame at step {step_idx}")).default_open(true).show(
             ui,
             |ui| {
-                layer_grid_ui(ui, document, tensors, settings, (seed_idx, step_idx));
+                layer_grid_ui(ui, document, &mut caches.tensors, (settings, colormap), (seed_idx, step_idx));
             },
         );
         egui::CollapsingHeader::new("Step x frame").default_open(true).show(ui, |ui| {
-            heatmap_ui(ui, document, stats, settings, (seed_idx, step_idx));
+            heatmap_ui(ui, document, &mut caches.stats, (settings, colormap), (seed_idx, step_idx));
         });
     });
 }
@@ -115,7 +144,7 @@ fn layer_grid_ui(
     ui: &mut egui::Ui,
     document: &Document,
     tensors: &mut TensorCache,
-    settings: &LayersSettings,
+    (settings, colormap): (&LayersSettings, Colormap),
     (seed_idx, step_idx): (usize, usize),
 ) {
     let manifest = document.manifest();
@@ -139,7 +168,7 @@ fn layer_grid_ui(
                         LayerPicture::Pca3 => ImageStyle::normalised_for(tensor),
                         LayerPicture::TokenNorm => ImageStyle::Colormap {
                             channel_idx: 0,
-                            map: settings.colormap,
+                            map: colormap,
                             range: tensor.channel_range(0).unwrap_or([0.0, 1.0]),
                         },
                     };
@@ -153,7 +182,7 @@ fn layer_grid_ui(
                     if settings.picture == LayerPicture::TokenNorm
                         && let Some(range) = tensor.channel_range(0)
                     {
-                        gpu::colormap_legend_ui(ui, settings.colormap, range);
+                        gpu::colormap_legend_ui(ui, colormap, range);
                     }
                 }
                 Err(message) => {
@@ -177,7 +206,7 @@ fn heatmap_ui(
     ui: &mut egui::Ui,
     document: &Document,
     stats: &mut StatsCache,
-    settings: &mut LayersSettings,
+    (settings, colormap): (&mut LayersSettings, Colormap),
     (seed_idx, step_idx): (usize, usize),
 ) {
     let captures = &document.manifest().captures;
@@ -210,7 +239,7 @@ fn heatmap_ui(
     ui.horizontal(|ui| {
         let cell_width = ((ui.available_width() - 220.0) / map.frames.max(1) as f32).clamp(16.0, 96.0);
         let size = Vec2::new(cell_width * map.frames as f32, HEATMAP_ROW * map.steps as f32);
-        let style = ImageStyle::Colormap { channel_idx: 0, map: settings.colormap, range };
+        let style = ImageStyle::Colormap { channel_idx: 0, map: colormap, range };
         let Some(image) = GpuImage::new(heatmap.tensor.clone(), 0, style) else { return };
         let response = gpu::image_ui(ui, image, size);
         // The current step's row, outlined.
@@ -230,7 +259,7 @@ fn heatmap_ui(
         }
         ui.vertical(|ui| {
             ui.label(format!("rows: steps 0-{}, columns: frames", map.steps.saturating_sub(1)));
-            gpu::colormap_legend_ui(ui, settings.colormap, range);
+            gpu::colormap_legend_ui(ui, colormap, range);
         });
     });
 }

@@ -1,9 +1,11 @@
 //! The desktop viewer: a trajectory file's frames over the denoising steps.
 //!
-//! State lives apart from the widgets that draw it: [`time_control::TimeControl`] holds the
-//! step cursor and changes only through [`time_control::TimeCommand`]s; [`settings`] is what
-//! persists between sessions; [`frame_cache`] holds the uploaded textures. Each panel is a
-//! `*_ui` function in its own module.
+//! State lives apart from the widgets that draw it, as in rerun: panels and views read the
+//! state and push [`command::AppCommand`]s, which the app applies in one place at the end of
+//! each frame ([`time_control::TimeControl`] holds the step cursor). The centre shows one of
+//! the [`view::View`]s listed in [`views`] (a new view is one file and one line there), each
+//! drawing from a [`view::ViewContext`] (document, cursor, shared caches) and saving its own
+//! state; [`settings`] is what persists between sessions.
 
 mod app;
 mod app_export;
@@ -11,6 +13,7 @@ mod app_frame_pointer;
 mod app_live;
 mod attention_data;
 mod attention_view;
+mod command;
 mod document;
 pub mod export;
 pub mod file_picker;
@@ -32,6 +35,8 @@ mod task_panel;
 mod tensor_cache;
 pub mod time_control;
 mod timeline;
+mod view;
+mod views;
 
 use std::path::Path;
 

@@ -14,6 +14,10 @@ use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageKey
 use super::settings::StepView;
 use super::stats_cache::StatsCache;
 use super::tensor_cache::TensorCache;
+use super::view::{View, ViewContext, ViewEvent};
+
+/// The id of the seeds view, which live interventions switch to.
+pub const SEEDS_VIEW_ID: &str = "seeds";
 
 /// The most seeds shown side by side.
 pub const MAX_SHOWN_SEEDS: usize = 8;
@@ -61,8 +65,41 @@ impl SeedsView {
     }
 }
 
+impl View for SeedsView {
+    fn id(&self) -> &'static str {
+        SEEDS_VIEW_ID
+    }
+
+    fn title(&self) -> &'static str {
+        "Compare seeds"
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut ViewContext<'_>) {
+        let context = (cx.cursor.view, cx.cursor.step_idx, cx.colormap);
+        let caches = &mut *cx.caches;
+        let clicked = seeds_view_ui(ui, cx.document, &mut caches.tensors, &mut caches.stats, self, context);
+        cx.commands.go_to_step(clicked);
+    }
+
+    fn on_event(&mut self, event: ViewEvent) {
+        match event {
+            ViewEvent::DocumentShown { num_seeds } => *self = Self::for_seeds(num_seeds),
+            ViewEvent::SeedAdded { seed_idx, altered_from } => {
+                if self.shown.len() < MAX_SHOWN_SEEDS {
+                    self.shown.insert(seed_idx);
+                }
+                self.pair.1 = seed_idx;
+                if let Some(parent) = altered_from {
+                    self.shown.insert(parent);
+                    self.pair = (parent, seed_idx);
+                }
+            }
+        }
+    }
+}
+
 /// The whole view at `step_idx`; returns a step the user clicked on the plot.
-pub fn seeds_view_ui(
+fn seeds_view_ui(
     ui: &mut egui::Ui,
     document: &Document,
     tensors: &mut TensorCache,

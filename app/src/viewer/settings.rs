@@ -1,11 +1,12 @@
 //! What the viewer remembers between sessions (eframe storage), apart from any GPU resource.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use stepscope_engine::trajectory::{StepTensor, TensorName};
 
-use super::layers_view::LayersSettings;
+use super::gpu::Colormap;
 use super::live::LiveSetup;
 
 /// How many recently opened files File > Open Recent lists.
@@ -61,31 +62,6 @@ impl StepView {
     }
 }
 
-/// What the centre of the window shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum CentralTab {
-    /// Every frame of the video at the current step.
-    #[default]
-    Frames,
-    /// Every captured layer at the current step, and step x frame heatmaps.
-    Layers,
-    /// Seeds side by side, their difference and distance.
-    Seeds,
-}
-
-impl CentralTab {
-    pub const ALL: [Self; 3] = [Self::Frames, Self::Layers, Self::Seeds];
-
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Frames => "Frames",
-            Self::Layers => "Layers",
-            Self::Seeds => "Compare seeds",
-        }
-    }
-}
-
 /// The viewer's persisted choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -95,16 +71,18 @@ pub struct ViewerSettings {
     pub fps: f32,
     /// Whether playback wraps from the last step to the first.
     pub looping: bool,
-    /// Screen points per latent pixel in the frame view.
-    pub zoom: f32,
     /// Whether the side panel is shown.
     pub show_side_panel: bool,
     /// Most recent first, without repeats.
     pub recent_files: Vec<PathBuf>,
     /// The last live run's choices, the next "New live run" starts from.
     pub live_setup: LiveSetup,
-    pub central_tab: CentralTab,
-    pub layers: LayersSettings,
+    /// The id of the view shown in the centre (see `views::registered_views`).
+    pub central_tab: String,
+    /// The colormap of every scalar picture (layers, seeds, probes, attention).
+    pub colormap: Colormap,
+    /// Each view's own saved state (JSON), by view id.
+    pub view_states: BTreeMap<String, String>,
 }
 
 impl Default for ViewerSettings {
@@ -113,12 +91,12 @@ impl Default for ViewerSettings {
             view: StepView::default(),
             fps: 8.0,
             looping: true,
-            zoom: 12.0,
             show_side_panel: true,
             recent_files: Vec::new(),
             live_setup: LiveSetup::builtin_maze(),
-            central_tab: CentralTab::default(),
-            layers: LayersSettings::default(),
+            central_tab: String::new(),
+            colormap: Colormap::default(),
+            view_states: BTreeMap::new(),
         }
     }
 }

@@ -2,11 +2,13 @@
 
 use stepscope_engine::trajectory::{Intervention, Manifest, NoiseSource};
 
+use super::command::{AppCommand, CommandQueue};
 use super::document::Document;
 use super::settings::StepView;
 
-/// The file summary, the seed picker (when there are several seeds) and the view picker.
-pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &mut Document, view: &mut StepView) {
+/// The file summary, the seed picker (when there are several seeds) and the view picker
+/// (`view` is the one shown); a choice is pushed as a command.
+pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &Document, view: StepView, commands: &mut CommandQueue) {
     ui.heading("Trajectory");
     summary_ui(ui, trajectory);
     ui.separator();
@@ -16,7 +18,9 @@ pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &mut Document, view: &mut St
         ui.strong("Seed");
         for seed_idx in 0..num_seeds {
             let text = seed_label(trajectory.manifest(), seed_idx);
-            ui.radio_value(&mut trajectory.seed_idx, seed_idx, text);
+            if ui.radio(trajectory.seed_idx == seed_idx, text).clicked() {
+                commands.push(AppCommand::SelectSeed(seed_idx));
+            }
         }
         ui.separator();
     }
@@ -25,8 +29,13 @@ pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &mut Document, view: &mut St
     for candidate in StepView::ALL {
         let available = trajectory.has_view(candidate);
         ui.add_enabled_ui(available, |ui| {
-            ui.radio_value(view, candidate, candidate.label())
-                .on_disabled_hover_text("Not stored in this file");
+            let clicked = ui
+                .radio(view == candidate, candidate.label())
+                .on_disabled_hover_text("Not stored in this file")
+                .clicked();
+            if clicked {
+                commands.push(AppCommand::SelectView(candidate));
+            }
         });
     }
 }
