@@ -6,7 +6,9 @@
 
 use egui::{TextureFilter, TextureHandle, TextureId, TextureOptions};
 
-use super::gpu::{GpuImage, GpuTensor, ImageKey, render_cpu};
+use egui::load::SizedTexture;
+
+use super::gpu::{self, GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
 use super::lru::Lru;
 
 /// Frame levels kept at most.
@@ -106,9 +108,34 @@ impl FrameLevels {
         level
     }
 
+    /// Draws frame `frame_idx` of `tensor` in `style` over `rect` (points), down-sampled to the
+    /// size it is shown at: through the GPU when it can draw images, else as a texture rendered
+    /// on the CPU with the same colours. Draws nothing for a frame that does not exist.
+    pub fn paint(
+        &mut self,
+        ui: &egui::Ui,
+        (tensor, frame_idx, style): (&GpuTensor, usize, &ImageStyle),
+        rect: egui::Rect,
+    ) {
+        let [_, _, _, width] = tensor.shape();
+        let pixels_per_texel = rect.width() / width.max(1) as f32 * ui.ctx().pixels_per_point();
+        let Some(image) = self
+            .get(tensor, frame_idx, level_factor(pixels_per_texel))
+            .and_then(|level| GpuImage::new(level, 0, style.clone()))
+        else {
+            return;
+        };
+        if gpu::is_available(ui.ctx()) {
+            gpu::paint_image(ui.painter(), rect, image);
+        } else {
+            let texture = self.texture(ui.ctx(), &image);
+            egui::Image::from_texture(SizedTexture::new(texture, rect.size())).paint_at(ui, rect);
+        }
+    }
+
     /// `image` (a frame level) as a texture, rendered on the CPU on first use: crisp squares
     /// when magnified.
-    pub fn texture(&mut self, ctx: &egui::Context, image: &GpuImage) -> TextureId {
+    fn texture(&mut self, ctx: &egui::Context, image: &GpuImage) -> TextureId {
         let key = image.tensor().key();
         if let Some(texture) = self.textures.get(&key) {
             return texture.id();

@@ -3,14 +3,14 @@
 //! smaller through box-filtered levels, so a 12 x 12 maze and a decoded 81 x 480 x 832 video
 //! both fit.
 
-use egui::{Vec2, load::SizedTexture};
+use egui::Vec2;
 
 use serde::{Deserialize, Serialize};
 
 use super::command::AppCommand;
 use super::frame_grid::{FrameGrid, ZOOM_RANGE, fit_zoom, zoom_about};
-use super::frame_levels::{FrameLevels, level_factor};
-use super::gpu::{self, GpuImage, GpuTensor, ImageStyle};
+use super::frame_levels::FrameLevels;
+use super::gpu::{GpuTensor, ImageStyle};
 use super::settings::StepView;
 use super::view::{Cursor, View, ViewContext, ViewEvent};
 
@@ -169,7 +169,6 @@ fn frame_view_ui(
     let FrameViewZoom { zoom, fit, levels } = view_zoom;
     let shape = tensor.shape();
     let style = ImageStyle::default_for(tensor);
-    let on_gpu = gpu::is_available(ui.ctx());
     let [_, frames, height, width] = shape;
     let label_height = ui.text_style_height(&egui::TextStyle::Body) + 2.0;
     let fit_now = zoom_bar_ui(ui, tensor, &style, zoom) || fit;
@@ -183,7 +182,6 @@ fn frame_view_ui(
         pending_offset = Some(Vec2::ZERO);
     }
     let zoom_now = *zoom;
-    let level_factor = level_factor(zoom_now * ui.ctx().pixels_per_point());
 
     let mut clicked = None;
     let mut area = egui::ScrollArea::both().auto_shrink(false).id_salt("frame_grid");
@@ -205,19 +203,7 @@ fn frame_view_ui(
                 ui.scope_id().with(("frame", frame_idx)),
                 egui::Sense::click_and_drag(),
             );
-            let image = levels
-                .get(tensor, frame_idx, level_factor)
-                .and_then(|level| GpuImage::new(level, 0, style.clone()));
-            match image {
-                Some(image) if on_gpu => gpu::paint_image(ui.painter(), image_rect, image),
-                // Without the GPU image path: the same colours, rendered on the CPU.
-                Some(image) => {
-                    let texture = levels.texture(ui.ctx(), &image);
-                    egui::Image::from_texture(SizedTexture::new(texture, image_rect.size()))
-                        .paint_at(ui, image_rect);
-                }
-                None => {}
-            }
+            levels.paint(ui, (tensor, frame_idx, &style), image_rect);
             let pixel_at = |pointer: egui::Pos2| {
                 let local = (pointer - image_rect.min) / zoom_now;
                 let (x, y) = (local.x.floor() as usize, local.y.floor() as usize);
