@@ -8,8 +8,13 @@ use super::view::View;
 
 /// One of each view, in tab order; the first is shown when no tab was saved.
 #[must_use]
+#[rustfmt::skip] // One view per line, so that adding one is a one-line change.
 pub fn registered_views() -> Vec<Box<dyn View>> {
-    vec![Box::new(FramesView::default()), Box::new(LayersView::default()), Box::new(SeedsView::default())]
+    vec![
+        Box::new(FramesView::default()),
+        Box::new(LayersView::default()),
+        Box::new(SeedsView::default()),
+    ]
 }
 
 #[cfg(test)]
