@@ -414,3 +414,25 @@ fn nan_and_infinite_values_are_counted_and_flagged_in_the_frames_view() {
     press(&mut harness, Key::ArrowRight);
     assert!(harness.query_by_label_contains("This step holds").is_none());
 }
+
+#[test]
+fn the_steps_by_frames_grid_shows_every_step_and_a_click_moves_the_cursor() {
+    let mut harness = harness_on_sample();
+    harness.get_by_label("Steps x frames").click();
+    harness.run();
+    // The sample: 12 steps x 3 frames for seed 0, labelled with step and sigma (the rows that
+    // fit the 960 x 600 window; the rest scroll).
+    harness.get_by_label("step 3\nσ 0.900");
+    harness.get_by_label("step 0, frame 2");
+    harness.get_by_label("step 2, frame 1").click();
+    harness.run();
+    assert_eq!(harness.state().time().step_idx(), 2);
+    // Seeds x steps for one frame: a click picks the seed and the step.
+    harness.get_by_label("Seeds x steps (one frame)").click();
+    harness.run();
+    harness.get_by_label("seed 1, step 4").click();
+    harness.run();
+    assert_eq!(harness.state().time().step_idx(), 4);
+    assert_eq!(harness.state().document().map(|document| document.seed_idx), Some(1));
+    assert_eq!(harness.state().settings().central_tab, "chain");
+}

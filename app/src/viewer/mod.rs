@@ -13,6 +13,7 @@ mod app_frame_pointer;
 mod app_live;
 mod attention_data;
 mod attention_view;
+mod chain_view;
 mod command;
 mod document;
 pub mod export;

@@ -1,6 +1,7 @@
 //! The views of the centre of the window, in tab order. A new view is a new file with a type
 //! that implements [`View`], and one line here.
 
+use super::chain_view::ChainView;
 use super::frame_view::FramesView;
 use super::layers_view::LayersView;
 use super::seeds_view::SeedsView;
@@ -12,6 +13,7 @@ use super::view::View;
 pub fn registered_views() -> Vec<Box<dyn View>> {
     vec![
         Box::new(FramesView::default()),
+        Box::new(ChainView::default()),
         Box::new(LayersView::default()),
         Box::new(SeedsView::default()),
     ]
