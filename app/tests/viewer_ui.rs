@@ -436,3 +436,45 @@ fn the_steps_by_frames_grid_shows_every_step_and_a_click_moves_the_cursor() {
     assert_eq!(harness.state().document().map(|document| document.seed_idx), Some(1));
     assert_eq!(harness.state().settings().central_tab, "chain");
 }
+
+/// A picker on a machine with no native file dialog (no xdg-desktop-portal, no zenity): every
+/// question goes unanswered, and it says so.
+#[derive(Debug, Default)]
+struct NoNativeDialogs;
+
+impl FilePicker for NoNativeDialogs {
+    fn pick_trajectory(&mut self) -> Option<PathBuf> {
+        None
+    }
+
+    fn native_dialogs_unavailable(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn without_native_dialogs_file_open_uses_the_in_window_browser() {
+    let mut harness = Harness::builder()
+        .with_size([960.0, 600.0])
+        .wgpu()
+        .build_eframe(|cc| StepscopeApp::new(cc, None, Box::new(NoNativeDialogs)));
+    harness.run();
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label_contains("Open…").click();
+    harness.run();
+    assert!(harness.state().is_browsing_files());
+    harness.get_by_label_contains("No system file dialog answered");
+    // Tests run in `app/`: up to the repository, into assets, pick the sample.
+    harness.get_by_label("⬆ Up").click();
+    harness.run();
+    harness.get_by_label("📁 assets").click();
+    harness.run();
+    harness.get_by_label("sample.safetensors").click();
+    harness.run();
+    harness.get_by_label("Open").click();
+    harness.run();
+    assert!(!harness.state().is_browsing_files());
+    let opened = harness.state().document().and_then(|document| document.path().map(Path::to_owned));
+    assert_eq!(opened.map(|path| path.canonicalize().unwrap()), Some(sample().canonicalize().unwrap()));
+}

@@ -6,9 +6,11 @@ use egui::{Key, Modifiers};
 use stepscope_engine::analysis::is_probe_file;
 
 use super::app_export::CaptureTarget;
+use super::app_files::FileRequest;
 use super::attention_view::AttentionView;
 use super::command::{AppCommand, CommandQueue};
 use super::document::{Document, OpenFailure};
+use super::file_browser::FileBrowser;
 use super::file_picker::FilePicker;
 use super::gpu;
 use super::live::{LiveAction, LiveSession, NewRunDialog, PendingLoad};
@@ -49,6 +51,8 @@ pub struct StepscopeApp {
     /// An open probe result (`stepscope probe`), in its own window.
     probe: Option<ProbeView>,
     pub(super) file_picker: Box<dyn FilePicker>,
+    /// The in-window file browser, open where no native dialog answered, with what it is for.
+    pub(super) file_browser: Option<(FileRequest, FileBrowser)>,
     /// The engine thread, started with the first live run.
     pub(super) live: Option<LiveSession>,
     pub(super) new_run_dialog: NewRunDialog,
@@ -98,6 +102,7 @@ impl StepscopeApp {
             loading: None,
             probe: None,
             file_picker,
+            file_browser: None,
             live: None,
             new_run_dialog: NewRunDialog::default(),
             attention: AttentionView::default(),
@@ -220,12 +225,6 @@ impl StepscopeApp {
         self.caches.tensors.len()
     }
 
-    fn open_with_picker(&mut self) {
-        if let Some(path) = self.file_picker.pick_trajectory() {
-            self.open(&path);
-        }
-    }
-
     /// Files dropped on the window: the first one opens.
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
         let dropped = ctx.input(|input| input.raw.dropped_files.first().map(|file| file.path().to_owned()));
@@ -255,13 +254,13 @@ impl StepscopeApp {
             }
         }
         if pressed(Modifiers::COMMAND, Key::O) {
-            self.open_with_picker();
+            self.request_file(ctx, FileRequest::Open);
         }
         if pressed(Modifiers::COMMAND, Key::N) {
             self.new_run_dialog.show(self.settings.live_setup.clone());
         }
         if pressed(Modifiers::COMMAND | Modifiers::SHIFT, Key::S) && self.document.is_some() {
-            self.ask_capture(CaptureTarget::View, "view.png");
+            self.ask_capture(ctx, CaptureTarget::View, "view.png");
         }
         let live_bindings = [
             (Modifiers::COMMAND, Key::S, LiveAction::Save),
@@ -282,7 +281,7 @@ impl StepscopeApp {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 if ui.add(egui::Button::new("Open…").shortcut_text("Ctrl+O")).clicked() {
-                    self.open_with_picker();
+                    self.request_file(ui.ctx(), FileRequest::Open);
                 }
                 let recent = self.settings.recent_files.clone();
                 ui.add_enabled_ui(!recent.is_empty(), |ui| {
@@ -416,7 +415,7 @@ impl StepscopeApp {
             self.probe = None;
         }
         if output.save_clicked {
-            self.ask_capture(CaptureTarget::ProbeWindow, &default_name);
+            self.ask_capture(ctx, CaptureTarget::ProbeWindow, &default_name);
         }
     }
 
@@ -442,9 +441,14 @@ impl eframe::App for StepscopeApp {
         self.poll_attention();
         self.poll_pictures();
         let capture_now = self.pending_capture.take();
-        if let Some(setup) = self.new_run_dialog.ui(&ctx, self.file_picker.as_mut()) {
+        let dialog = self.new_run_dialog.ui(&ctx);
+        if let Some(request) = dialog.browse {
+            self.request_file(&ctx, request);
+        }
+        if let Some(setup) = dialog.start {
             self.start_live(&ctx, setup);
         }
+        self.file_browser_ui(&ctx);
 
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_bar_ui(ui));
         self.probe_window_ui(&ctx);

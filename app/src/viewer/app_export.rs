@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use stepscope_engine::trajectory::replace_file_with;
 
 use super::app::StepscopeApp;
+use super::app_files::FileRequest;
 use super::export::{SweepSpec, SweepTensors, contact_sheet, step_sweep_gif, write_png};
 
 /// Output pixels per latent pixel in exported pictures.
@@ -25,7 +26,7 @@ pub enum PictureKind {
 }
 
 impl PictureKind {
-    fn extension(self) -> &'static str {
+    pub(super) fn extension(self) -> &'static str {
         match self {
             Self::ContactSheet => "png",
             Self::StepSweep => "gif",
@@ -53,10 +54,10 @@ impl StepscopeApp {
             .add_enabled(open, view)
             .on_hover_text("The central view as shown (frames, layers or seeds, with their plots)");
         if view.clicked() {
-            self.ask_capture(CaptureTarget::View, "view.png");
+            self.ask_capture(ui.ctx(), CaptureTarget::View, "view.png");
         }
         if ui.button("Save window as PNG…").on_hover_text("The whole window as shown").clicked() {
-            self.ask_capture(CaptureTarget::Window, "stepscope.png");
+            self.ask_capture(ui.ctx(), CaptureTarget::Window, "stepscope.png");
         }
         let sheet = ui
             .add_enabled(open, egui::Button::new("Export contact sheet…"))
@@ -72,14 +73,19 @@ impl StepscopeApp {
         }
     }
 
-    /// Asks where, then writes the shown seed as `kind`: the tensors are read here, the picture
-    /// is drawn and written on a worker thread; the outcome shows in the window.
+    /// Asks where to write the shown seed as `kind`, then writes it ([`Self::export_picture_to`]).
     pub fn export_picture(&mut self, ctx: &egui::Context, kind: PictureKind) {
         let Some(document) = &self.document else { return };
-        let spec = SweepSpec::all_steps(document, document.seed_idx, self.settings.view, EXPORT_SCALE);
         let default_name =
-            format!("seed{}-{}.{}", spec.seed_idx, self.settings.view.label(), kind.extension());
-        let Some(path) = self.file_picker.save_picture(&default_name, kind.extension()) else { return };
+            format!("seed{}-{}.{}", document.seed_idx, self.settings.view.label(), kind.extension());
+        self.request_file(ctx, FileRequest::ExportPicture { kind, default_name });
+    }
+
+    /// Writes the shown seed as `kind` to `path`: the tensors are read here, the picture is
+    /// drawn and written on a worker thread; the outcome shows in the window.
+    pub(super) fn export_picture_to(&mut self, ctx: &egui::Context, kind: PictureKind, path: PathBuf) {
+        let Some(document) = &self.document else { return };
+        let spec = SweepSpec::all_steps(document, document.seed_idx, self.settings.view, EXPORT_SCALE);
         let tensors = match SweepTensors::load(document, &spec) {
             Ok(tensors) => tensors,
             Err(err) => {
@@ -103,11 +109,11 @@ impl StepscopeApp {
         });
     }
 
-    /// Asks where to save a PNG of `target`; the picture is taken at the end of the next frame.
-    pub(super) fn ask_capture(&mut self, target: CaptureTarget, default_name: &str) {
-        if let Some(path) = self.file_picker.save_picture(default_name, "png") {
-            self.pending_capture = Some((target, path));
-        }
+    /// Asks where to save a PNG of `target`; the picture is taken at the end of the frame after
+    /// the answer.
+    pub(super) fn ask_capture(&mut self, ctx: &egui::Context, target: CaptureTarget, default_name: &str) {
+        let default_name = default_name.to_owned();
+        self.request_file(ctx, FileRequest::Capture { target, default_name });
     }
 
     /// Takes the screenshot for a capture asked for in the last frame.

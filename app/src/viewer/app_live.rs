@@ -1,10 +1,13 @@
 //! The window's live-run half: starting a run on the engine thread, taking in its steps,
 //! and the user's step / run / pause / fork / rewind / save.
 
+use std::path::Path;
+
 use stepscope_engine::trajectory::{Intervention, StorageDtype};
 use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange, RunRequest};
 
 use super::app::StepscopeApp;
+use super::app_files::FileRequest;
 use super::command::AppCommand;
 use super::document::Document;
 use super::live::{LiveAction, LiveSession, LiveSetup, PendingLoad, intervene_ui, live_controls_ui};
@@ -143,7 +146,9 @@ impl StepscopeApp {
     /// Carries out what the user asked of the live run.
     pub(super) fn apply_live_action(&mut self, ctx: &egui::Context, action: LiveAction) {
         let (Some(live), Some(document)) = (&mut self.live, &self.document) else { return };
-        let Some(record) = document.live_record() else { return };
+        if document.live_record().is_none() {
+            return;
+        }
         let seed_idx = document.seed_idx;
         match action {
             LiveAction::Step => {
@@ -165,12 +170,17 @@ impl StepscopeApp {
             }
             LiveAction::Save => {
                 let default_name = format!("live-seed{}.safetensors", self.settings.live_setup.rng_seed);
-                if let Some(path) = self.file_picker.save_trajectory(&default_name) {
-                    live.save(record, &path, ctx);
-                    self.settings.remember_file(&path);
-                }
+                self.request_file(ctx, FileRequest::SaveLiveRun { default_name });
             }
         }
+    }
+
+    /// Saves the live run to `path` on a background thread.
+    pub(super) fn save_live_run_to(&mut self, ctx: &egui::Context, path: &Path) {
+        let (Some(live), Some(document)) = (&mut self.live, &self.document) else { return };
+        let Some(record) = document.live_record() else { return };
+        live.save(record, path, ctx);
+        self.settings.remember_file(path);
     }
 
     /// The live run's tool bar, when the window shows one.

@@ -9,6 +9,7 @@
 
 mod app;
 mod app_export;
+mod app_files;
 mod app_frame_pointer;
 mod app_live;
 mod attention_data;
@@ -17,6 +18,7 @@ mod chain_view;
 mod command;
 mod document;
 pub mod export;
+mod file_browser;
 pub mod file_picker;
 mod frame_grid;
 mod frame_levels;
@@ -76,7 +78,7 @@ pub fn run_window(startup: Startup) -> anyhow::Result<()> {
         "Stepscope",
         options,
         Box::new(move |cc| {
-            let picker = Box::new(file_picker::NativeFilePicker);
+            let picker = Box::new(file_picker::NativeFilePicker::default());
             Ok(Box::new(match startup {
                 Startup::File(path) => StepscopeApp::new(cc, Some(&path), picker),
                 Startup::Live(setup) => {

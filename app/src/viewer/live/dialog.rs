@@ -6,7 +6,16 @@ use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::tasks::TaskKind;
 
 use super::setup::{LiveSetup, LiveTask};
-use crate::viewer::file_picker::FilePicker;
+use crate::viewer::app_files::FileRequest;
+
+/// What the user did in the dialog this frame.
+#[derive(Debug, Default)]
+pub struct DialogOutput {
+    /// Start was pressed: the run to start.
+    pub start: Option<LiveSetup>,
+    /// A Browse button was pressed: the path it asks for.
+    pub browse: Option<FileRequest>,
+}
 
 /// The dialog's state while it is open: the choices being edited and the last start failure.
 #[derive(Debug, Default)]
@@ -25,20 +34,23 @@ impl NewRunDialog {
         self.error = None;
     }
 
-    /// Draws the dialog if open; returns the setup when the user pressed Start.
-    pub fn ui(&mut self, ctx: &egui::Context, picker: &mut dyn FilePicker) -> Option<LiveSetup> {
+    /// Draws the dialog if open; returns what the user asked for.
+    pub fn ui(&mut self, ctx: &egui::Context) -> DialogOutput {
         let mut start = false;
+        let mut browse = None;
         let mut open = self.open;
         egui::Window::new("New live run").open(&mut open).resizable(false).collapsible(false).show(
             ctx,
             |ui| {
                 egui::Grid::new("new_run_grid").num_columns(3).show(ui, |ui| {
-                    path_row_ui(ui, "Model folder", &mut self.setup.model_dir, || picker.pick_model_dir());
+                    if path_row_ui(ui, "Model folder", &mut self.setup.model_dir) {
+                        browse = Some(FileRequest::ModelDir);
+                    }
                     task_row_ui(ui, &mut self.setup.task);
-                    if self.setup.task.is_none() {
-                        path_row_ui(ui, "Prompt embeddings", &mut self.setup.prompt_embeds, || {
-                            picker.pick_tensor_file()
-                        });
+                    if self.setup.task.is_none()
+                        && path_row_ui(ui, "Prompt embeddings", &mut self.setup.prompt_embeds)
+                    {
+                        browse = Some(FileRequest::PromptEmbeds);
                     }
                     let setup = &mut self.setup;
                     drag_row_ui(ui, "Noise seed", egui::DragValue::new(&mut setup.rng_seed));
@@ -80,28 +92,21 @@ impl NewRunDialog {
             },
         );
         self.open = open && !start;
-        start.then(|| self.setup.clone())
+        DialogOutput { start: start.then(|| self.setup.clone()), browse }
     }
 }
 
-/// A label, a text field holding a path, and a Browse button asking `pick`.
-fn path_row_ui(
-    ui: &mut egui::Ui,
-    label: &str,
-    path: &mut std::path::PathBuf,
-    pick: impl FnOnce() -> Option<std::path::PathBuf>,
-) {
+/// A label, a text field holding a path, and a Browse button; returns whether Browse was
+/// pressed.
+fn path_row_ui(ui: &mut egui::Ui, label: &str, path: &mut std::path::PathBuf) -> bool {
     let label = ui.label(label);
     let mut text = path.display().to_string();
     if ui.add(egui::TextEdit::singleline(&mut text).desired_width(280.0)).labelled_by(label.id).changed() {
         *path = text.into();
     }
-    if ui.button("Browse…").clicked()
-        && let Some(picked) = pick()
-    {
-        *path = picked;
-    }
+    let browse = ui.button("Browse…").clicked();
     ui.end_row();
+    browse
 }
 
 /// The task picker: none (free run on given prompt embeddings) or a built-in task, its size and
