@@ -181,9 +181,10 @@ pub struct ProbeArgs {
     pub shift: f64,
     #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
     pub scheduler: SchedulerKind,
-    /// The result file (safetensors: `accuracy`, `balanced_accuracy` `[steps, layers]`).
-    #[arg(short, long)]
-    pub output: PathBuf,
+    /// The result file (safetensors: `accuracy`, `balanced_accuracy` `[steps, layers]`); at
+    /// least one of it and --png.
+    #[arg(short, long, required_unless_present = "png")]
+    pub output: Option<PathBuf>,
     /// A PNG heatmap of the balanced accuracy (steps across, layers up; viridis over 0.5..1).
     #[arg(long)]
     pub png: Option<PathBuf>,

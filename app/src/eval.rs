@@ -65,8 +65,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     if let Some(path) = &args.per_step {
-        replace_file_with(path, per_step_csv.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        replace_file_with(path, per_step_csv.as_bytes())?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! a contact sheet (PNG, steps x frames) and/or a step sweep (animated GIF), coloured as the
 //! window colours them.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use stepscope::viewer::Document;
 use stepscope::viewer::export::{SweepSpec, SweepTensors, contact_sheet, step_sweep_gif, write_png};
 use stepscope_engine::trajectory::replace_file_with;
@@ -41,7 +41,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     }
     if let Some(path) = &args.gif {
         let gif = step_sweep_gif(&tensors, args.delay_ms)?;
-        replace_file_with(path, &gif).with_context(|| format!("writing {}", path.display()))?;
+        replace_file_with(path, &gif)?;
         eprintln!("{}: {} steps, {} ms each", path.display(), spec.steps.len(), args.delay_ms);
     }
     Ok(())

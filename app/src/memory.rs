@@ -1,7 +1,7 @@
 //! `stepscope memory`: what a Wan model needs in memory at a latent size, from its config alone
 //! (nothing is loaded): exact weights, estimated activations, and what this machine has free.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use stepscope_engine::model::memory::{available_memory_bytes, gib};
 use stepscope_engine::model::{WanConfig, estimate_memory};
 
@@ -9,6 +9,10 @@ use crate::cli::MemoryArgs;
 
 pub fn run(args: &MemoryArgs) -> Result<()> {
     let config_path = match (&args.config, &args.model) {
+        (Some(config), _) if config.is_dir() => bail!(
+            "{} is a folder: pass a model folder as --model, or give --config its config.json",
+            config.display()
+        ),
         (Some(config), _) => config.clone(),
         (None, Some(dir)) => dir.join("config.json"),
         (None, None) => unreachable!("clap requires --model or --config"),

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use stepscope::viewer::gpu::Colormap;
 use stepscope_engine::analysis::{
-    PROBE_KEY, PROBE_VERSION, ProbePlan, ProbeRecord, ProbeResult, fit_probes, write_probe_file,
+    PROBE_VERSION, ProbePlan, ProbeRecord, ProbeResult, fit_probes, write_probe_file,
 };
 use stepscope_engine::tasks::TaskParams;
 use stepscope_engine::training::SamplerSettings;
@@ -60,11 +60,12 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
         train_tokens: result.train_tokens,
         test_tokens: result.test_tokens,
     };
-    write_probe_file(&args.output, &record, &result)
-        .with_context(|| format!("writing {} ({PROBE_KEY})", args.output.display()))?;
+    if let Some(output) = &args.output {
+        write_probe_file(output, &record, &result)?;
+    }
     print_table(&result);
     if let Some(png) = &args.png {
-        write_heatmap_png(png, &result).with_context(|| format!("writing {}", png.display()))?;
+        write_heatmap_png(png, &result)?;
     }
     Ok(())
 }

@@ -158,6 +158,16 @@ fn record_fails(dir: &Path, extra: &[&str], needle: &str) {
     assert!(stderr.contains(needle), "{extra:?}: expected `{needle}` in: {stderr}");
     assert!(!stderr.contains("panicked"), "{extra:?} panicked: {stderr}");
     assert_eq!(stderr.matches("error:").count(), 1, "one error message: {stderr}");
+    assert_each_clause_once(&stderr);
+}
+
+/// An error message says each of its `: `-separated clauses once (a cause or a path repeated,
+/// as in `Is a directory (os error 21): Is a directory (os error 21)`, fails).
+fn assert_each_clause_once(message: &str) {
+    let clauses: Vec<&str> = message.trim().trim_start_matches("error: ").split(": ").collect();
+    for (idx, clause) in clauses.iter().enumerate() {
+        assert!(!clauses[idx + 1..].contains(clause), "`{clause}` said twice in: {message}");
+    }
 }
 
 /// Writes the malformed input files the bad-input test feeds to `record`.
@@ -450,4 +460,40 @@ fn memory_states_what_a_real_wan_needs_and_record_refuses_what_will_not_fit() {
     assert!(!refused.status.success());
     let message = stderr_of(&refused);
     assert!(message.contains("the run needs about") && message.contains("is free"), "{message}");
+}
+
+#[test]
+fn errors_say_their_cause_and_path_once_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, [0xff; 32]).unwrap();
+    let folder = arg(dir.path());
+    let (garbage, png) = (arg(&garbage), dir.path().join("sheet.png"));
+    // (arguments, words the message must hold)
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec!["info", folder], "it is a folder, not a trajectory file"),
+        (vec!["info", garbage], "garbage.safetensors"),
+        (vec!["export", folder, "--sheet", arg(&png)], "it is a folder"),
+        (vec!["export", garbage, "--sheet", arg(&png)], "garbage.safetensors"),
+        (vec!["memory", "--config", folder], "pass a model folder as --model"),
+    ];
+    for (args, needle) in &cases {
+        let output = stepscope(args);
+        let stderr = stderr_of(&output);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(needle), "{args:?}: expected `{needle}` in: {stderr}");
+        assert_eq!(stderr.matches("error:").count(), 1, "one error message: {stderr}");
+        assert_each_clause_once(&stderr);
+        let path_mentions = stderr.matches(dir.path().to_str().unwrap()).count();
+        assert_eq!(path_mentions, 1, "the path is named once: {stderr}");
+    }
+}
+
+#[test]
+fn probe_takes_png_alone_and_wants_one_output() {
+    let output = stepscope(&["probe", "--instances", "0"]);
+    assert!(stderr_of(&output).contains("--output"), "{}", stderr_of(&output));
+    // With --png alone, clap accepts the arguments (the run then refuses 0 instances).
+    let output = stepscope(&["probe", "--png", "/nonexistent/heatmap.png", "--instances", "0"]);
+    assert!(!stderr_of(&output).contains("required"), "{}", stderr_of(&output));
 }

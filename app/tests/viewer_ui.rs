@@ -149,7 +149,7 @@ fn a_broken_file_shows_its_error_and_the_app_stays_up() {
     harness.run();
 
     harness.get_by_label_contains("Could not open");
-    harness.get_by_label_contains("broken.safetensors as a trajectory");
+    harness.get_by_label_contains("broken.safetensors: the header length says");
     // The sample stays open and usable.
     press(&mut harness, Key::End);
     harness.get_by_label("Step 11 / 11");

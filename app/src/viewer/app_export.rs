@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use stepscope_engine::trajectory::replace_file_with;
 
 use super::app::StepscopeApp;
@@ -162,6 +162,6 @@ impl StepscopeApp {
 
 fn write_gif(path: &Path, tensors: &SweepTensors) -> Result<()> {
     let gif = step_sweep_gif(tensors, GIF_DELAY_MS)?;
-    replace_file_with(path, &gif).with_context(|| format!("writing {}", path.display()))?;
+    replace_file_with(path, &gif)?;
     Ok(())
 }

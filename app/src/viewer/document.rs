@@ -32,8 +32,7 @@ pub struct Document {
 impl Document {
     /// Opens and checks the file at `path` (its header only; no tensor is read yet).
     pub fn open(path: &Path) -> Result<Self> {
-        let reader = TrajectoryReader::open(path)
-            .with_context(|| format!("could not open {} as a trajectory", path.display()))?;
+        let reader = TrajectoryReader::open(path)?;
         Ok(Self { source: Source::File(Box::new(reader)), seed_idx: 0 })
     }
 

@@ -210,7 +210,7 @@ pub fn step_sweep_gif(tensors: &SweepTensors, delay_ms: u32) -> Result<Vec<u8>> 
 pub fn write_png(path: &Path, picture: &RgbaImage) -> Result<()> {
     let mut png = Vec::new();
     picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    replace_file_with(path, &png).with_context(|| format!("writing {}", path.display()))?;
+    replace_file_with(path, &png)?;
     Ok(())
 }
 

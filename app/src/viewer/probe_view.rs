@@ -81,8 +81,7 @@ pub struct ProbeOutput {
 impl ProbeView {
     /// Reads the probe result at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let (record, result) =
-            read_probe_file(path).with_context(|| format!("opening {}", path.display()))?;
+        let (record, result) = read_probe_file(path)?;
         let grid = |values: &[f64], name: &str| {
             let (steps, layers) = (result.steps, result.layers);
             let rows: Vec<f32> = (0..layers)

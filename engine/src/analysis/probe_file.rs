@@ -110,7 +110,7 @@ pub fn is_probe_file(path: &Path) -> bool {
 /// Reads a probe file: its record and result, checked against each other.
 pub fn read_probe_file(path: &Path) -> Result<(ProbeRecord, ProbeResult), ProbeFileError> {
     let invalid = |what: String| ProbeFileError::Invalid { path: path.display().to_string(), what };
-    let io = |action, source| TrajectoryError::Io { path: path.to_owned(), action, source };
+    let io = |action, source| TrajectoryError::Io { path: path.to_owned(), action, cause: source };
     let size = std::fs::metadata(path).map_err(|source| io("read the size of", source))?.len();
     if size > MAX_FILE_BYTES {
         return Err(invalid(format!("{size} bytes is too large for a probe result")));

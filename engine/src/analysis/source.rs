@@ -15,8 +15,8 @@ pub enum AnalysisError {
     Shape { name: TensorName, shape: Vec<usize>, expected: &'static str },
     #[error("the task: {0}")]
     Task(String),
-    #[error("computing on {name}: {source}")]
-    Tensor { name: TensorName, source: candle_core::Error },
+    #[error("computing on {name}: {cause}")]
+    Tensor { name: TensorName, cause: candle_core::Error },
 }
 
 /// A run's manifest and its tensors by contract name: a trajectory file or a live record.
@@ -46,7 +46,7 @@ impl TensorSource for LiveRecord {
         let tensor = self.tensor(name).ok_or_else(|| AnalysisError::Missing(*name))?;
         tensor
             .to_dtype(candle_core::DType::F32)
-            .map_err(|source| AnalysisError::Tensor { name: *name, source })
+            .map_err(|source| AnalysisError::Tensor { name: *name, cause: source })
     }
 }
 
@@ -65,6 +65,6 @@ pub(crate) fn values_of(
     let values = tensor
         .flatten_all()
         .and_then(|flat| flat.to_vec1::<f32>())
-        .map_err(|source| AnalysisError::Tensor { name: *name, source })?;
+        .map_err(|source| AnalysisError::Tensor { name: *name, cause: source })?;
     Ok((dims, values))
 }

@@ -137,7 +137,7 @@ pub fn open_weights(
         // loader would report the same failure without saying which shard.
         #[expect(unsafe_code, reason = "memory-mapping a weights file; see `map_weights`")]
         let single = unsafe { MmapedSafetensors::new(path) };
-        single.map_err(|source| ModelError::Weights { path: path.clone(), source })?;
+        single.map_err(|source| ModelError::Weights { path: path.clone(), cause: source })?;
     }
     let weights = map_weights(&files.weights)?;
     for (key, expected) in expected_tensors(config) {
@@ -165,5 +165,8 @@ fn map_weights(paths: &[PathBuf]) -> Result<MmapedSafetensors> {
     // (safetensors, candle) we rely on nobody truncating them while the model is loaded.
     #[expect(unsafe_code, reason = "memory-mapping checkpoint files, read-only")]
     let mapped = unsafe { MmapedSafetensors::multi(paths) };
-    mapped.map_err(|source| ModelError::Weights { path: paths.first().cloned().unwrap_or_default(), source })
+    mapped.map_err(|source| ModelError::Weights {
+        path: paths.first().cloned().unwrap_or_default(),
+        cause: source,
+    })
 }

@@ -62,9 +62,9 @@ impl WanConfig {
     /// Reads and validates a diffusers `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ModelError::ConfigRead { path: path.to_owned(), source })?;
+            .map_err(|source| ModelError::ConfigRead { path: path.to_owned(), cause: source })?;
         let config: Self = serde_json::from_str(&text)
-            .map_err(|source| ModelError::ConfigParse { path: path.to_owned(), source })?;
+            .map_err(|source| ModelError::ConfigParse { path: path.to_owned(), cause: source })?;
         config.validate()?;
         Ok(config)
     }

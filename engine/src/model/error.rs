@@ -8,17 +8,17 @@ pub enum ModelError {
     #[error("model directory {dir}: {what}")]
     Directory { dir: PathBuf, what: String },
 
-    #[error("{path}: cannot read the model config: {source}")]
-    ConfigRead { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read the model config: {cause}")]
+    ConfigRead { path: PathBuf, cause: std::io::Error },
 
-    #[error("{path}: the model config is not valid diffusers JSON: {source}")]
-    ConfigParse { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: the model config is not valid diffusers JSON: {cause}")]
+    ConfigParse { path: PathBuf, cause: serde_json::Error },
 
     #[error("model config: {0}")]
     ConfigInvalid(String),
 
-    #[error("{path}: cannot open the weights: {source}")]
-    Weights { path: PathBuf, source: candle_core::Error },
+    #[error("{path}: cannot open the weights: {cause}")]
+    Weights { path: PathBuf, cause: candle_core::Error },
 
     #[error("checkpoint is missing tensor `{key}` (expected shape {expected:?})")]
     MissingTensor { key: String, expected: Vec<usize> },

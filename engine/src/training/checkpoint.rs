@@ -75,7 +75,7 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(TrainState, Check
     let bytes = std::fs::read(&path).map_err(|source| TrainingError::Io {
         path: path.clone(),
         action: "read the checkpoint",
-        source,
+        cause: source,
     })?;
     let file =
         safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not safetensors: {e}")))?;
@@ -115,7 +115,7 @@ pub fn export_model(dir: &Path, config: &WanConfig, weights: &BTreeMap<String, T
     std::fs::create_dir_all(&model_dir).map_err(|source| TrainingError::Io {
         path: model_dir.clone(),
         action: "create the folder",
-        source,
+        cause: source,
     })?;
     let (model, prompts) = split_prompts(weights);
     let mut json = serde_json::to_value(config)
@@ -144,7 +144,7 @@ pub fn load_prompts(path: &Path, device: &Device) -> Result<BTreeMap<String, Ten
     let bytes = std::fs::read(path).map_err(|source| TrainingError::Io {
         path: path.to_owned(),
         action: "read the prompts",
-        source,
+        cause: source,
     })?;
     let file =
         safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not safetensors: {e}")))?;

@@ -10,8 +10,8 @@ pub enum TrainingError {
     #[error("{path}: not a usable training checkpoint: {what}")]
     Checkpoint { path: PathBuf, what: String },
 
-    #[error("{path}: cannot {action}: {source}")]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    #[error("{path}: cannot {action}: {cause}")]
+    Io { path: PathBuf, action: &'static str, cause: std::io::Error },
 
     #[error("the loss is not finite at step {step_idx} ({loss}); lower the learning rate")]
     Diverged { step_idx: u64, loss: f32 },

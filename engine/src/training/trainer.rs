@@ -166,7 +166,7 @@ impl Trainer {
         std::fs::create_dir_all(dir).map_err(|source| TrainingError::Io {
             path: dir.to_owned(),
             action: "create the folder",
-            source,
+            cause: source,
         })?;
         let model_dir = export_model(dir, &self.config.model, &self.ema.average)?;
         let state = TrainState {

@@ -27,7 +27,7 @@ pub fn replace_file_with(path: &Path, bytes: &[u8]) -> Result<(), TrajectoryErro
         io::Write::write_all(out, bytes).map_err(|source| TrajectoryError::Io {
             path: path.to_owned(),
             action: "write the temporary file",
-            source,
+            cause: source,
         })
     })
 }
@@ -41,7 +41,7 @@ pub(crate) fn replace_file<F>(path: &Path, write_contents: F) -> Result<(), Traj
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<(), TrajectoryError>,
 {
-    let io_error = |action, source| TrajectoryError::Io { path: path.to_owned(), action, source };
+    let io_error = |action, source| TrajectoryError::Io { path: path.to_owned(), action, cause: source };
     let file_name = path.file_name().ok_or_else(|| {
         io_error("write the file", io::Error::new(ErrorKind::InvalidInput, "the path does not name a file"))
     })?;
@@ -69,7 +69,7 @@ where
         path: dir.to_owned(),
         action: "sync the directory after renaming the new file into place (the new file is there, \
                  but may not survive a crash)",
-        source,
+        cause: source,
     })
 }
 
@@ -140,7 +140,7 @@ mod tests {
             out.write_all(b"new contents").map_err(|source| TrajectoryError::Io {
                 path: target.clone(),
                 action: "write",
-                source,
+                cause: source,
             })
         })
         .expect("replace");
@@ -159,7 +159,7 @@ mod tests {
             Err(TrajectoryError::Io {
                 path: target.clone(),
                 action: "write",
-                source: io::Error::other("injected failure"),
+                cause: io::Error::other("injected failure"),
             })
         });
         assert!(matches!(result, Err(TrajectoryError::Io { action: "write", .. })));

@@ -12,14 +12,14 @@ use super::names::TensorNameError;
 #[non_exhaustive]
 pub enum TrajectoryError {
     /// The operating system refused an operation on the file or its directory.
-    #[error("{}: cannot {action}: {source}", .path.display())]
+    #[error("{}: cannot {action}: {cause}", .path.display())]
     Io {
         /// The file (or directory) operated on.
         path: PathBuf,
         /// What was being done, e.g. "open the file" or "rename the temporary file into place".
         action: &'static str,
         /// The operating system's error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// The file is too short to hold the 8-byte header length.
@@ -57,21 +57,21 @@ pub enum TrajectoryError {
     },
 
     /// The header is not UTF-8 text.
-    #[error("{}: the header is not UTF-8 text: {source}", .path.display())]
+    #[error("{}: the header is not UTF-8 text: {cause}", .path.display())]
     HeaderNotUtf8 {
         /// The file.
         path: PathBuf,
         /// Where the text stops being UTF-8.
-        source: std::str::Utf8Error,
+        cause: std::str::Utf8Error,
     },
 
     /// The header is not a safetensors JSON header.
-    #[error("{}: the header is not valid safetensors JSON: {source}", .path.display())]
+    #[error("{}: the header is not valid safetensors JSON: {cause}", .path.display())]
     HeaderJson {
         /// The file.
         path: PathBuf,
         /// The JSON parser's error, with line and column.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 
     /// The header lists a tensor name twice.
@@ -196,12 +196,12 @@ pub enum TrajectoryError {
     },
 
     /// The manifest is not valid JSON for its format version.
-    #[error("{}: the manifest is not valid: {source}", .path.display())]
+    #[error("{}: the manifest is not valid: {cause}", .path.display())]
     ManifestJson {
         /// The file.
         path: PathBuf,
         /// The JSON error, naming the field or position.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 
     /// The manifest's format version is not one this reader opens.
@@ -230,12 +230,12 @@ pub enum TrajectoryError {
     },
 
     /// A tensor's name does not follow the naming contract.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {cause}", .path.display())]
     BadTensorName {
         /// The file.
         path: PathBuf,
         /// The name and what is wrong with it.
-        source: TensorNameError,
+        cause: TensorNameError,
     },
 
     /// The manifest promises a tensor that is not there.
@@ -279,13 +279,13 @@ pub enum TrajectoryError {
     },
 
     /// candle failed to convert a tensor.
-    #[error("{}: tensor `{tensor}`: {source}", .path.display())]
+    #[error("{}: tensor `{tensor}`: {cause}", .path.display())]
     Tensor {
         /// The file.
         path: PathBuf,
         /// The tensor.
         tensor: String,
         /// candle's error.
-        source: Box<candle_core::Error>,
+        cause: Box<candle_core::Error>,
     },
 }

@@ -185,9 +185,9 @@ pub(crate) fn parse_layout(path: &Path, file: &[u8]) -> Result<Layout, Trajector
     let data_len = after_prefix.len() - header_bytes.len();
 
     let header_text = std::str::from_utf8(header_bytes)
-        .map_err(|source| TrajectoryError::HeaderNotUtf8 { path: path.to_owned(), source })?;
+        .map_err(|source| TrajectoryError::HeaderNotUtf8 { path: path.to_owned(), cause: source })?;
     let raw: RawHeader = serde_json::from_str(header_text)
-        .map_err(|source| TrajectoryError::HeaderJson { path: path.to_owned(), source })?;
+        .map_err(|source| TrajectoryError::HeaderJson { path: path.to_owned(), cause: source })?;
 
     let mut seen = HashSet::with_capacity(raw.tensors.len());
     if let Some((name, _)) = raw.tensors.iter().find(|(name, _)| !seen.insert(name.as_str())) {

@@ -33,8 +33,15 @@ impl TrajectoryReader {
     /// Opens the trajectory file at `path` and checks its header and manifest.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TrajectoryError> {
         let path = path.as_ref();
-        let io_error = |action, source| TrajectoryError::Io { path: path.to_owned(), action, source };
+        let io_error = |action, source| TrajectoryError::Io { path: path.to_owned(), action, cause: source };
         let file = File::open(path).map_err(|source| io_error("open the file", source))?;
+        if path.is_dir() {
+            let folder = std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a folder, not a trajectory file",
+            );
+            return Err(io_error("read it", folder));
+        }
         let mmap = map_file(&file).map_err(|source| io_error("memory-map the file", source))?;
 
         let layout = header::parse_layout(path, &mmap)?;
@@ -48,9 +55,10 @@ impl TrajectoryReader {
             .tensors
             .into_iter()
             .map(|(name, info)| {
-                let name = name
-                    .parse::<TensorName>()
-                    .map_err(|source| TrajectoryError::BadTensorName { path: path.to_owned(), source })?;
+                let name = name.parse::<TensorName>().map_err(|source| TrajectoryError::BadTensorName {
+                    path: path.to_owned(),
+                    cause: source,
+                })?;
                 Ok((name, info))
             })
             .collect::<Result<BTreeMap<_, _>, TrajectoryError>>()?;
@@ -117,7 +125,7 @@ impl TrajectoryReader {
             |source| TrajectoryError::Tensor {
                 path: self.path.clone(),
                 tensor: name.to_string(),
-                source: Box::new(source),
+                cause: Box::new(source),
             },
         )
     }
@@ -194,7 +202,7 @@ fn parse_manifest(path: &Path, json: &str) -> Result<Manifest, TrajectoryError> 
         format_version: u64,
     }
 
-    let manifest_error = |source| TrajectoryError::ManifestJson { path: path.to_owned(), source };
+    let manifest_error = |source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source };
     let probe: VersionProbe = serde_json::from_str(json).map_err(manifest_error)?;
     let manifest: Manifest = match probe.format_version {
         // Version 1 is the first version. When version 2 arrives, the version-1 structs move to

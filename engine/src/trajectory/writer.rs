@@ -113,7 +113,7 @@ impl TrajectoryWriter {
             out.write_all(&header).map_err(|source| TrajectoryError::Io {
                 path: path.to_owned(),
                 action: "write the header",
-                source,
+                cause: source,
             })?;
             for (name, pending) in order {
                 write_data(out, path, name, pending)?;
@@ -166,10 +166,10 @@ impl TrajectoryWriter {
         }
 
         let manifest_json = serde_json::to_string(&self.manifest)
-            .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), source })?;
+            .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source })?;
         let metadata = BTreeMap::from([(MANIFEST_KEY, manifest_json.as_str())]);
         let header = header::encode_header(&metadata, &entries)
-            .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), source })?;
+            .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source })?;
         let header_len = (header.len() - header::LENGTH_PREFIX_BYTES) as u64;
         if header_len > MAX_HEADER_BYTES {
             return Err(TrajectoryError::HeaderTooLarge {
@@ -192,10 +192,10 @@ fn write_data(
     let candle_error = |source| TrajectoryError::Tensor {
         path: path.to_owned(),
         tensor: name.to_string(),
-        source: Box::new(source),
+        cause: Box::new(source),
     };
     let io_error =
-        |source| TrajectoryError::Io { path: path.to_owned(), action: "write tensor data", source };
+        |source| TrajectoryError::Io { path: path.to_owned(), action: "write tensor data", cause: source };
     let flat = pending
         .tensor
         .to_device(&Device::Cpu)
