@@ -1,0 +1,195 @@
+//! The UI's CPU time per frame on a real-size trajectory, per view, while scrubbing the steps.
+//!
+//! Writes (once, under `target/bench-data/`) a SYNTHETIC trajectory shaped like a Wan2.1 480p
+//! run: `x0` of 16 x 21 x 60 x 104 at 50 UniPC steps for 2 seeds, and the decoded video of
+//! 3 x 81 x 480 x 832 (f16) at 5 steps of seed 0; the values are seeded noise, labelled as such
+//! in the manifest. Then, in a 1280 x 800 window, for each view (Frames on `x0_hat`, Frames on
+//! the decoded video, Steps x frames on each), steps through the run with the arrow key and times
+//! every frame around `Harness::step` (the app's `ui` with everything it reads, down-samples and
+//! uploads, plus egui's layout and tessellation; the GPU's own work is not CPU time). The views
+//! draw from what they read in the same frame (no placeholder), so a timed frame is final.
+//! Reports p50 and p95 of a first visit (tensors read and down-sampled) and of a second (cached),
+//! the first frame after opening, and the resident memory after it.
+//!
+//! `cargo bench -p stepscope --bench real_size_views`
+#![allow(clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark binary: failures abort it")]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use serde_json::Map;
+use stepscope::viewer::StepscopeApp;
+use stepscope::viewer::file_picker::FilePicker;
+use stepscope_engine::scheduler::{SchedulerKind, Solver};
+use stepscope_engine::session::noise::gaussian_noise;
+use stepscope_engine::trajectory::{
+    Captures, Conditioning, FORMAT_VERSION, Manifest, ModelInfo, NoiseSource, Schedule, SeedRecord,
+    StepTensor, TensorName, TrajectoryWriter, VideoInfo,
+};
+
+const STEPS: usize = 50;
+const SEEDS: usize = 2;
+const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
+const VIDEO_SHAPE: [usize; 4] = [3, 81, 480, 832];
+const VIDEO_STEPS: [usize; 5] = [0, 12, 25, 37, 49];
+
+#[derive(Debug)]
+struct NoPicker;
+
+impl FilePicker for NoPicker {
+    fn pick_trajectory(&mut self) -> Option<PathBuf> {
+        None
+    }
+}
+
+fn write_file(path: &Path) {
+    let schedule = Solver::new(SchedulerKind::UniPc, STEPS, 3.0).unwrap().schedule().clone();
+    let seed = |seed_idx: usize| SeedRecord {
+        noise: NoiseSource::RngSeed(seed_idx as u64),
+        forked_from: None,
+        intervention: None,
+        steps: (0..STEPS).collect(),
+        capture_steps: Vec::new(),
+        final_latents: false,
+        video_steps: if seed_idx == 0 { VIDEO_STEPS.to_vec() } else { Vec::new() },
+    };
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        created_by: "stepscope benchmark real_size_views".to_owned(),
+        model: ModelInfo {
+            source: "synthetic: seeded noise shaped like a Wan2.1 480p run (benchmark data, no model)"
+                .to_owned(),
+            config: Map::new(),
+            dtype: "f32".to_owned(),
+        },
+        conditioning: Conditioning {
+            prompt: None,
+            prompt_embeddings: "none".to_owned(),
+            guidance_scale: 1.0,
+            negative_prompt: false,
+            condition_frame: false,
+            task: None,
+        },
+        schedule: Schedule {
+            scheduler: schedule.kind,
+            steps: schedule.steps(),
+            shift: schedule.shift,
+            sigmas: schedule.sigmas.clone(),
+            timesteps: schedule.timesteps.clone(),
+        },
+        latent_shape: LATENT_SHAPE,
+        patch_size: [1, 2, 2],
+        step_tensors: vec![StepTensor::X0],
+        seeds: (0..SEEDS).map(seed).collect(),
+        captures: Captures::default(),
+        video: Some(VideoInfo { shape: VIDEO_SHAPE, decoder: "none (synthetic noise)".to_owned() }),
+    };
+    let mut writer = TrajectoryWriter::new(manifest);
+    // A few distinct tensors shared by every step keep the writer's memory small.
+    let x0: Vec<_> =
+        (0..4u64).map(|seed| gaussian_noise(seed, &LATENT_SHAPE[..], &Device::Cpu).unwrap()).collect();
+    let video = (gaussian_noise(9, &VIDEO_SHAPE[..], &Device::Cpu).unwrap() * 0.5)
+        .unwrap()
+        .clamp(-1.0, 1.0)
+        .unwrap()
+        .to_dtype(DType::F16)
+        .unwrap();
+    for seed_idx in 0..SEEDS {
+        for step_idx in 0..STEPS {
+            let name = TensorName::Step { seed_idx, step_idx, kind: StepTensor::X0 };
+            writer.insert(name, x0[step_idx % x0.len()].clone());
+        }
+    }
+    for step_idx in VIDEO_STEPS {
+        writer.insert(TensorName::Video { seed_idx: 0, step_idx }, video.clone());
+    }
+    writer.write(path).unwrap();
+}
+
+/// p50 and p95 of `samples`, in milliseconds.
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    (at(0.5), at(0.95))
+}
+
+/// Steps through every step of seed 0 with the Right key, timing each frame.
+fn scrub(harness: &mut Harness<'_, StepscopeApp>) -> Vec<Duration> {
+    harness.key_press(egui::Key::Home);
+    harness.step();
+    (1..STEPS)
+        .map(|_| {
+            harness.key_press(egui::Key::ArrowRight);
+            let start = Instant::now();
+            harness.step();
+            start.elapsed()
+        })
+        .collect()
+}
+
+/// Resident memory of this process, in MB (Linux; 0 elsewhere).
+fn resident_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("real_size_views.safetensors");
+    if !path.exists() {
+        let start = Instant::now();
+        write_file(&path);
+        println!("wrote {} in {:.1} s", path.display(), start.elapsed().as_secs_f64());
+    }
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "SYNTHETIC file: {:.2} GB; x0 {LATENT_SHAPE:?} x {STEPS} steps x {SEEDS} seeds, video {VIDEO_SHAPE:?} f16 at steps {VIDEO_STEPS:?}",
+        bytes as f64 / 1e9
+    );
+    let rss_before = resident_mb();
+    let start = Instant::now();
+    let open = path.clone();
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .wgpu()
+        .build_eframe(move |cc| StepscopeApp::new(cc, Some(&open), Box::new(NoPicker)));
+    harness.step();
+    let first_frame = start.elapsed();
+    harness.get_by_label("frame 20");
+    println!(
+        "open + first frame: {:.1} ms; resident memory {:.0} MB after it ({:.0} MB before the window)",
+        first_frame.as_secs_f64() * 1e3,
+        resident_mb(),
+        rss_before
+    );
+    harness.run();
+    let views = [
+        ("Frames", "x0_hat"),
+        ("Frames", "decoded video"),
+        ("Steps x frames", "x0_hat"),
+        ("Steps x frames", "decoded video"),
+    ];
+    for (tab, view) in views {
+        harness.get_by_label(tab).click();
+        harness.get_by_label(view).click();
+        harness.run();
+        for pass in ["first visit", "second visit"] {
+            let mut samples = scrub(&mut harness);
+            let (p50, p95) = percentiles(&mut samples);
+            println!(
+                "{tab:>14} / {view:<13} {pass}: {} frames, p50 {p50:.2} ms, p95 {p95:.2} ms, resident {:.0} MB",
+                samples.len(),
+                resident_mb()
+            );
+        }
+    }
+}
