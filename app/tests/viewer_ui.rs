@@ -478,3 +478,25 @@ fn without_native_dialogs_file_open_uses_the_in_window_browser() {
     let opened = harness.state().document().and_then(|document| document.path().map(Path::to_owned));
     assert_eq!(opened.map(|path| path.canonicalize().unwrap()), Some(sample().canonicalize().unwrap()));
 }
+
+#[test]
+fn play_video_walks_the_frames_with_the_latent_frame_beside_the_decoded_one() {
+    // The exporter fixture: 3 latent frames, decoded to 9 at step 3 (Wan's 4x in time).
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let mut harness = harness_with(Some(&fixture), FixedPicker::default());
+    harness.get_by_label("decoded video").click();
+    harness.run();
+    press(&mut harness, Key::End);
+    harness.get_by_label("Play video").click();
+    harness.run();
+    harness.get_by_label(
+        "decoded frame 0 of 9 (left) is in latent frame 0 of 3 (right), which covers decoded frames 0-0 (4x in time)",
+    );
+    harness.get_by_label("▶ Play video").click();
+    // Playing asks for frames without end: step by hand (0.25 s a frame at 16 fps).
+    harness.run_steps(2);
+    harness.get_by_label("⏸ Pause video");
+    assert!(harness.query_by_label_contains("decoded frame 0 of 9").is_none(), "the video moved on");
+    harness.get_by_label_contains("covers decoded frames");
+}

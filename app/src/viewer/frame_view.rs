@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::command::AppCommand;
 use super::frame_grid::{FrameGrid, ZOOM_RANGE, fit_zoom, zoom_about};
 use super::frame_levels::FrameLevels;
+use super::frame_player::FramePlayer;
 use super::gpu::{GpuTensor, ImageStyle};
 use super::settings::StepView;
 use super::view::{Cursor, View, ViewContext, ViewEvent};
@@ -59,13 +60,16 @@ impl ClickedPixel {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 struct FramesState {
-    /// Screen points per tensor pixel.
+    /// Every frame in a grid, or one frame at a time along the video.
+    play_video: bool,
+    /// Screen points per tensor pixel in the grid.
     zoom: f32,
+    player: FramePlayer,
 }
 
 impl Default for FramesState {
     fn default() -> Self {
-        Self { zoom: 12.0 }
+        Self { play_video: false, zoom: 12.0, player: FramePlayer::default() }
     }
 }
 
@@ -100,6 +104,17 @@ impl View for FramesView {
             self.fit_pending = true;
         }
         self.last_view = Some(view);
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.state.play_video, false, "All frames")
+                .on_hover_text("Every frame of the step in a grid");
+            ui.selectable_value(&mut self.state.play_video, true, "Play video").on_hover_text(
+                "One frame at a time along the video, the latent and decoded frames side by side",
+            );
+        });
+        if self.state.play_video {
+            self.state.player.ui(ui, cx);
+            return;
+        }
         let document = cx.document;
         let caches = &mut *cx.caches;
         let tensor = match document.view_owner(seed_idx, step_idx, view) {

@@ -22,6 +22,7 @@ mod file_browser;
 pub mod file_picker;
 mod frame_grid;
 mod frame_levels;
+mod frame_player;
 mod frame_view;
 pub mod gpu;
 mod layers_view;
