@@ -500,3 +500,26 @@ fn play_video_walks_the_frames_with_the_latent_frame_beside_the_decoded_one() {
     assert!(harness.query_by_label_contains("decoded frame 0 of 9").is_none(), "the video moved on");
     harness.get_by_label_contains("covers decoded frames");
 }
+
+#[test]
+fn attention_stored_in_a_file_shows_in_the_inspector_without_a_live_run() {
+    // The exporter fixture stores self- and cross-attention of tokens 0, 5 and 17 at layers 0
+    // and 1, at steps 0 and 3 of seed 0.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let mut harness = harness_with(Some(&fixture), FixedPicker::default());
+    harness.get_by_label("Layers").click();
+    harness.run();
+    harness.get_by_label("Open the attention inspector").click();
+    harness.run();
+    harness.get_by_label_contains("Token (0, 0, 0) (#0) at step 0 of seed 0");
+    harness.get_by_label_contains("stored in the file");
+    harness.get_by_label("Layer 0, head mean");
+    harness.get_by_label_contains("Cross-attention on the 7 prompt tokens");
+    // Step 1 has no captures: the inspector says which steps have; step 3 has them again.
+    press(&mut harness, Key::ArrowRight);
+    harness.get_by_label_contains("no captures at step 1 (steps with captures: 0, 3)");
+    press(&mut harness, Key::End);
+    harness.get_by_label_contains("Token (0, 0, 0) (#0) at step 3 of seed 0");
+    assert!(harness.state().shows_attention());
+}

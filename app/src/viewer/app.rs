@@ -209,6 +209,7 @@ impl StepscopeApp {
             AppCommand::SetColormap(colormap) => self.settings.colormap = colormap,
             AppCommand::FramePointer(pointer) => self.frame_pointer(pointer),
             AppCommand::Open(path) => self.open(&path),
+            AppCommand::InspectAttention(token) => self.inspect_attention_of(token),
         }
     }
 

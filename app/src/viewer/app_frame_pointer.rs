@@ -8,6 +8,7 @@ use super::app::StepscopeApp;
 use super::attention_view::AttentionQuery;
 use super::frame_view::{ClickedPixel, FramePointer, PixelMark};
 use super::live::AttentionAnswer;
+use super::stored_attention::{has_stored_attention, stored_attention};
 
 impl StepscopeApp {
     /// What the frame view's read-out says the pointer does.
@@ -53,19 +54,40 @@ impl StepscopeApp {
     /// Asks where the token under `pixel` attends at the current step of the shown seed.
     pub(super) fn inspect_attention_at(&mut self, pixel: ClickedPixel) {
         let Some(document) = &self.document else { return };
-        if self.live.is_none() || document.live_record().is_none() {
-            self.attention.explain(
-                "Attention is computed on demand by the model, so it needs a live run \
-                 (File > New live run). A recorded file holds only the attention it captured \
-                 (see the Layers tab)."
-                    .to_owned(),
-            );
-            return;
-        }
         let manifest = document.manifest();
         let Some(token) = pixel.token(manifest.latent_shape, manifest.patch_size) else { return };
+        self.inspect_attention_of(token);
+    }
+
+    /// Shows where `token` attends at the current step of the shown seed: asked of the engine
+    /// in a live run, read from the file's captures otherwise.
+    pub(super) fn inspect_attention_of(&mut self, token: usize) {
+        let Some(document) = &self.document else { return };
         let query = AttentionQuery { seed_idx: document.seed_idx, step_idx: self.time.step_idx(), token };
-        self.ask_attention(query);
+        if self.live.is_some() && document.live_record().is_some() {
+            self.ask_attention(query);
+        } else if has_stored_attention(document) {
+            self.show_stored_attention(query);
+        } else {
+            self.attention.explain(
+                "This file stores no attention. Attention is computed on demand in a live run \
+                 (File > New live run); a recording keeps it for chosen query tokens with \
+                 `--capture self_attn,cross_attn@all:q=0,17` (or the exporter's attention options)."
+                    .to_owned(),
+            );
+        }
+    }
+
+    /// Reads `query`'s attention from the file's captures into the inspector.
+    fn show_stored_attention(&mut self, query: AttentionQuery) {
+        let Some(document) = &self.document else { return };
+        match stored_attention(document, query) {
+            Ok((maps, layer_names)) => {
+                let stored_tokens = document.manifest().captures.query_tokens.clone();
+                self.attention.receive_stored(query.seed_idx, &maps, (layer_names, stored_tokens));
+            }
+            Err(err) => self.attention.unanswerable(query, format!("{err:#}")),
+        }
     }
 
     fn ask_attention(&mut self, query: AttentionQuery) {
@@ -97,10 +119,14 @@ impl StepscopeApp {
                 AttentionAnswer::Failed => self.attention.failed(),
             }
         }
+        if let Some(token) = self.attention.take_requested_token() {
+            self.inspect_attention_of(token);
+        }
         let Some(document) = &self.document else { return };
-        if let Some(query) = self.attention.follow_up(document.seed_idx, self.time.step_idx())
-            && document.has_step(query.seed_idx, query.step_idx)
-        {
+        let Some(query) = self.attention.follow_up(document.seed_idx, self.time.step_idx()) else { return };
+        if document.live_record().is_none() {
+            self.show_stored_attention(query);
+        } else if document.has_step(query.seed_idx, query.step_idx) {
             self.ask_attention(query);
         }
     }

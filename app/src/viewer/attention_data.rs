@@ -35,6 +35,12 @@ pub struct AttentionData {
     /// `[F', H', W']`.
     pub grid: [usize; 3],
     pub layers: usize,
+    /// The model's index of each layer row (all layers for a live answer; the captured ones for
+    /// attention stored in a file).
+    pub layer_names: Vec<usize>,
+    /// The query tokens a file stores attention for, when this answer was read from one (empty
+    /// for a live answer).
+    pub stored_tokens: Vec<usize>,
     pub heads: usize,
     pub text_len: usize,
     /// Per layer, `heads + 1` maps `[1, F', H', W']`: the heads, then their mean.
@@ -77,11 +83,33 @@ impl AttentionData {
             query_position: (f, r, c),
             grid,
             layers,
+            layer_names: (0..layers).collect(),
+            stored_tokens: Vec::new(),
             heads,
             text_len,
             maps: tensors,
             cross: cross_attn.into_iter().flatten().flatten().collect(),
         })
+    }
+
+    /// The answer read from a file's captures: its rows are the model's layers `layer_names`,
+    /// and `stored_tokens` are the query tokens the file holds.
+    pub fn stored(mut self, layer_names: Vec<usize>, stored_tokens: Vec<usize>) -> Result<Self> {
+        ensure!(
+            layer_names.len() == self.layers,
+            "{} layer names for {} layers",
+            layer_names.len(),
+            self.layers
+        );
+        self.layer_names = layer_names;
+        self.stored_tokens = stored_tokens;
+        Ok(self)
+    }
+
+    /// The model's index of layer row `layer_idx`.
+    #[must_use]
+    pub fn layer_name(&self, layer_idx: usize) -> usize {
+        self.layer_names.get(layer_idx).copied().unwrap_or(layer_idx)
     }
 
     /// The map of `layer_idx` for `pick`, `[1, F', H', W']`.

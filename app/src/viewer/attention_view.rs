@@ -48,6 +48,10 @@ pub struct AttentionView {
     /// Why there is nothing to show, when there is not.
     pub notice: Option<String>,
     answers: u64,
+    /// A question the file cannot answer (not asked again while the cursor stays).
+    unanswerable: Option<AttentionQuery>,
+    /// A stored query token the user picked in the window, for the app to load.
+    requested_token: Option<usize>,
 }
 
 impl Default for AttentionView {
@@ -62,6 +66,8 @@ impl Default for AttentionView {
             shared_scale: false,
             notice: None,
             answers: 0,
+            unanswerable: None,
+            requested_token: None,
         }
     }
 }
@@ -84,7 +90,38 @@ impl AttentionView {
     pub fn receive(&mut self, seed_idx: usize, maps: &Arc<AttentionMaps>) {
         self.pending = None;
         self.answers += 1;
-        match AttentionData::new(seed_idx, maps, self.answers) {
+        self.take_answer(AttentionData::new(seed_idx, maps, self.answers));
+    }
+
+    /// Shows attention a file stores for `seed_idx`: rows for the model layers `layer_names`,
+    /// and `stored_tokens` to pick from.
+    pub fn receive_stored(
+        &mut self,
+        seed_idx: usize,
+        maps: &AttentionMaps,
+        (layer_names, stored_tokens): (Vec<usize>, Vec<usize>),
+    ) {
+        self.answers += 1;
+        self.open = true;
+        self.unanswerable = None;
+        let data = AttentionData::new(seed_idx, maps, self.answers)
+            .and_then(|data| data.stored(layer_names, stored_tokens));
+        self.take_answer(data);
+    }
+
+    /// `query` cannot be answered from the file: says why and does not ask again.
+    pub fn unanswerable(&mut self, query: AttentionQuery, why: String) {
+        self.unanswerable = Some(query);
+        self.explain(why);
+    }
+
+    /// The stored query token the user picked in the window, once.
+    pub fn take_requested_token(&mut self) -> Option<usize> {
+        self.requested_token.take()
+    }
+
+    fn take_answer(&mut self, data: anyhow::Result<AttentionData>) {
+        match data {
             Ok(data) => {
                 self.layer_idx = self.layer_idx.min(data.layers - 1);
                 if let HeadPick::Head(head_idx) = self.pick
@@ -93,6 +130,7 @@ impl AttentionView {
                     self.pick = HeadPick::Mean;
                 }
                 self.data = Some(data);
+                self.notice = None;
             }
             Err(err) => self.notice = Some(format!("{err:#}")),
         }
@@ -115,11 +153,9 @@ impl AttentionView {
     pub fn follow_up(&self, seed_idx: usize, step_idx: usize) -> Option<AttentionQuery> {
         let data = self.data.as_ref()?;
         let stale = (data.seed_idx, data.step_idx) != (seed_idx, step_idx);
-        (self.open && self.follow_step && stale && self.pending.is_none()).then_some(AttentionQuery {
-            seed_idx,
-            step_idx,
-            token: data.query_token,
-        })
+        let query = AttentionQuery { seed_idx, step_idx, token: data.query_token };
+        (self.open && self.follow_step && stale && self.pending.is_none() && self.unanswerable != Some(query))
+            .then_some(query)
     }
 
     /// The window, when open.
@@ -157,11 +193,28 @@ impl AttentionView {
             return;
         };
         let (f, r, c) = data.query_position;
+        let source = if data.stored_tokens.is_empty() { "conditional pass" } else { "stored in the file" };
         ui.label(format!(
             "Token ({f}, {r}, {c}) (#{}) at step {} of seed {}: self-attention over the {} x {} x {} \
-             tokens, conditional pass",
+             tokens, {source}",
             data.query_token, data.step_idx, data.seed_idx, data.grid[0], data.grid[1], data.grid[2]
         ));
+        if !data.stored_tokens.is_empty() {
+            let mut token = data.query_token;
+            let label = ui.label("Stored query token");
+            egui::ComboBox::from_id_salt("stored_query_token")
+                .selected_text(format!("#{token}"))
+                .show_ui(ui, |ui| {
+                    for &stored in &data.stored_tokens {
+                        ui.selectable_value(&mut token, stored, format!("#{stored}"));
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if token != data.query_token {
+                self.requested_token = Some(token);
+            }
+        }
         ui.horizontal(|ui| {
             ui.checkbox(&mut self.follow_step, "Follow the step")
                 .on_hover_text("Ask again for this token whenever the step cursor moves");
@@ -233,7 +286,7 @@ fn grid_ui(
         }
         ui.end_row();
         for layer_idx in 0..data.layers {
-            ui.label(format!("layer {layer_idx}"));
+            ui.label(format!("layer {}", data.layer_name(layer_idx)));
             for &pick in &picks {
                 let Some(map) = data.map(layer_idx, pick) else { continue };
                 let style =
@@ -247,8 +300,11 @@ fn grid_ui(
                         egui::StrokeKind::Outside,
                     );
                 }
-                let response =
-                    response.on_hover_text(format!("layer {layer_idx}, {}: click to enlarge", pick.label()));
+                let response = response.on_hover_text(format!(
+                    "layer {}, {}: click to enlarge",
+                    data.layer_name(layer_idx),
+                    pick.label()
+                ));
                 if response.clicked() {
                     clicked = Some((layer_idx, pick));
                 }
@@ -270,7 +326,7 @@ fn large_map_ui(
 ) {
     let Some(map) = data.map(layer_idx, pick) else { return };
     let [frames, rows, cols] = data.grid;
-    ui.label(egui::RichText::new(format!("Layer {layer_idx}, {}", pick.label())).strong());
+    ui.label(egui::RichText::new(format!("Layer {}, {}", data.layer_name(layer_idx), pick.label())).strong());
     let range = range_of(map, shared);
     let style = ImageStyle::Colormap { channel_idx: 0, map: colormap, range };
     let room = MAP_WIDTH - FRAME_GAP * frames as f32;
@@ -307,10 +363,15 @@ fn large_map_ui(
 
 /// The picked head's weights on each prompt token, as bars.
 fn cross_attention_ui(ui: &mut egui::Ui, data: &AttentionData, (layer_idx, pick): (usize, HeadPick)) {
+    if data.text_len == 0 {
+        ui.label("Cross-attention was not captured.");
+        return;
+    }
     let weights = data.cross_weights(layer_idx, pick);
     ui.label(format!(
-        "Cross-attention on the {} prompt tokens (layer {layer_idx}, {})",
+        "Cross-attention on the {} prompt tokens (layer {}, {})",
         data.text_len,
+        data.layer_name(layer_idx),
         pick.label()
     ));
     let bars: Vec<Bar> = weights

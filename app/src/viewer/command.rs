@@ -27,6 +27,9 @@ pub enum AppCommand {
     FramePointer(FramePointer),
     /// Open a trajectory or probe file in place of the current one.
     Open(PathBuf),
+    /// Show where this token (a flat index into the token grid) attends at the cursor: asked
+    /// of the engine in a live run, read from the file's attention captures otherwise.
+    InspectAttention(usize),
 }
 
 /// Commands pushed while drawing one frame, applied in order at the end of it.

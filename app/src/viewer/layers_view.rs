@@ -125,6 +125,20 @@ fn layers_view_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, settings: &mut La
             }
         }
     });
+    if let Some(&first) = captures.query_tokens.first()
+        && captures.kinds.contains(&CaptureKind::SelfAttn)
+    {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!(
+                "This run stores the attention of {} query tokens at layers {:?}.",
+                captures.query_tokens.len(),
+                captures.layers
+            ));
+            if ui.button("Open the attention inspector").clicked() {
+                cx.commands.push(AppCommand::InspectAttention(first));
+            }
+        });
+    }
     ui.separator();
     let caches = &mut *cx.caches;
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
@@ -260,6 +274,10 @@ fn heatmap_ui(
         ui.vertical(|ui| {
             ui.label(format!("rows: steps 0-{}, columns: frames", map.steps.saturating_sub(1)));
             gpu::colormap_legend_ui(ui, colormap, range);
+            if settings.heatmap == HeatmapStat::X0Change {
+                // NaN draws magenta everywhere; here it means a step with no step before it.
+                ui.weak("magenta: no value (no step before it, or not taken yet)");
+            }
         });
     });
 }

@@ -35,6 +35,7 @@ mod settings;
 mod side_panel;
 mod stats_cache;
 mod step_plot;
+mod stored_attention;
 mod task_panel;
 mod tensor_cache;
 pub mod time_control;
