@@ -100,7 +100,7 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
 fn scrub(harness: &mut Harness<'_, StepscopeApp>) -> Vec<Duration> {
     let mut samples = Vec::new();
     for seed_idx in 0..SEEDS {
-        harness.get_by_label(&format!("seed {seed_idx} (RNG {seed_idx})")).click();
+        harness.get_by_label(&format!("■ seed {seed_idx} (RNG {seed_idx})")).click();
         harness.step();
         harness.key_press(egui::Key::Home);
         harness.step();

@@ -342,6 +342,10 @@ pub struct EvalArgs {
     /// distribution here (CSV, one row per size and step).
     #[arg(long, value_name = "CSV")]
     pub per_step: Option<PathBuf>,
+    /// Also write each sample's commit step here (CSV: task, size, instance, noise seed index,
+    /// commit step, empty when the sample ends unsolved): how the default maze was picked.
+    #[arg(long, value_name = "CSV")]
+    pub per_instance: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -27,10 +27,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             seeds: seeds.clone(),
             noise_seeds: args.seeds,
             sampler,
-            per_step: args.per_step.is_some(),
+            per_step: args.per_step.is_some() || args.per_instance.is_some(),
         })
         .collect();
     let mut per_step_csv = String::from(PER_STEP_HEADER);
+    let mut per_instance_csv = String::from("task,size,instance,noise_seed_idx,commit_step\n");
     let total = plans.iter().map(EvalPlan::samples).sum();
     let bar = progress_bar(args.quiet, total, 0, "samples");
     println!(
@@ -61,11 +62,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         });
         if let Some(curve) = &result.steps {
             per_step_rows(&mut per_step_csv, &result, curve);
+            per_instance_rows(&mut per_instance_csv, (&result, curve), (args.seed_offset, args.seeds));
         }
     }
     bar.finish_and_clear();
     if let Some(path) = &args.per_step {
         replace_file_with(path, per_step_csv.as_bytes())?;
+    }
+    if let Some(path) = &args.per_instance {
+        replace_file_with(path, per_instance_csv.as_bytes())?;
     }
     Ok(())
 }
@@ -88,6 +93,27 @@ fn per_step_rows(csv: &mut String, result: &EvalResult, curve: &StepCurve) {
             score_sum / samples as f64,
             solved as f64 / samples as f64,
             committed_by as f64 / samples as f64,
+        );
+    }
+}
+
+/// One row per sample: its instance, noise seed index and commit step (samples run instance by
+/// instance, `noise_seeds` each, from instance `seed_offset`).
+fn per_instance_rows(
+    csv: &mut String,
+    (result, curve): (&EvalResult, &StepCurve),
+    (seed_offset, noise_seeds): (u64, u64),
+) {
+    let noise_seeds = noise_seeds.max(1);
+    for (sample_idx, commit_step) in (0_u64..).zip(&curve.commit_steps) {
+        let instance = seed_offset + sample_idx / noise_seeds;
+        let commit = commit_step.map_or_else(String::new, |step| step.to_string());
+        let _ = writeln!(
+            csv,
+            "{},{},{instance},{},{commit}",
+            result.task.name(),
+            result.params.size,
+            sample_idx % noise_seeds
         );
     }
 }

@@ -267,7 +267,7 @@ fn painting_the_prediction_or_skipping_a_block_forks_an_altered_seed() {
     );
     // Shown next to its parent.
     harness.get_by_label("|0 - 1|");
-    harness.get_by_label("seed 1 (forked from 0 at step 2, x0_hat of step 1 painted at 4 pixels)");
+    harness.get_by_label("■ seed 1 (forked from 0 at step 2, x0_hat of step 1 painted at 4 pixels)");
 
     // Knock layer 0 out of the fork from the cursor's step (still 1).
     harness.get_by_label("Fork without it from step 1").click();

@@ -131,7 +131,7 @@ fn textures_are_uploaded_once_per_seed_step_and_view() {
         press(&mut harness, Key::ArrowLeft);
     }
     assert_eq!(harness.state().cached_frame_sets(), 2);
-    harness.get_by_label("seed 1 (RNG 2)").click();
+    harness.get_by_label("■ seed 1 (RNG 2)").click();
     harness.run();
     assert_eq!(harness.state().cached_frame_sets(), 3);
 }
@@ -225,8 +225,9 @@ fn the_seeds_tab_shows_seeds_side_by_side_their_difference_distance_and_diversit
     press(&mut harness, Key::End);
     harness.get_by_label("Compare seeds").click();
     harness.run();
-    // Each seed: a checkbox, a row of frames, and a line in the plot.
-    assert!(harness.get_all_by_label("seed 1").count() >= 3);
+    // Each seed: a checkbox, a row of frames and an entry in each plot's legend, in its colour.
+    harness.get_by_label("seed 1");
+    assert_eq!(harness.get_all_by_label("■ seed 1").count(), 3);
     harness.get_by_label("|0 - 1|");
     harness.get_by_label_contains("Distance to seed 0");
     harness.get_by_label("Diversity over the steps");

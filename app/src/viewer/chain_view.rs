@@ -11,6 +11,7 @@ use super::command::AppCommand;
 use super::document::Document;
 use super::gpu::{GpuTensor, ImageStyle};
 use super::settings::StepView;
+use super::step_plot::seed_colour;
 use super::time_control::TimeCommand;
 use super::view::{Cursor, View, ViewCaches, ViewContext};
 
@@ -182,7 +183,8 @@ fn seeds_by_steps_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, steps: &[usize
         cx.document.num_seeds(),
         |ui, rows| {
             for seed_idx in rows {
-                let label = format!("seed {seed_idx}\nframe {frame_idx}");
+                let label = egui::RichText::new(format!("■ seed {seed_idx}\nframe {frame_idx}"))
+                    .color(seed_colour(seed_idx));
                 ui.horizontal(|ui| {
                     ui.spacing_mut().item_spacing = Vec2::splat(GAP);
                     let (label_rect, _) =

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use super::step_plot::{clicked_step, step_points};
+use super::step_plot::{
+    clicked_step, copy_csv_button, seed_colour, seed_label, seed_legend_ui, step_grid, step_points, steps_csv,
+};
 use egui::Vec2;
-use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
+use egui_plot::{Line, Plot, PlotPoints, VLine};
 use stepscope_engine::trajectory::StepTensor;
 
 use super::document::Document;
@@ -127,7 +129,7 @@ fn seeds_view_ui(
                     .map(|tensor| ImageStyle::default_for(&tensor));
                 egui::Grid::new("seed_grid").spacing(Vec2::splat(4.0)).show(ui, |ui| {
                     for &seed_idx in &seeds.shown {
-                        ui.label(format!("seed {seed_idx}"))
+                        ui.label(seed_label(seed_idx))
                             .on_hover_text(super::side_panel::seed_label(document.manifest(), seed_idx));
                         match seed_tensor(document, tensors, seed_idx, step_idx, view) {
                             Ok(tensor) => frames_row_ui(ui, row_width, &tensor, shared_style.clone(), None),
@@ -264,9 +266,26 @@ fn distance_plot_ui(
             return None;
         }
     };
+    ui.horizontal(|ui| {
+        seed_legend_ui(ui, seeds.shown.iter().copied().filter(|&s| s != reference), &[]);
+        copy_csv_button(ui, || {
+            let series: Vec<(String, Vec<Option<f64>>)> = seeds
+                .shown
+                .iter()
+                .filter(|&&s| s != reference)
+                .filter_map(|&s| {
+                    Some((
+                        format!("seed {s} distance to seed {reference}"),
+                        distances.per_seed.get(s)?.clone(),
+                    ))
+                })
+                .collect();
+            steps_csv(&series)
+        });
+    });
     let response = Plot::new("seed_distance_plot")
         .height(PLOT_HEIGHT)
-        .legend(Legend::default())
+        .x_grid_spacer(step_grid())
         .x_axis_label("step")
         .y_axis_label(format!("RMS distance of x0_hat to seed {reference}"))
         .allow_scroll(false)
@@ -274,7 +293,8 @@ fn distance_plot_ui(
             for &seed_idx in seeds.shown.iter().filter(|&&s| s != reference) {
                 let Some(row) = distances.per_seed.get(seed_idx) else { continue };
                 let points = step_points(row);
-                plot_ui.line(Line::new(format!("seed {seed_idx}"), PlotPoints::from(points)).width(2.0));
+                let line = Line::new(format!("seed {seed_idx}"), PlotPoints::from(points));
+                plot_ui.line(line.width(2.0).color(seed_colour(seed_idx)));
             }
             plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
             plot_ui.pointer_coordinate()
@@ -300,21 +320,39 @@ fn diversity_plot_ui(
         }
     };
     let line = |name: String, values: &[Option<f64>]| Line::new(name, PlotPoints::from(step_points(values)));
+    let between = ui.visuals().strong_text_color();
+    ui.label("Dashed: each seed's change since the step before.");
+    ui.horizontal(|ui| {
+        seed_legend_ui(ui, seeds.shown.iter().copied(), &[("between seeds (mean over pairs)", between)]);
+        copy_csv_button(ui, || {
+            let mut series = vec![("between seeds".to_owned(), diversity.between_seeds.clone())];
+            series.extend(seeds.shown.iter().filter_map(|&s| {
+                Some((
+                    format!("seed {s} change since the step before"),
+                    diversity.step_change.get(s)?.clone(),
+                ))
+            }));
+            steps_csv(&series)
+        });
+    });
     let response = Plot::new("diversity_plot")
         .height(PLOT_HEIGHT)
-        .legend(Legend::default())
+        .x_grid_spacer(step_grid())
         .x_axis_label("step")
         .y_axis_label(format!("RMS of {}", view.label()))
         .allow_scroll(false)
         .show(ui, |plot_ui| {
             plot_ui.line(
-                line("between seeds (mean over pairs)".to_owned(), &diversity.between_seeds).width(3.0),
+                line("between seeds (mean over pairs)".to_owned(), &diversity.between_seeds)
+                    .width(3.0)
+                    .color(between),
             );
             for &seed_idx in &seeds.shown {
                 let Some(row) = diversity.step_change.get(seed_idx) else { continue };
                 plot_ui.line(
                     line(format!("seed {seed_idx}: change since the step before"), row)
                         .width(1.5)
+                        .color(seed_colour(seed_idx))
                         .style(egui_plot::LineStyle::dashed_loose()),
                 );
             }

@@ -5,6 +5,7 @@ use stepscope_engine::trajectory::{Intervention, Manifest, NoiseSource};
 use super::command::{AppCommand, CommandQueue};
 use super::document::Document;
 use super::settings::StepView;
+use super::step_plot::seed_colour;
 
 /// The file summary, the seed picker (when there are several seeds) and the view picker
 /// (`view` is the one shown); a choice is pushed as a command.
@@ -18,6 +19,7 @@ pub fn side_panel_ui(ui: &mut egui::Ui, trajectory: &Document, view: StepView, c
         ui.strong("Seed");
         for seed_idx in 0..num_seeds {
             let text = seed_label(trajectory.manifest(), seed_idx);
+            let text = egui::RichText::new(format!("■ {text}")).color(seed_colour(seed_idx));
             if ui.radio(trajectory.seed_idx == seed_idx, text).clicked() {
                 commands.push(AppCommand::SelectSeed(seed_idx));
             }

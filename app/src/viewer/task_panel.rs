@@ -3,8 +3,10 @@
 //! every step, for every seed (a plot; click it to go to a step), and each seed's commit step:
 //! from where on its prediction stays solved.
 
-use super::step_plot::clicked_step;
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+use super::step_plot::{
+    clicked_step, copy_csv_button, seed_colour, seed_legend_ui, step_grid, steps_csv, unit_grid,
+};
+use egui_plot::{Line, Plot, PlotPoints, Points, VLine};
 use stepscope_engine::analysis::commit_step;
 use stepscope_engine::tasks::Score;
 
@@ -99,9 +101,27 @@ pub fn task_panel_ui(
         })
         .collect();
     ui.label(format!("Commits to a solution (solved from then on): {}", commits.join(", ")));
+    ui.horizontal(|ui| {
+        seed_legend_ui(ui, curves.iter().map(|(seed_idx, ..)| *seed_idx), &[]);
+        copy_csv_button(ui, || {
+            let series: Vec<(String, Vec<Option<f64>>)> = (0..document.num_seeds().min(MAX_CURVES))
+                .filter_map(|seed_idx| {
+                    let (_, _, scores) = stats.task_scores(document, seed_idx).ok()?;
+                    let values =
+                        scores.iter().map(|score| score.as_ref().map(|s| f64::from(s.value))).collect();
+                    Some((format!("seed {seed_idx} score"), values))
+                })
+                .collect();
+            steps_csv(&series)
+        });
+    });
     let response = Plot::new("task_score_plot")
         .height(PLOT_HEIGHT)
-        .legend(Legend::default())
+        // The panel scrolls vertically: keep the plot inside what it shows across.
+        .width(ui.available_width().min(ui.clip_rect().right() - ui.cursor().left()).max(120.0))
+        .x_grid_spacer(step_grid())
+        .y_grid_spacer(unit_grid())
+        .y_axis_formatter(|mark, _| format!("{:.1}", mark.value))
         .x_axis_label("step")
         .y_axis_label("score of x0_hat")
         .include_y(0.0)
@@ -114,9 +134,9 @@ pub fn task_panel_ui(
         .show(ui, |plot_ui| {
             for (seed_idx, points, solved, _) in curves {
                 let width = if seed_idx == shown_seed { 2.5 } else { 1.0 };
-                let name = format!("seed {seed_idx}");
-                plot_ui.line(Line::new(name.clone(), PlotPoints::from(points)).width(width));
-                plot_ui.points(Points::new(name, PlotPoints::from(solved)).radius(width + 1.0));
+                let (name, colour) = (format!("seed {seed_idx}"), seed_colour(seed_idx));
+                plot_ui.line(Line::new(name.clone(), PlotPoints::from(points)).width(width).color(colour));
+                plot_ui.points(Points::new(name, PlotPoints::from(solved)).radius(width + 1.0).color(colour));
             }
             plot_ui.vline(VLine::new("current step", step_idx as f64).width(1.0));
             plot_ui.pointer_coordinate()
