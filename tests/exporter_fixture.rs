@@ -241,7 +241,7 @@ fn captures_have_the_shapes_the_model_implies() -> Result<()> {
                 for &kind in &manifest.captures.kinds {
                     let tensor = reader.capture(seed_idx, step_idx, layer_idx, kind)?;
                     let shape = match kind {
-                        CaptureKind::Decoded => manifest.latent_shape.to_vec(),
+                        CaptureKind::Decoded | CaptureKind::X0 => manifest.latent_shape.to_vec(),
                         CaptureKind::TokenNorm => vec![tok_f, tok_h, tok_w],
                         CaptureKind::Pca3 => vec![3, tok_f, tok_h, tok_w],
                         CaptureKind::SelfAttn => vec![heads, queries, manifest.token_count()],

@@ -180,3 +180,30 @@ fn guidance_without_negative_embeddings_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("negative prompt embeddings"), "{err}");
 }
+
+/// The per-layer clean-video prediction `x_t - sigma * v_l` at the last layer is the sampler's
+/// `x0_hat` (the head applied to the last block's output is the model's velocity), with
+/// classifier-free guidance (both passes combined) and without, at every step.
+/// Tolerance: 1e-5 absolute (f32).
+#[test]
+fn the_last_layers_x0_prediction_is_x0_hat_with_and_without_guidance() {
+    for guidance_scale in [4.0, 1.0] {
+        let mut settings = t2v_settings();
+        settings.guidance_scale = guidance_scale;
+        settings.capture = "x0@all".parse().unwrap();
+        let mut run = open_run("sample_t2v_unipc.safetensors", "t2v_hd20", settings, false);
+        let last_layer = run.session.model().num_layers() - 1;
+        let mut earlier_layer_differs = false;
+        for _ in 0..6 {
+            let record = run.session.step().unwrap();
+            let x0_of = |layer_idx: usize| {
+                let layer = record.layers.iter().find(|layer| layer.layer_idx == layer_idx).unwrap();
+                layer.tensors.iter().find(|(kind, _)| kind.as_str() == "x0").unwrap().1.clone()
+            };
+            let err = max_abs_diff(&x0_of(last_layer), &record.x0);
+            assert!(err <= 1e-5, "guidance {guidance_scale}, step {}: max abs error {err}", record.step_idx);
+            earlier_layer_differs |= max_abs_diff(&x0_of(0), &record.x0) > 1e-3;
+        }
+        assert!(earlier_layer_differs, "layer 0's prediction should differ from x0_hat somewhere");
+    }
+}

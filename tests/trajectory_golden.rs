@@ -126,7 +126,7 @@ fn synthetic_tensors(manifest: &Manifest) -> Vec<(TensorName, Vec<usize>, Storag
                 for &layer_idx in &manifest.captures.layers {
                     for &kind in &manifest.captures.kinds {
                         let shape = match kind {
-                            CaptureKind::Decoded => latent_shape.clone(),
+                            CaptureKind::Decoded | CaptureKind::X0 => latent_shape.clone(),
                             CaptureKind::TokenNorm => vec![tok_f, tok_h, tok_w],
                             CaptureKind::Pca3 => vec![3, tok_f, tok_h, tok_w],
                             CaptureKind::SelfAttn => vec![HEADS, queries, manifest.token_count()],

@@ -252,7 +252,7 @@ pub struct LiveArgs {
     #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
     pub scheduler: SchedulerKind,
     /// What to capture inside the network (`record --capture` syntax).
-    #[arg(long, default_value = "decoded,token_norm,pca3@all")]
+    #[arg(long, default_value = "x0,decoded,token_norm,pca3@all")]
     pub capture: String,
 }
 
@@ -385,7 +385,7 @@ pub struct RecordArgs {
     pub shift: f64,
     #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
     pub scheduler: SchedulerKind,
-    /// What to capture inside the network, e.g. `decoded,token_norm,pca3@all;self_attn@3:q=0,17`.
+    /// What to capture inside the network, e.g. `x0,token_norm,pca3@all;self_attn@3:q=0,17`.
     #[arg(long)]
     pub capture: Option<String>,
     /// Compute device: `cpu`, `cuda:N` (build with `--features cuda`) or `metal` (`--features metal`).

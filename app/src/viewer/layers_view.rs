@@ -23,8 +23,11 @@ const HEATMAP_ROW: f32 = 10.0;
 /// Which picture of a layer the grid shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum LayerPicture {
-    /// The block's output sent through the output head (logit lens), as the frames look.
+    /// The layer's prediction of the clean video, `x_t - sigma * v_l` (guided as the sampler
+    /// guides), drawn like `x0_hat`: what each layer would have the step produce.
     #[default]
+    X0,
+    /// The block's output sent through the output head (logit lens): a velocity, not a picture.
     Decoded,
     /// Each token's hidden-state norm, coloured.
     TokenNorm,
@@ -33,10 +36,11 @@ pub enum LayerPicture {
 }
 
 impl LayerPicture {
-    const ALL: [Self; 3] = [Self::Decoded, Self::TokenNorm, Self::Pca3];
+    const ALL: [Self; 4] = [Self::X0, Self::Decoded, Self::TokenNorm, Self::Pca3];
 
     fn kind(self) -> CaptureKind {
         match self {
+            Self::X0 => CaptureKind::X0,
             Self::Decoded => CaptureKind::Decoded,
             Self::TokenNorm => CaptureKind::TokenNorm,
             Self::Pca3 => CaptureKind::Pca3,
@@ -45,7 +49,8 @@ impl LayerPicture {
 
     fn label(self) -> &'static str {
         match self {
-            Self::Decoded => "logit lens",
+            Self::X0 => "x0 prediction",
+            Self::Decoded => "logit lens (velocity)",
             Self::TokenNorm => "token norm",
             Self::Pca3 => "PCA to RGB",
         }
@@ -106,8 +111,15 @@ fn layers_view_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, settings: &mut La
     let Cursor { seed_idx, step_idx, .. } = cx.cursor;
     let captures = &document.manifest().captures;
     if captures.layers.is_empty() {
-        ui.label("This run captured no layers. Record with --capture (e.g. decoded,token_norm,pca3@all).");
+        ui.label("This run captured no layers. Record with --capture (e.g. x0,token_norm,pca3@all).");
         return;
+    }
+    // A file without the chosen picture (an older one has no x0 captures) shows one it has.
+    if !captures.kinds.contains(&settings.picture.kind())
+        && let Some(captured) =
+            LayerPicture::ALL.into_iter().find(|picture| captures.kinds.contains(&picture.kind()))
+    {
+        settings.picture = captured;
     }
     ui.horizontal_wrapped(|ui| {
         ui.label("Picture");
@@ -178,7 +190,7 @@ fn layer_grid_ui(
                     let [_, frames, height, width] = tensor.shape();
                     let side = thumb_scale(row_width, frames, width);
                     let style = match settings.picture {
-                        LayerPicture::Decoded => ImageStyle::default_for(tensor),
+                        LayerPicture::X0 | LayerPicture::Decoded => ImageStyle::default_for(tensor),
                         LayerPicture::Pca3 => ImageStyle::normalised_for(tensor),
                         LayerPicture::TokenNorm => ImageStyle::Colormap {
                             channel_idx: 0,

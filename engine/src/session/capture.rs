@@ -29,8 +29,8 @@ pub struct CaptureGroup {
 /// What to capture at every step. Empty (the default) captures nothing and costs nothing.
 ///
 /// Text form (the `--capture` flag): groups separated by `;`, each `KINDS@LAYERS[:q=QUERIES]`,
-/// where KINDS is a comma list of `decoded`, `token_norm`, `pca3`, `self_attn`, `cross_attn`,
-/// LAYERS is `all` or a comma list of indices and ranges (`0,2,4-7`), and QUERIES a comma list of
+/// where KINDS is a comma list of `x0`, `decoded`, `token_norm`, `pca3`, `self_attn`,
+/// `cross_attn`, `hidden`, LAYERS is `all` or a comma list of indices and ranges (`0,2,4-7`), and QUERIES a comma list of
 /// token indices (and ranges), required by the attention kinds. Example:
 /// `decoded,token_norm,pca3@all;self_attn,cross_attn@3,5:q=0,17`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +127,16 @@ impl ResolvedCapture {
             attention_layers,
             skip_layers: Vec::new(),
         }
+    }
+
+    /// The layers that capture `kind`, in order.
+    #[must_use]
+    pub fn layers_with(&self, kind: CaptureKind) -> Vec<usize> {
+        self.layers
+            .iter()
+            .filter(|(_, kinds)| kinds.contains(&kind))
+            .map(|&(layer_idx, _)| layer_idx)
+            .collect()
     }
 
     /// The kinds captured at `layer_idx` (empty if none).

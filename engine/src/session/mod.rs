@@ -239,18 +239,20 @@ impl SamplingSession {
         let text = &self.conditioning.prompt_embeds;
         let input = ForwardInput { latents: &self.latents, timesteps: &timesteps, text_embeds: text };
         let cond = self.model.forward(&input, &probe)?;
-        let velocity = match &self.conditioning.negative_prompt_embeds {
+        let uncond = match &self.conditioning.negative_prompt_embeds {
             Some(negative) if self.uses_guidance() => {
                 let input = ForwardInput { text_embeds: negative, ..input };
-                let uncond =
-                    self.model.forward(&input, &self.forward_probe(crate::model::ForwardProbe::default()))?;
-                let scale = self.settings.guidance_scale;
-                (&uncond.velocity + ((&cond.velocity - &uncond.velocity)? * scale)?)?
+                // The per-layer clean-video predictions combine both passes, as the velocity does.
+                let hidden_layers = self.capture.layers_with(CaptureKind::X0);
+                let probe =
+                    crate::model::ForwardProbe { hidden_layers, ..crate::model::ForwardProbe::default() };
+                Some(self.model.forward(&input, &self.forward_probe(probe))?)
             }
-            _ => cond.velocity.clone(),
+            _ => None,
         };
+        let velocity = self.guided(&cond.velocity, uncond.as_ref().map(|uncond| &uncond.velocity))?;
         let x0 = self.impose_condition(&(&self.latents - (&velocity * sigma)?)?)?;
-        let layers = self.reduce_captures(&cond)?;
+        let layers = self.reduce_captures(&cond, uncond.as_ref(), sigma)?;
 
         let next = self.solver.step(step_idx, &velocity, &self.latents)?;
         let record = StepRecord {
@@ -328,12 +330,53 @@ impl SamplingSession {
         }
     }
 
-    fn reduce_captures(&self, out: &crate::model::ForwardOutput) -> Result<Vec<LayerCapture>> {
+    /// The velocity the sampler steps with: `cond`, or with guidance
+    /// `uncond + scale * (cond - uncond)`.
+    fn guided(&self, cond: &Tensor, uncond: Option<&Tensor>) -> Result<Tensor> {
+        Ok(match uncond {
+            Some(uncond) => (uncond + ((cond - uncond)? * self.settings.guidance_scale)?)?,
+            None => cond.clone(),
+        })
+    }
+
+    /// Layer `trace`'s clean-video prediction `x_t - sigma * v_l` `[C, F, H, W]`, with `v_l` the
+    /// head applied to the block's output in the conditional pass `out`, guided with the same
+    /// layer of the unconditional pass `uncond` when there is one.
+    fn layer_x0(
+        &self,
+        trace: &crate::model::LayerTrace,
+        (out, uncond): (&crate::model::ForwardOutput, Option<&crate::model::ForwardOutput>),
+        sigma: f64,
+    ) -> Result<Tensor> {
+        let cond_velocity = self.model.head(hidden_of(trace)?, &out.temb, out.grid)?;
+        let uncond_velocity = match uncond {
+            Some(uncond) => {
+                let Some(uncond_trace) = uncond.layers.iter().find(|t| t.layer_idx == trace.layer_idx) else {
+                    return Err(SessionError::Capture(format!(
+                        "layer {} was not probed in the unconditional pass",
+                        trace.layer_idx
+                    )));
+                };
+                Some(self.model.head(hidden_of(uncond_trace)?, &uncond.temb, uncond.grid)?)
+            }
+            None => None,
+        };
+        let velocity = self.guided(&cond_velocity, uncond_velocity.as_ref())?;
+        Ok(self.impose_condition(&(&self.latents - (&velocity * sigma)?)?)?.squeeze(0)?)
+    }
+
+    fn reduce_captures(
+        &self,
+        out: &crate::model::ForwardOutput,
+        uncond: Option<&crate::model::ForwardOutput>,
+        sigma: f64,
+    ) -> Result<Vec<LayerCapture>> {
         let mut captures = Vec::with_capacity(out.layers.len());
         for trace in &out.layers {
             let mut tensors = Vec::new();
             for &kind in self.capture.kinds_at(trace.layer_idx) {
                 let tensor = match kind {
+                    CaptureKind::X0 => self.layer_x0(trace, (out, uncond), sigma)?,
                     CaptureKind::Decoded => {
                         let hidden = hidden_of(trace)?;
                         self.model.head(hidden, &out.temb, out.grid)?.squeeze(0)?

@@ -158,6 +158,7 @@ fn capture_kind_words(kind: CaptureKind) -> &'static str {
         CaptureKind::SelfAttn => "self-attention",
         CaptureKind::CrossAttn => "cross-attention",
         CaptureKind::Hidden => "hidden states",
+        CaptureKind::X0 => "clean-video prediction",
     }
 }
 

@@ -505,7 +505,7 @@ impl Manifest {
         match *name {
             TensorName::Step { .. }
             | TensorName::Final { .. }
-            | TensorName::Capture { kind: CaptureKind::Decoded, .. } => {
+            | TensorName::Capture { kind: CaptureKind::Decoded | CaptureKind::X0, .. } => {
                 ShapePattern::exact(&self.latent_shape)
             }
             TensorName::Capture { kind: CaptureKind::TokenNorm, .. } => {

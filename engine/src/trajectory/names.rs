@@ -74,15 +74,20 @@ pub enum CaptureKind {
     /// The block's output tokens themselves, channels first: `[D, F', H', W']` (for probes and
     /// any analysis done elsewhere).
     Hidden,
+    /// The layer's prediction of the clean video, `[C, F, H, W]`: `x_t - sigma * v_l`, where
+    /// `v_l` is the output head applied to the block's output, combined over the conditional and
+    /// unconditional passes as the sampler combines the final velocity when guidance is on, with
+    /// the condition frames re-imposed. At the last layer it is `x0_hat`.
+    X0,
 }
 
 impl CaptureKind {
     /// Every capture kind, in file order.
-    pub const ALL: [Self; 6] =
-        [Self::Decoded, Self::TokenNorm, Self::Pca3, Self::SelfAttn, Self::CrossAttn, Self::Hidden];
+    pub const ALL: [Self; 7] =
+        [Self::Decoded, Self::TokenNorm, Self::Pca3, Self::SelfAttn, Self::CrossAttn, Self::Hidden, Self::X0];
 
     /// The name's last component (`decoded`, `token_norm`, `pca3`, `self_attn`, `cross_attn`,
-    /// `hidden`).
+    /// `hidden`, `x0`).
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -92,6 +97,7 @@ impl CaptureKind {
             Self::SelfAttn => "self_attn",
             Self::CrossAttn => "cross_attn",
             Self::Hidden => "hidden",
+            Self::X0 => "x0",
         }
     }
 

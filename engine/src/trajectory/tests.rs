@@ -84,7 +84,9 @@ fn concrete_shape(manifest: &Manifest, name: &TensorName) -> Vec<usize> {
     match *name {
         TensorName::Step { .. }
         | TensorName::Final { .. }
-        | TensorName::Capture { kind: CaptureKind::Decoded, .. } => manifest.latent_shape.to_vec(),
+        | TensorName::Capture { kind: CaptureKind::Decoded | CaptureKind::X0, .. } => {
+            manifest.latent_shape.to_vec()
+        }
         TensorName::Capture { kind: CaptureKind::TokenNorm, .. } => vec![tok_f, tok_h, tok_w],
         TensorName::Capture { kind: CaptureKind::Pca3, .. } => vec![3, tok_f, tok_h, tok_w],
         TensorName::Capture { kind: CaptureKind::SelfAttn, .. } => vec![2, queries, manifest.token_count()],

@@ -92,7 +92,7 @@ impl LiveSetup {
             steps: 20,
             shift: 3.0,
             scheduler: SchedulerKind::UniPc,
-            capture: "decoded,token_norm,pca3@all".to_owned(),
+            capture: "x0,decoded,token_norm,pca3@all".to_owned(),
             task: Some(LiveTask { name: "maze".to_owned(), size: 5, seed: Self::DEFAULT_MAZE_INSTANCE }),
         }
     }
