@@ -174,6 +174,19 @@ impl Document {
     }
 
     /// The tensor `name`, read from the file or taken from the live record.
+    /// The values of tensor `name` as `f32`, row-major, with its shape (from a file, without
+    /// building a tensor around them).
+    pub fn tensor_values(&self, name: &TensorName) -> Result<(Vec<f32>, Vec<usize>)> {
+        match &self.source {
+            Source::File(reader) => Ok(reader.load_values(name)?),
+            Source::Live(_) => {
+                let tensor = self.tensor(name)?;
+                let shape = tensor.dims().to_vec();
+                Ok((tensor.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?, shape))
+            }
+        }
+    }
+
     pub fn tensor(&self, name: &TensorName) -> Result<Tensor> {
         match &self.source {
             Source::File(reader) => reader.load(name).with_context(|| format!("reading {name}")),

@@ -33,6 +33,19 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
         self.bytes = 0;
     }
 
+    /// Keeps only the entries whose key `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&K) -> bool) {
+        let mut dropped = 0;
+        self.entries.retain(|key, (_, bytes, _)| {
+            let kept = keep(key);
+            if !kept {
+                dropped += *bytes;
+            }
+            kept
+        });
+        self.bytes -= dropped;
+    }
+
     /// The value of `key`, now the most recently used.
     pub fn get(&mut self, key: &K) -> Option<&V> {
         self.clock += 1;
@@ -92,6 +105,17 @@ mod tests {
         // One entry over budget on its own still stays: the view needs it now.
         lru.insert(4, (), 500);
         assert_eq!((lru.len(), lru.bytes()), (1, 500));
+    }
+
+    #[test]
+    fn retain_drops_the_rest_and_their_bytes() {
+        let mut lru = Lru::new(10, 100);
+        lru.insert(1, "a", 10);
+        lru.insert(2, "b", 20);
+        lru.insert(3, "c", 30);
+        lru.retain(|&key| key != 2);
+        assert_eq!((lru.len(), lru.bytes()), (2, 40));
+        assert!(lru.get(&2).is_none());
     }
 
     #[test]

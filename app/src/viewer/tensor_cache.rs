@@ -1,31 +1,33 @@
-//! Tensors the layer and seed views draw, read once from the document and kept (as values for
-//! the GPU and for hover read-outs) in a small LRU cache. Each load gets a fresh GPU key, so a
-//! tensor that changes (a live run rewound and stepped again) is never drawn from a stale upload.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! Tensors the views draw, read once from the document and kept (as values for the GPU and for
+//! hover read-outs) in a bounded LRU cache (by count and bytes, so that a few decoded 480p videos
+//! do not fill the memory). Each load gets a fresh GPU key, so a tensor that changes (a live run
+//! rewound and stepped again) is never drawn from a stale upload.
 
 use stepscope_engine::trajectory::TensorName;
 
 use super::document::Document;
 use super::gpu::{GpuTensor, ImageKey};
+use super::lru::Lru;
 
 /// How many tensors stay loaded: a 50-step x 4-seed run's captures of a few layers fit.
 const CAPACITY: usize = 1024;
 
-#[derive(Debug)]
-struct Entry {
-    tensor: Result<GpuTensor, String>,
-    last_used: u64,
-}
+/// Bytes of tensor values kept at most (the newest tensor stays even if it alone is larger):
+/// five decoded 81 x 480 x 832 videos as f32 would take 1.9 GB.
+const MAX_BYTES: u64 = 1 << 30;
 
-/// Loaded tensors by name. Cleared when another document opens.
-#[derive(Debug, Default)]
+/// Loaded tensors (or why they could not be) by name. Cleared when another document opens.
+#[derive(Debug)]
 pub struct TensorCache {
-    entries: HashMap<TensorName, Entry>,
-    clock: u64,
+    entries: Lru<TensorName, Result<GpuTensor, String>>,
     /// Counts loads, so each gets its own GPU key.
     loads: u64,
+}
+
+impl Default for TensorCache {
+    fn default() -> Self {
+        Self { entries: Lru::new(CAPACITY, MAX_BYTES), loads: 0 }
+    }
 }
 
 impl TensorCache {
@@ -41,34 +43,22 @@ impl TensorCache {
 
     /// Forgets the tensors `stale` picks.
     pub fn forget(&mut self, stale: impl Fn(&TensorName) -> bool) {
-        self.entries.retain(|name, _| !stale(name));
+        self.entries.retain(|name| !stale(name));
     }
 
     /// The tensor `name` as `[C, F, H, W]` (a rank-3 tensor `[F, H, W]` gains `C = 1`), read
     /// from `document` on first use.
     pub fn get(&mut self, document: &Document, name: TensorName) -> Result<&GpuTensor, &str> {
-        self.clock += 1;
-        if !self.entries.contains_key(&name) {
-            self.evict_to(CAPACITY - 1);
+        if self.entries.get(&name).is_none() {
             self.loads += 1;
+            let loaded = load(document, name, ImageKey::of(&(name, self.loads)));
+            let bytes = loaded.as_ref().map_or(0, |tensor| 4 * tensor.values().len() as u64);
+            self.entries.insert(name, loaded, bytes);
         }
-        let key = ImageKey::of(&(name, self.loads));
-        let entry = self
-            .entries
-            .entry(name)
-            .or_insert_with(|| Entry { tensor: load(document, name, key), last_used: 0 });
-        entry.last_used = self.clock;
-        entry.tensor.as_ref().map_err(String::as_str)
-    }
-
-    fn evict_to(&mut self, len: usize) {
-        while self.entries.len() > len {
-            let Some(oldest) =
-                self.entries.iter().min_by_key(|(_, entry)| entry.last_used).map(|(name, _)| *name)
-            else {
-                return;
-            };
-            self.entries.remove(&oldest);
+        match self.entries.get(&name) {
+            Some(Ok(tensor)) => Ok(tensor),
+            Some(Err(message)) => Err(message.as_str()),
+            None => Err("the tensor cache lost the tensor it just read"),
         }
     }
 }
@@ -76,18 +66,11 @@ impl TensorCache {
 /// Reads `name` from `document` as a drawable `[C, F, H, W]` tensor (an `[F, H, W]` tensor gets
 /// one channel); the error says what is wrong with it.
 pub(super) fn load(document: &Document, name: TensorName, key: ImageKey) -> Result<GpuTensor, String> {
-    let tensor = document.tensor(&name).map_err(|err| format!("{err:#}"))?;
-    let dims = tensor.dims().to_vec();
+    let (values, dims) = document.tensor_values(&name).map_err(|err| format!("{err:#}"))?;
     let shape = match dims.as_slice() {
         &[c, f, h, w] => [c, f, h, w],
         &[f, h, w] => [1, f, h, w],
         other => return Err(format!("{name} has shape {other:?}, not [C, F, H, W] or [F, H, W]")),
     };
-    let values: Arc<[f32]> = tensor
-        .flatten_all()
-        .and_then(|flat| flat.to_dtype(candle_core::DType::F32))
-        .and_then(|flat| flat.to_vec1::<f32>())
-        .map_err(|err| format!("reading {name}: {err}"))?
-        .into();
     GpuTensor::new(key, values, shape).ok_or_else(|| format!("{name}: values disagree with shape {shape:?}"))
 }

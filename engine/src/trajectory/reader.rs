@@ -111,6 +111,17 @@ impl TrajectoryReader {
 
     /// The tensor `name`, as `f32` on the CPU. Reads (and converts) its bytes from the file.
     pub fn load(&self, name: &TensorName) -> Result<Tensor, TrajectoryError> {
+        let (values, shape) = self.load_values(name)?;
+        Tensor::from_vec(values, shape.as_slice(), &Device::Cpu).map_err(|source| TrajectoryError::Tensor {
+            path: self.path.clone(),
+            tensor: name.to_string(),
+            cause: Box::new(source),
+        })
+    }
+
+    /// The values of tensor `name` as `f32`, row-major, with its shape: [`Self::load`] without
+    /// the tensor around them (one copy less for a caller that wants the values).
+    pub fn load_values(&self, name: &TensorName) -> Result<(Vec<f32>, Vec<usize>), TrajectoryError> {
         let not_found =
             || TrajectoryError::TensorNotFound { path: self.path.clone(), tensor: name.to_string() };
         let info = self.tensors.get(name).ok_or_else(not_found)?;
@@ -121,13 +132,7 @@ impl TrajectoryReader {
             .zip(self.data_start.checked_add(info.data_range.end))
             .and_then(|(start, end)| self.mmap.get(start..end))
             .ok_or_else(not_found)?;
-        Tensor::from_vec(decode_f32(bytes, info.dtype), info.shape.as_slice(), &Device::Cpu).map_err(
-            |source| TrajectoryError::Tensor {
-                path: self.path.clone(),
-                tensor: name.to_string(),
-                cause: Box::new(source),
-            },
-        )
+        Ok((decode_f32(bytes, info.dtype), info.shape.clone()))
     }
 
     /// The latents entering step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.

@@ -44,18 +44,6 @@ pub struct NonFiniteCounts {
 }
 
 impl NonFiniteCounts {
-    fn of(values: &[f32]) -> Self {
-        let mut counts = Self::default();
-        for value in values.iter().filter(|value| !value.is_finite()) {
-            if value.is_nan() {
-                counts.nan += 1;
-            } else {
-                counts.infinite += 1;
-            }
-        }
-        counts
-    }
-
     #[must_use]
     pub fn any(self) -> bool {
         self.nan + self.infinite > 0
@@ -98,8 +86,8 @@ impl GpuTensor {
             return None;
         }
         let channel_len = len / shape[0];
-        let ranges = values.chunks_exact(channel_len).map(finite_range).collect();
-        let non_finite = NonFiniteCounts::of(&values);
+        let mut non_finite = NonFiniteCounts::default();
+        let ranges = values.chunks_exact(channel_len).map(|channel| scan(channel, &mut non_finite)).collect();
         Some(Self { key, values, shape, ranges, non_finite })
     }
 
@@ -177,12 +165,21 @@ impl GpuTensor {
     }
 }
 
-/// `[min, max]` of the finite values; `None` if there are none.
-fn finite_range(values: &[f32]) -> Option<[f32; 2]> {
-    values.iter().filter(|value| value.is_finite()).fold(None, |range, &value| match range {
-        None => Some([value, value]),
-        Some([min, max]) => Some([min.min(value), max.max(value)]),
-    })
+/// `[min, max]` of the finite values (`None` if there are none), counting the others into
+/// `non_finite`: one pass over the values.
+fn scan(values: &[f32], non_finite: &mut NonFiniteCounts) -> Option<[f32; 2]> {
+    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+    for &value in values {
+        if value.is_finite() {
+            min = min.min(value);
+            max = max.max(value);
+        } else if value.is_nan() {
+            non_finite.nan += 1;
+        } else {
+            non_finite.infinite += 1;
+        }
+    }
+    (min <= max).then_some([min, max])
 }
 
 /// How [`ImageStyle::Difference`] reduces `|a - b|` over the channels of a pixel.
