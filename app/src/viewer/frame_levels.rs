@@ -15,7 +15,12 @@ use super::lru::Lru;
 const MAX_ENTRIES: usize = 4096;
 
 /// Bytes of frame levels kept at most (a screenful of full-size decoded frames fits).
-const MAX_BYTES: u64 = 512 << 20;
+const MAX_BYTES: u64 = 256 << 20;
+
+/// Tensors up to this many values (64 MiB of f32, below common storage-binding limits) are
+/// drawn whole at full size instead of copied frame by frame: Wan latents of 21 x 60 x 104 are
+/// 2.1 M values; a decoded 81 x 480 x 832 video is 97 M.
+const WHOLE_TENSOR_MAX_VALUES: usize = 16 << 20;
 
 /// The box size that shows a frame at `pixels_per_texel` screen pixels per tensor pixel: the
 /// smallest power of two at which one down-sampled texel covers at least one screen pixel, so
@@ -119,12 +124,15 @@ impl FrameLevels {
     ) {
         let [_, _, _, width] = tensor.shape();
         let pixels_per_texel = rect.width() / width.max(1) as f32 * ui.ctx().pixels_per_point();
-        let Some(image) = self
-            .get(tensor, frame_idx, level_factor(pixels_per_texel))
-            .and_then(|level| GpuImage::new(level, 0, style.clone()))
-        else {
-            return;
+        let factor = level_factor(pixels_per_texel);
+        // A small tensor shown at full size is drawn from itself (one upload for all its frames);
+        // a large one, or one shown smaller, through per-frame levels.
+        let image = if factor == 1 && tensor.values().len() <= WHOLE_TENSOR_MAX_VALUES {
+            GpuImage::new(tensor.clone(), frame_idx, style.clone())
+        } else {
+            self.get(tensor, frame_idx, factor).and_then(|level| GpuImage::new(level, 0, style.clone()))
         };
+        let Some(image) = image else { return };
         if gpu::is_available(ui.ctx()) {
             gpu::paint_image(ui.painter(), rect, image);
         } else {

@@ -11,7 +11,7 @@ use super::image::{GpuTensor, ImageKey};
 const MAX_ENTRIES: usize = 1024;
 
 /// Bytes of tensors kept at most (the newest tensor stays even if it alone is larger).
-const MAX_BYTES: u64 = 1 << 30;
+const MAX_BYTES: u64 = 512 << 20;
 
 /// What the upload cache holds and has done, for tests and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
