@@ -20,15 +20,14 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use serde_json::Map;
 use stepscope::viewer::StepscopeApp;
 use stepscope::viewer::file_picker::FilePicker;
-use stepscope_engine::scheduler::{SchedulerKind, Solver};
 use stepscope_engine::session::noise::gaussian_noise;
-use stepscope_engine::trajectory::{
-    Captures, Conditioning, FORMAT_VERSION, Manifest, ModelInfo, NoiseSource, Schedule, SeedRecord,
-    StepTensor, TensorName, TrajectoryWriter, VideoInfo,
-};
+use stepscope_engine::trajectory::{StepTensor, TensorName, TrajectoryWriter, VideoInfo};
+use synthetic_run::synthetic_manifest;
+
+#[path = "support/synthetic_run.rs"]
+mod synthetic_run;
 
 const STEPS: usize = 50;
 const SEEDS: usize = 2;
@@ -46,47 +45,13 @@ impl FilePicker for NoPicker {
 }
 
 fn write_file(path: &Path) {
-    let schedule = Solver::new(SchedulerKind::UniPc, STEPS, 3.0).unwrap().schedule().clone();
-    let seed = |seed_idx: usize| SeedRecord {
-        noise: NoiseSource::RngSeed(seed_idx as u64),
-        forked_from: None,
-        intervention: None,
-        steps: (0..STEPS).collect(),
-        capture_steps: Vec::new(),
-        final_latents: false,
-        video_steps: if seed_idx == 0 { VIDEO_STEPS.to_vec() } else { Vec::new() },
-    };
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        created_by: "stepscope benchmark real_size_views".to_owned(),
-        model: ModelInfo {
-            source: "synthetic: seeded noise shaped like a Wan2.1 480p run (benchmark data, no model)"
-                .to_owned(),
-            config: Map::new(),
-            dtype: "f32".to_owned(),
-        },
-        conditioning: Conditioning {
-            prompt: None,
-            prompt_embeddings: "none".to_owned(),
-            guidance_scale: 1.0,
-            negative_prompt: false,
-            condition_frame: false,
-            task: None,
-        },
-        schedule: Schedule {
-            scheduler: schedule.kind,
-            steps: schedule.steps(),
-            shift: schedule.shift,
-            sigmas: schedule.sigmas.clone(),
-            timesteps: schedule.timesteps.clone(),
-        },
-        latent_shape: LATENT_SHAPE,
-        patch_size: [1, 2, 2],
-        step_tensors: vec![StepTensor::X0],
-        seeds: (0..SEEDS).map(seed).collect(),
-        captures: Captures::default(),
-        video: Some(VideoInfo { shape: VIDEO_SHAPE, decoder: "none (synthetic noise)".to_owned() }),
-    };
+    let video = VideoInfo { shape: VIDEO_SHAPE, decoder: "none (synthetic noise)".to_owned() };
+    let manifest = synthetic_manifest(
+        "real_size_views",
+        (STEPS, LATENT_SHAPE),
+        (SEEDS, vec![StepTensor::X0]),
+        Some((video, VIDEO_STEPS.to_vec())),
+    );
     let mut writer = TrajectoryWriter::new(manifest);
     // A few distinct tensors shared by every step keep the writer's memory small.
     let x0: Vec<_> =

@@ -17,15 +17,14 @@ use std::time::Instant;
 use candle_core::Device;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use serde_json::Map;
 use stepscope::viewer::StepscopeApp;
 use stepscope::viewer::file_picker::FilePicker;
-use stepscope_engine::scheduler::{SchedulerKind, Solver};
 use stepscope_engine::session::noise::gaussian_noise;
-use stepscope_engine::trajectory::{
-    Captures, Conditioning, FORMAT_VERSION, Manifest, ModelInfo, NoiseSource, Schedule, SeedRecord,
-    StepTensor, TensorName, TrajectoryWriter,
-};
+use stepscope_engine::trajectory::{StepTensor, TensorName, TrajectoryWriter};
+use synthetic_run::synthetic_manifest;
+
+#[path = "support/synthetic_run.rs"]
+mod synthetic_run;
 
 const STEPS: usize = 80;
 const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
@@ -41,47 +40,8 @@ impl FilePicker for NoPicker {
 }
 
 fn write_big_file(path: &Path) {
-    let solver = Solver::new(SchedulerKind::UniPc, STEPS, 3.0).unwrap();
-    let schedule = solver.schedule();
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        created_by: "stepscope benchmark time_to_first_frame".to_owned(),
-        model: ModelInfo {
-            source: "synthetic: seeded noise shaped like a Wan2.1 480p run (benchmark data, no model)"
-                .to_owned(),
-            config: Map::new(),
-            dtype: "f32".to_owned(),
-        },
-        conditioning: Conditioning {
-            prompt: None,
-            prompt_embeddings: "none".to_owned(),
-            guidance_scale: 1.0,
-            negative_prompt: false,
-            condition_frame: false,
-            task: None,
-        },
-        schedule: Schedule {
-            scheduler: schedule.kind,
-            steps: schedule.steps(),
-            shift: schedule.shift,
-            sigmas: schedule.sigmas.clone(),
-            timesteps: schedule.timesteps.clone(),
-        },
-        latent_shape: LATENT_SHAPE,
-        patch_size: [1, 2, 2],
-        step_tensors: StepTensor::ALL.to_vec(),
-        seeds: vec![SeedRecord {
-            noise: NoiseSource::RngSeed(0),
-            forked_from: None,
-            intervention: None,
-            steps: (0..STEPS).collect(),
-            capture_steps: Vec::new(),
-            final_latents: false,
-            video_steps: Vec::new(),
-        }],
-        captures: Captures::default(),
-        video: None,
-    };
+    let manifest =
+        synthetic_manifest("time_to_first_frame", (STEPS, LATENT_SHAPE), (1, StepTensor::ALL.to_vec()), None);
     let mut writer = TrajectoryWriter::new(manifest);
     // Three distinct tensors shared by every step keep the writer's memory small.
     let tensors: Vec<_> =

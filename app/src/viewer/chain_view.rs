@@ -13,7 +13,7 @@ use super::gpu::{GpuTensor, ImageStyle};
 use super::settings::StepView;
 use super::step_plot::seed_colour;
 use super::time_control::TimeCommand;
-use super::view::{Cursor, View, ViewCaches, ViewContext};
+use super::view::{Cursor, View, ViewCaches, ViewContext, restore_saved, to_saved};
 
 /// Width of the row labels, in points.
 const LABEL_WIDTH: f32 = 96.0;
@@ -93,13 +93,11 @@ impl View for ChainView {
     }
 
     fn save_state(&self) -> Option<String> {
-        serde_json::to_string(&self.state).ok()
+        to_saved(&self.state)
     }
 
-    fn load_state(&mut self, state: &str) {
-        if let Ok(state) = serde_json::from_str(state) {
-            self.state = state;
-        }
+    fn load_state(&mut self, saved: &str) {
+        restore_saved(&mut self.state, saved);
     }
 }
 

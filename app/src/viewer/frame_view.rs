@@ -13,7 +13,7 @@ use super::frame_levels::FrameLevels;
 use super::frame_player::FramePlayer;
 use super::gpu::{GpuTensor, ImageStyle};
 use super::settings::StepView;
-use super::view::{Cursor, View, ViewContext, ViewEvent};
+use super::view::{Cursor, View, ViewContext, ViewEvent, restore_saved, to_saved};
 
 /// Channels listed in the hover read-out; the rest are counted.
 const MAX_HOVER_CHANNELS: usize = 4;
@@ -148,13 +148,11 @@ impl View for FramesView {
     }
 
     fn save_state(&self) -> Option<String> {
-        serde_json::to_string(&self.state).ok()
+        to_saved(&self.state)
     }
 
-    fn load_state(&mut self, state: &str) {
-        if let Ok(state) = serde_json::from_str(state) {
-            self.state = state;
-        }
+    fn load_state(&mut self, saved: &str) {
+        restore_saved(&mut self.state, saved);
     }
 }
 

@@ -13,7 +13,7 @@ use super::document::Document;
 use super::gpu::{self, Colormap, GpuImage, ImageStyle};
 use super::stats_cache::StatsCache;
 use super::tensor_cache::TensorCache;
-use super::view::{Cursor, View, ViewContext};
+use super::view::{Cursor, View, ViewContext, restore_saved, to_saved};
 
 /// Largest and smallest side of a thumbnail, in points.
 const THUMB_SIDE: std::ops::RangeInclusive<f32> = 24.0..=160.0;
@@ -95,13 +95,11 @@ impl View for LayersView {
     }
 
     fn save_state(&self) -> Option<String> {
-        serde_json::to_string(&self.settings).ok()
+        to_saved(&self.settings)
     }
 
-    fn load_state(&mut self, state: &str) {
-        if let Ok(settings) = serde_json::from_str(state) {
-            self.settings = settings;
-        }
+    fn load_state(&mut self, saved: &str) {
+        restore_saved(&mut self.settings, saved);
     }
 }
 

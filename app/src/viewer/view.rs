@@ -66,6 +66,19 @@ pub enum ViewEvent {
     SeedAdded { seed_idx: usize, altered_from: Option<usize> },
 }
 
+/// `state` as the JSON a view saves ([`View::save_state`]).
+pub fn to_saved<T: serde::Serialize>(state: &T) -> Option<String> {
+    serde_json::to_string(state).ok()
+}
+
+/// Replaces `state` with the saved JSON `saved` ([`View::load_state`]); a saved state that no
+/// longer parses (an older version's) leaves `state` as it is.
+pub fn restore_saved<T: serde::de::DeserializeOwned>(state: &mut T, saved: &str) {
+    if let Ok(restored) = serde_json::from_str(saved) {
+        *state = restored;
+    }
+}
+
 /// One view of the centre of the window (a tab).
 pub trait View: std::fmt::Debug {
     /// A stable name: the persisted tab and the key of the view's saved state.
