@@ -417,13 +417,14 @@ fn nan_and_infinite_values_are_counted_and_flagged_in_the_frames_view() {
 }
 
 #[test]
-fn the_steps_by_frames_grid_shows_every_step_and_a_click_moves_the_cursor() {
+fn the_steps_by_frames_grid_fits_the_run_and_a_click_moves_the_cursor() {
     let mut harness = harness_on_sample();
     harness.get_by_label("Steps x frames").click();
     harness.run();
-    // The sample: 12 steps x 3 frames for seed 0, labelled with step and sigma (the rows that
-    // fit the 960 x 600 window; the rest scroll).
-    harness.get_by_label("step 3\nσ 0.900");
+    // The sample: 12 steps x 3 frames for seed 0, labelled with step and sigma; the automatic
+    // step stride (2 in the 960 x 600 window) shows every other step so that all rows fit.
+    harness.get_by_label("step 2\nσ 0.938");
+    assert!(harness.query_by_label("step 3\nσ 0.900").is_none(), "every other step");
     harness.get_by_label("step 0, frame 2");
     harness.get_by_label("step 2, frame 1").click();
     harness.run();

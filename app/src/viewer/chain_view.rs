@@ -43,7 +43,7 @@ struct ChainState {
     layout: ChainLayout,
     /// Every how many frames a column is drawn; 0 picks the stride that fits the view.
     frame_stride: usize,
-    /// Every how many steps a row (or column) is drawn; 0 is 1.
+    /// Every how many steps a row (or column) is drawn; 0 picks the stride that fits the view.
     step_stride: usize,
     /// The frame of the seeds x steps grid (clamped to the video: the last frame by default,
     /// where a task's answer is).
@@ -52,7 +52,7 @@ struct ChainState {
 
 impl Default for ChainState {
     fn default() -> Self {
-        Self { layout: ChainLayout::default(), frame_stride: 0, step_stride: 1, frame_idx: usize::MAX }
+        Self { layout: ChainLayout::default(), frame_stride: 0, step_stride: 0, frame_idx: usize::MAX }
     }
 }
 
@@ -77,12 +77,22 @@ impl View for ChainView {
         controls_ui(ui, &mut self.state, frames);
         ui.separator();
         let state = self.state;
-        let step_stride = state.step_stride.max(1);
-        let steps: Vec<usize> = (0..cx.document.num_steps()).step_by(step_stride).collect();
+        let num_steps = cx.document.num_steps();
+        let across = ui.available_width() - LABEL_WIDTH;
+        let step_stride = match (state.step_stride, state.layout) {
+            // Steps down: every step row shows at once where it can.
+            (0, ChainLayout::StepsByFrames) => {
+                auto_stride(num_steps, ui.available_height() - HEADER_HEIGHT, MIN_ROW_HEIGHT)
+            }
+            // Steps across: columns stay readable.
+            (0, ChainLayout::SeedsBySteps) => auto_stride(num_steps, across, MIN_CELL_WIDTH),
+            (stride, _) => stride,
+        };
+        let steps: Vec<usize> = (0..num_steps).step_by(step_stride).collect();
         match state.layout {
             ChainLayout::StepsByFrames => {
                 let frame_stride = match state.frame_stride {
-                    0 => auto_stride(frames, ui.available_width() - LABEL_WIDTH),
+                    0 => auto_stride(frames, across, MIN_CELL_WIDTH),
                     stride => stride,
                 };
                 let columns: Vec<usize> = (0..frames).step_by(frame_stride).collect();
@@ -107,18 +117,12 @@ fn controls_ui(ui: &mut egui::Ui, state: &mut ChainState, frames: usize) {
         ui.selectable_value(&mut state.layout, ChainLayout::StepsByFrames, "Steps x frames (this seed)");
         ui.selectable_value(&mut state.layout, ChainLayout::SeedsBySteps, "Seeds x steps (one frame)");
         ui.separator();
-        let label = ui.label("Step stride");
-        ui.add(egui::DragValue::new(&mut state.step_stride).range(1..=100)).labelled_by(label.id);
+        stride_ui(ui, "Step stride", &mut state.step_stride, 100)
+            .on_hover_text("Every how many steps a row (or column) is drawn; auto fits the view");
         match state.layout {
             ChainLayout::StepsByFrames => {
-                let label = ui.label("Frame stride");
-                ui.add(
-                    egui::DragValue::new(&mut state.frame_stride).range(0..=frames.max(1)).custom_formatter(
-                        |stride, _| if stride < 1.0 { "auto".to_owned() } else { format!("{stride}") },
-                    ),
-                )
-                .labelled_by(label.id)
-                .on_hover_text("Every how many frames a column is drawn; auto fits the view");
+                stride_ui(ui, "Frame stride", &mut state.frame_stride, frames.max(1))
+                    .on_hover_text("Every how many frames a column is drawn; auto fits the view");
             }
             ChainLayout::SeedsBySteps => {
                 let label = ui.label("Frame");
@@ -139,10 +143,20 @@ fn video_shape(document: &Document, view: StepView) -> [usize; 3] {
     [frames, height, width]
 }
 
-/// The smallest frame stride at which every column is at least [`MIN_CELL_WIDTH`] wide.
-fn auto_stride(frames: usize, width: f32) -> usize {
-    let fitting = ((width + GAP) / (MIN_CELL_WIDTH + GAP)).floor().max(1.0) as usize;
-    frames.div_ceil(fitting).max(1)
+/// A labelled stride field where 0 reads "auto".
+fn stride_ui(ui: &mut egui::Ui, label: &str, stride: &mut usize, max: usize) -> egui::Response {
+    let label = ui.label(label);
+    let field = egui::DragValue::new(stride)
+        .range(0..=max)
+        .custom_formatter(|stride, _| if stride < 1.0 { "auto".to_owned() } else { format!("{stride}") });
+    ui.add(field).labelled_by(label.id)
+}
+
+/// The smallest stride at which every one of `count` cells kept gets at least `min_cell` points
+/// (plus a gap) of `space`.
+fn auto_stride(count: usize, space: f32, min_cell: f32) -> usize {
+    let fitting = ((space + GAP) / (min_cell + GAP)).floor().max(1.0) as usize;
+    count.div_ceil(fitting).max(1)
 }
 
 /// One seed's prediction: a row per step in `steps`, a column per frame in `columns`.
@@ -153,6 +167,8 @@ fn steps_by_frames_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, steps: &[usiz
     header_ui(ui, columns.iter().map(|frame_idx| format!("frame {frame_idx}")), cell.x);
     let sigmas = &cx.document.manifest().schedule.sigmas;
     egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, cell.y + GAP, steps.len(), |ui, rows| {
+        // Each row is exactly a picture and a gap tall, as `show_rows` and `cell_size` assume.
+        ui.spacing_mut().item_spacing.y = 0.0;
         for &step_idx in &steps[rows] {
             let sigma = sigmas.get(step_idx).copied().unwrap_or(f64::NAN);
             let label = format!("step {step_idx}\nσ {sigma:.3}");
@@ -180,6 +196,7 @@ fn seeds_by_steps_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, steps: &[usize
         cell.y + GAP,
         cx.document.num_seeds(),
         |ui, rows| {
+            ui.spacing_mut().item_spacing.y = 0.0;
             for seed_idx in rows {
                 let label = egui::RichText::new(format!("■ seed {seed_idx}\nframe {frame_idx}"))
                     .color(seed_colour(seed_idx));
@@ -214,7 +231,8 @@ fn cell_size(available: Vec2, [columns, rows]: [usize; 2], [height, width]: [usi
     let [columns, rows] = [columns, rows].map(|n| n.max(1) as f32);
     let aspect = height.max(1) as f32 / width.max(1) as f32;
     let across = ((available.x - LABEL_WIDTH - GAP * columns) / columns).max(8.0);
-    let down = ((available.y - HEADER_HEIGHT - GAP * rows) / rows).max(MIN_ROW_HEIGHT);
+    // One more gap than rows, for the header's own spacing.
+    let down = ((available.y - HEADER_HEIGHT - GAP * (rows + 2.0)) / rows).max(MIN_ROW_HEIGHT);
     let cell_height = (across * aspect).min(down);
     Vec2::new(cell_height / aspect, cell_height)
 }
@@ -315,11 +333,13 @@ mod tests {
     #[test]
     fn the_automatic_frame_stride_keeps_columns_readable() {
         // 81 decoded frames in 900 points: 15 columns of at least 56 pt fit, so every 6th frame.
-        assert_eq!(auto_stride(81, 900.0), 6);
+        assert_eq!(auto_stride(81, 900.0, MIN_CELL_WIDTH), 6);
         // A 5-frame maze fits whole.
-        assert_eq!(auto_stride(5, 900.0), 1);
-        assert_eq!(auto_stride(0, 900.0), 1);
-        assert_eq!(auto_stride(3, 0.0), 3, "no room: one column");
+        assert_eq!(auto_stride(5, 900.0, MIN_CELL_WIDTH), 1);
+        assert_eq!(auto_stride(0, 900.0, MIN_CELL_WIDTH), 1);
+        assert_eq!(auto_stride(3, 0.0, MIN_CELL_WIDTH), 3, "no room: one column");
+        // 20 steps down 600 points at rows of at least 40: 13 fit, so every 2nd step.
+        assert_eq!(auto_stride(20, 600.0, MIN_ROW_HEIGHT), 2);
     }
 
     #[test]
@@ -330,7 +350,7 @@ mod tests {
         assert!((LABEL_WIDTH + 8.0 * (cell.x + GAP) - 1000.0).abs() < 1e-3, "{cell:?}");
         // 10 steps of a 5-frame maze in 600 points: the height decides, every row shows.
         let cell = cell_size(Vec2::new(1000.0, 600.0), [5, 10], [14, 14]);
-        assert!((HEADER_HEIGHT + 10.0 * (cell.y + GAP) - 600.0).abs() < 1e-3, "{cell:?}");
+        assert!((HEADER_HEIGHT + 10.0 * (cell.y + GAP) + 2.0 * GAP - 600.0).abs() < 1e-3, "{cell:?}");
         // 50 steps cannot all show at 40 points: the rows keep 40 and scroll.
         let cell = cell_size(Vec2::new(1000.0, 600.0), [5, 50], [14, 14]);
         assert!((cell.y - MIN_ROW_HEIGHT).abs() < 1e-6, "{cell:?}");
