@@ -77,7 +77,10 @@ pub struct ViewerSettings {
     pub recent_files: Vec<PathBuf>,
     /// The last live run's choices, the next "New live run" starts from.
     pub live_setup: LiveSetup,
-    /// The id of the view shown in the centre (see `views::registered_views`).
+    /// The id of the view shown in the centre (see `views::registered_views`). Read leniently:
+    /// an older version stored an enum here (`Frames`, `Layers`, `Seeds`, whose lowercase names
+    /// are the view ids), and one unreadable field must not lose the rest.
+    #[serde(deserialize_with = "view_id_or_default")]
     pub central_tab: String,
     /// The colormap of every scalar picture (layers, seeds, probes, attention).
     pub colormap: Colormap,
@@ -101,6 +104,22 @@ impl Default for ViewerSettings {
     }
 }
 
+/// A view id: a string (or an older version's enum variant name) in lowercase, or the empty
+/// string for any other value, so that a field whose type changed between versions reads as its
+/// default instead of failing the whole settings.
+fn view_id_or_default<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StringOrOther {
+        String(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match StringOrOther::deserialize(deserializer)? {
+        StringOrOther::String(text) => text.to_lowercase(),
+        StringOrOther::Other(_) => String::new(),
+    })
+}
+
 impl ViewerSettings {
     /// Puts `path` first in the recent files, dropping an older entry for it and the oldest
     /// beyond [`MAX_RECENT_FILES`].
@@ -114,6 +133,49 @@ impl ViewerSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use eframe::Storage as _;
+
+    /// An in-memory eframe storage.
+    #[derive(Default)]
+    struct MemoryStorage(std::collections::HashMap<String, String>);
+
+    impl eframe::Storage for MemoryStorage {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_owned(), value);
+        }
+
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+
+        fn flush(&mut self) {}
+    }
+
+    #[test]
+    fn settings_of_the_previous_version_keep_what_still_applies() {
+        // Saved by the version before the view trait: the tab was an enum, the zoom and the
+        // layers' choices were fields of their own.
+        let old = r#"(view: Latents, fps: 4.0, looping: false, zoom: 12.0, show_side_panel: true,
+            recent_files: ["/data/run.safetensors"], central_tab: Seeds,
+            layers: (picture: TokenNorm, heatmap: X0Change, colormap: Magma))"#;
+        let mut storage = MemoryStorage::default();
+        storage.set_string(eframe::APP_KEY, old.to_owned());
+        let settings: ViewerSettings = eframe::get_value(&storage, eframe::APP_KEY).expect("still readable");
+        assert_eq!(settings.view, StepView::Latents);
+        assert_eq!(settings.recent_files, [PathBuf::from("/data/run.safetensors")]);
+        assert!((settings.fps - 4.0).abs() < f32::EPSILON && !settings.looping);
+        assert_eq!(settings.central_tab, "seeds", "the old tab names its view");
+        // And the new form round-trips.
+        let new = ViewerSettings { central_tab: "chain".to_owned(), ..ViewerSettings::default() };
+        eframe::set_value(&mut storage, eframe::APP_KEY, &new);
+        let read: ViewerSettings = eframe::get_value(&storage, eframe::APP_KEY).expect("readable");
+        assert_eq!(read.central_tab, "chain");
+    }
 
     #[test]
     fn recent_files_are_most_recent_first_without_repeats() {
