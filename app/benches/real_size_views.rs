@@ -14,14 +14,14 @@
 //! `cargo bench -p stepscope --bench real_size_views`
 #![allow(clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark binary: failures abort it")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use no_picker::NoPicker;
 use stepscope::viewer::StepscopeApp;
-use stepscope::viewer::file_picker::FilePicker;
 use stepscope_engine::session::noise::gaussian_noise;
 use stepscope_engine::trajectory::{StepTensor, TensorName, TrajectoryWriter, VideoInfo};
 use synthetic_run::synthetic_manifest;
@@ -29,20 +29,14 @@ use synthetic_run::synthetic_manifest;
 #[path = "support/synthetic_run.rs"]
 mod synthetic_run;
 
+#[path = "support/no_picker.rs"]
+mod no_picker;
+
 const STEPS: usize = 50;
 const SEEDS: usize = 2;
 const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
 const VIDEO_SHAPE: [usize; 4] = [3, 81, 480, 832];
 const VIDEO_STEPS: [usize; 5] = [0, 12, 25, 37, 49];
-
-#[derive(Debug)]
-struct NoPicker;
-
-impl FilePicker for NoPicker {
-    fn pick_trajectory(&mut self) -> Option<PathBuf> {
-        None
-    }
-}
 
 fn write_file(path: &Path) {
     let video = VideoInfo { shape: VIDEO_SHAPE, decoder: "none (synthetic noise)".to_owned() };

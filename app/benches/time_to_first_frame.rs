@@ -11,14 +11,14 @@
 //! `cargo bench -p stepscope --bench time_to_first_frame`
 #![allow(clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark binary: failures abort it")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::Device;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use no_picker::NoPicker;
 use stepscope::viewer::StepscopeApp;
-use stepscope::viewer::file_picker::FilePicker;
 use stepscope_engine::session::noise::gaussian_noise;
 use stepscope_engine::trajectory::{StepTensor, TensorName, TrajectoryWriter};
 use synthetic_run::synthetic_manifest;
@@ -26,18 +26,12 @@ use synthetic_run::synthetic_manifest;
 #[path = "support/synthetic_run.rs"]
 mod synthetic_run;
 
+#[path = "support/no_picker.rs"]
+mod no_picker;
+
 const STEPS: usize = 80;
 const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
 const RUNS: usize = 5;
-
-#[derive(Debug)]
-struct NoPicker;
-
-impl FilePicker for NoPicker {
-    fn pick_trajectory(&mut self) -> Option<PathBuf> {
-        None
-    }
-}
 
 fn write_big_file(path: &Path) {
     let manifest =

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use no_picker::NoPicker;
 use stepscope::viewer::StepscopeApp;
-use stepscope::viewer::file_picker::FilePicker;
 use stepscope_engine::model::WanTransformer;
 use stepscope_engine::recording::{Recorder, RunProvenance};
 use stepscope_engine::scheduler::SchedulerKind;
@@ -24,18 +24,12 @@ use stepscope_engine::session::{Conditioning, NoiseSource, SamplingSession, Sess
 use stepscope_engine::tensor_file::read_tensor;
 use stepscope_engine::trajectory::{self, StorageDtype};
 
+#[path = "support/no_picker.rs"]
+mod no_picker;
+
 const STEPS: usize = 50;
 const SEEDS: u64 = 4;
 const LATENT_SHAPE: [usize; 4] = [4, 5, 32, 32];
-
-#[derive(Debug)]
-struct NoPicker;
-
-impl FilePicker for NoPicker {
-    fn pick_trajectory(&mut self) -> Option<PathBuf> {
-        None
-    }
-}
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)

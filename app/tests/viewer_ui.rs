@@ -43,6 +43,12 @@ fn sample() -> PathBuf {
     stepscope::sample_trajectory_path()
 }
 
+/// The committed export of a tiny random diffusers pipeline (decoded video at step 3, captures
+/// with attention at steps 0 and 3).
+fn exporter_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors")
+}
+
 fn harness_with(path: Option<&Path>, picker: FixedPicker) -> Harness<'static, StepscopeApp> {
     let path = path.map(Path::to_owned);
     let mut harness = Harness::builder()
@@ -372,8 +378,7 @@ fn the_view_and_the_window_save_as_png_pictures_of_what_is_shown() {
 fn an_exported_diffusers_run_shows_its_decoded_video_at_the_steps_it_stores() {
     // Written by the Python exporter from a tiny random diffusers pipeline: seed 0's `x0` was
     // decoded by its VAE at step 3 only, to 9 frames of 32 x 48 RGB pixels.
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let fixture = exporter_fixture();
     let mut harness = harness_with(Some(&fixture), FixedPicker::default());
     harness.get_by_label("decoded video").click();
     harness.run();
@@ -387,8 +392,7 @@ fn an_exported_diffusers_run_shows_its_decoded_video_at_the_steps_it_stores() {
 /// A copy of the exporter fixture with `s0/k0/x0`'s first value NaN and its second +infinity,
 /// patched in place (format 1 files carry no checksums).
 fn fixture_with_non_finite_values(dir: &Path) -> PathBuf {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let fixture = exporter_fixture();
     let mut bytes = std::fs::read(fixture).expect("reading the exporter fixture");
     let header_len: [u8; 8] = bytes[..8].try_into().expect("an 8-byte header length");
     let header_len = usize::try_from(u64::from_le_bytes(header_len)).expect("a header length that fits");
@@ -484,8 +488,7 @@ fn without_native_dialogs_file_open_uses_the_in_window_browser() {
 #[test]
 fn play_video_walks_the_frames_with_the_latent_frame_beside_the_decoded_one() {
     // The exporter fixture: 3 latent frames, decoded to 9 at step 3 (Wan's 4x in time).
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let fixture = exporter_fixture();
     let mut harness = harness_with(Some(&fixture), FixedPicker::default());
     harness.get_by_label("decoded video").click();
     harness.run();
@@ -507,8 +510,7 @@ fn play_video_walks_the_frames_with_the_latent_frame_beside_the_decoded_one() {
 fn attention_stored_in_a_file_shows_in_the_inspector_without_a_live_run() {
     // The exporter fixture stores self- and cross-attention of tokens 0, 5 and 17 at layers 0
     // and 1, at steps 0 and 3 of seed 0.
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/exporter/tiny_wan_t2v.safetensors");
+    let fixture = exporter_fixture();
     let mut harness = harness_with(Some(&fixture), FixedPicker::default());
     harness.get_by_label("Layers").click();
     harness.run();
