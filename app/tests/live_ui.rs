@@ -16,7 +16,7 @@ use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::trajectory::{ForkPoint, Intervention, TrajectoryReader};
 
 /// How long a test waits for the engine thread before failing.
-const ENGINE_WAIT: Duration = Duration::from_secs(60);
+const ENGINE_WAIT: Duration = Duration::from_mins(1);
 
 /// Answers "save as" with a path given in advance.
 #[derive(Debug)]

@@ -9,6 +9,7 @@ use super::app_export::CaptureTarget;
 use super::app_files::FileRequest;
 use super::attention_view::AttentionView;
 use super::command::{AppCommand, CommandQueue};
+use super::dock::Dock;
 use super::document::{Document, OpenFailure};
 use super::file_browser::FileBrowser;
 use super::file_picker::FilePicker;
@@ -42,8 +43,10 @@ pub struct StepscopeApp {
     /// Counts changes to what the document holds (a new document, each live step), so that
     /// analyses of an older state are recomputed.
     pub(super) generation: u64,
-    /// The views of the centre, in tab order.
+    /// The views of the centre, in registration order.
     pub(super) views: Vec<Box<dyn View>>,
+    /// How the views are laid out in the centre (tiles the user splits and rearranges).
+    pub(super) dock: Dock,
     /// What the panels asked for this frame, applied at its end.
     pub(super) commands: CommandQueue,
     /// A live run's model being loaded.
@@ -88,10 +91,16 @@ impl StepscopeApp {
                 view.load_state(state);
             }
         }
+        let mut dock = Dock::restore(settings.layout.as_deref(), &views);
+        if settings.layout.is_none() && !settings.central_tab.is_empty() {
+            // Settings of a version before the tiles name the one view shown.
+            dock.show(&settings.central_tab);
+        }
         // Without the GPU image path the views fall back to CPU-mapped textures.
         let _gpu_images = gpu::install_for_app(cc);
         let mut app = Self {
             settings,
+            dock,
             document: None,
             open_failure: None,
             time,
@@ -181,6 +190,8 @@ impl StepscopeApp {
             fps: self.time.fps(),
             looping: self.time.is_looping(),
             view_states,
+            central_tab: self.dock.shown_ids().into_iter().next().unwrap_or_default(),
+            layout: self.dock.to_saved(),
             ..self.settings.clone()
         }
     }
@@ -205,7 +216,8 @@ impl StepscopeApp {
                 }
             }
             AppCommand::SelectView(view) => self.settings.view = view,
-            AppCommand::SelectTab(id) => id.clone_into(&mut self.settings.central_tab),
+            AppCommand::SelectTab(id) => self.dock.show(id),
+            AppCommand::ResetLayout => self.dock = Dock::tabs_of(&self.views),
             AppCommand::SetColormap(colormap) => self.settings.colormap = colormap,
             AppCommand::FramePointer(pointer) => self.frame_pointer(pointer),
             AppCommand::Open(path) => self.open(&path),
@@ -310,6 +322,10 @@ impl StepscopeApp {
             });
             ui.menu_button("View", |ui| {
                 ui.checkbox(&mut self.settings.show_side_panel, "Side panel");
+                if ui.button("Reset layout").on_hover_text("Every view as a tab again").clicked() {
+                    self.commands.push(AppCommand::ResetLayout);
+                }
+                ui.label("Drag a view's tab beside another view to see both at once.");
             });
         });
     }
@@ -335,16 +351,6 @@ impl StepscopeApp {
             return;
         }
         self.live_controls_ui(ui);
-        let shown_idx =
-            self.views.iter().position(|view| view.id() == self.settings.central_tab).unwrap_or(0);
-        ui.horizontal(|ui| {
-            for (view_idx, view) in self.views.iter().enumerate() {
-                if ui.selectable_label(view_idx == shown_idx, view.title()).clicked() {
-                    self.commands.push(AppCommand::SelectTab(view.id()));
-                }
-            }
-        });
-        ui.separator();
         self.view_rect = Some(ui.available_rect_before_wrap());
         let overlay = FrameOverlay { marks: self.paint_marks(), click_hint: self.frame_click_hint() };
         let Some(document) = &self.document else { return };
@@ -359,9 +365,7 @@ impl StepscopeApp {
             overlay: &overlay,
             commands: &mut self.commands,
         };
-        if let Some(view) = self.views.get_mut(shown_idx) {
-            view.ui(ui, &mut cx);
-        }
+        self.dock.ui(ui, &mut self.views, &mut cx);
     }
 }
 

@@ -19,8 +19,11 @@ pub enum AppCommand {
     SelectSeed(usize),
     /// Show this per-step tensor.
     SelectView(StepView),
-    /// Show the view with this id (see [`super::views::registered_views`]) in the centre.
+    /// Show the view with this id (see [`super::views::registered_views`]): make it the
+    /// active tab where it is stacked.
     SelectTab(&'static str),
+    /// Lay the views out as tabs again, the first one shown.
+    ResetLayout,
     /// The colormap of every scalar picture (layers, seeds, probes, attention).
     SetColormap(Colormap),
     /// The pointer pressed on a frame pixel: a click asks for attention, a drag paints (live).

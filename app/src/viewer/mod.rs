@@ -16,6 +16,7 @@ mod attention_data;
 mod attention_view;
 mod chain_view;
 mod command;
+mod dock;
 mod document;
 pub mod export;
 mod file_browser;

@@ -77,7 +77,8 @@ pub struct ViewerSettings {
     pub recent_files: Vec<PathBuf>,
     /// The last live run's choices, the next "New live run" starts from.
     pub live_setup: LiveSetup,
-    /// The id of the view shown in the centre (see `views::registered_views`). Read leniently:
+    /// The id of the view shown in the centre (see `views::registered_views`; the first one on
+    /// screen when the centre is split), which a version without `layout` saved. Read leniently:
     /// an older version stored an enum here (`Frames`, `Layers`, `Seeds`, whose lowercase names
     /// are the view ids), and one unreadable field must not lose the rest.
     #[serde(deserialize_with = "view_id_or_default")]
@@ -86,6 +87,8 @@ pub struct ViewerSettings {
     pub colormap: Colormap,
     /// Each view's own saved state (JSON), by view id.
     pub view_states: BTreeMap<String, String>,
+    /// The layout of the views (tiles, as JSON; see `dock::Dock`), absent before the first save.
+    pub layout: Option<String>,
 }
 
 impl Default for ViewerSettings {
@@ -100,6 +103,7 @@ impl Default for ViewerSettings {
             central_tab: String::new(),
             colormap: Colormap::default(),
             view_states: BTreeMap::new(),
+            layout: None,
         }
     }
 }
