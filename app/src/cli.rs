@@ -13,8 +13,10 @@ use stepscope_engine::scheduler::SchedulerKind;
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// A trajectory file to open in the window (default: a live maze session on the built-in model).
-    pub file: Option<PathBuf>,
+    /// Trajectory files to open in the window, the last one shown and the others in its runs
+    /// list, or a folder of them to open as a sweep table (default: a live maze session on the
+    /// built-in model).
+    pub files: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -23,16 +23,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// `stepscope FILE` opens the file; plain `stepscope` opens a live maze session on the built-in
-/// model, or the built-in sample trajectory where the model is missing.
-fn startup(file: Option<std::path::PathBuf>) -> stepscope::viewer::Startup {
+/// `stepscope FILE...` opens the files (a folder as a sweep); plain `stepscope` opens a live maze
+/// session on the built-in model, or the built-in sample trajectory where the model is missing.
+fn startup(files: Vec<std::path::PathBuf>) -> stepscope::viewer::Startup {
     use stepscope::viewer::{Startup, live};
-    match file {
-        Some(path) => Startup::File(path),
-        None if live::builtin_model_dir().join("config.json").is_file() => {
-            Startup::Live(Box::new(live::LiveSetup::builtin_maze()))
-        }
-        None => Startup::File(stepscope::sample_trajectory_path()),
+    if !files.is_empty() {
+        return Startup::Files(files);
+    }
+    if live::builtin_model_dir().join("config.json").is_file() {
+        Startup::Live(Box::new(live::LiveSetup::builtin_maze()))
+    } else {
+        Startup::Files(vec![stepscope::sample_trajectory_path()])
     }
 }
 
@@ -77,7 +78,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Export(export_args)) => export::run(&export_args),
         Some(cli::Command::Solve(solve_args)) => solve::run(solve_args),
         Some(cli::Command::Memory(memory_args)) => memory::run(&memory_args),
-        None => stepscope::viewer::run_window(startup(args.file)),
+        None => stepscope::viewer::run_window(startup(args.files)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

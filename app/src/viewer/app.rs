@@ -15,10 +15,14 @@ use super::file_browser::FileBrowser;
 use super::file_picker::FilePicker;
 use super::gpu;
 use super::live::{LiveAction, LiveSession, NewRunDialog, PendingLoad};
+use super::open_runs::OpenRuns;
 use super::picture_jobs::PictureJobs;
 use super::probe_view::ProbeView;
+use super::runs_list::runs_list_ui;
 use super::settings::{StepView, ViewerSettings};
 use super::side_panel::side_panel_ui;
+use super::sweep::Sweep;
+use super::sweep_window::SweepWindow;
 use super::task_panel::task_panel_ui;
 use super::time_control::{TimeCommand, TimeControl};
 use super::timeline::timeline_ui;
@@ -35,6 +39,8 @@ pub struct StepscopeApp {
     pub(super) settings: ViewerSettings,
     /// The file or live run the views show.
     pub(super) document: Option<Document>,
+    /// The other runs open, which the runs list shows and the runs view compares.
+    pub(super) runs: OpenRuns,
     /// The last file that failed to open, shown until dismissed or another file opens.
     open_failure: Option<OpenFailure>,
     pub(super) time: TimeControl,
@@ -51,6 +57,10 @@ pub struct StepscopeApp {
     pub(super) commands: CommandQueue,
     /// A live run's model being loaded.
     pub(super) loading: Option<PendingLoad>,
+    /// The window's egui context, for background work to ask for a repaint.
+    egui_ctx: egui::Context,
+    /// A folder of runs being summarised, in its own window.
+    sweep: Option<SweepWindow>,
     /// An open probe result (`stepscope probe`), in its own window.
     probe: Option<ProbeView>,
     pub(super) file_picker: Box<dyn FilePicker>,
@@ -102,6 +112,7 @@ impl StepscopeApp {
             settings,
             dock,
             document: None,
+            runs: OpenRuns::default(),
             open_failure: None,
             time,
             caches: ViewCaches::default(),
@@ -109,6 +120,8 @@ impl StepscopeApp {
             views,
             commands: CommandQueue::default(),
             loading: None,
+            egui_ctx: cc.egui_ctx.clone(),
+            sweep: None,
             probe: None,
             file_picker,
             file_browser: None,
@@ -127,9 +140,14 @@ impl StepscopeApp {
         app
     }
 
-    /// Opens the trajectory at `path` in place of the current one, or a probe result in its
-    /// window. On failure the current one stays and the error shows in the window.
+    /// Opens the trajectory at `path` and shows it (the run shown so far stays open in the runs
+    /// list; a run already open from `path` is read anew), or a probe result in its window. On
+    /// failure the current run stays and the error shows in the window.
     pub fn open(&mut self, path: &Path) {
+        if path.is_dir() {
+            self.open_sweep(path);
+            return;
+        }
         if is_probe_file(path) {
             match ProbeView::open(path) {
                 Ok(view) => {
@@ -147,6 +165,12 @@ impl StepscopeApp {
         match Document::open(path) {
             Ok(document) => {
                 self.settings.remember_file(path);
+                if self.document.as_ref().is_some_and(|shown| shown.path() == Some(path)) {
+                    self.document = None;
+                }
+                if let Some(run_idx) = self.runs.find_path(path) {
+                    self.runs.take(run_idx);
+                }
                 self.show_document(document);
             }
             Err(err) => {
@@ -155,9 +179,39 @@ impl StepscopeApp {
         }
     }
 
-    /// Shows `document` in place of the current one, on its first step.
+    /// Opens the folder `dir` as a sweep: a table of its runs, read on a background thread.
+    fn open_sweep(&mut self, dir: &Path) {
+        let ctx = self.egui_ctx.clone();
+        match Sweep::start(dir, move || ctx.request_repaint()) {
+            Ok(sweep) => {
+                self.settings.remember_file(dir);
+                self.sweep = Some(SweepWindow::new(sweep));
+                self.open_failure = None;
+            }
+            Err(err) => {
+                self.open_failure = Some(OpenFailure { path: dir.to_owned(), message: format!("{err:#}") });
+            }
+        }
+    }
+
+    /// The sweep being shown, if a folder was opened.
+    #[must_use]
+    pub fn sweep(&self) -> Option<&Sweep> {
+        self.sweep.as_ref().map(|window| &window.sweep)
+    }
+
+    /// Shows `document` on its first step; the run shown so far stays open in the runs list.
     pub(super) fn show_document(&mut self, document: Document) {
+        self.show_run(document, 0);
+    }
+
+    /// Shows `document` at `step_idx`, parking the run shown so far.
+    fn show_run(&mut self, document: Document, step_idx: usize) {
+        if let Some(previous) = self.document.take() {
+            self.runs.park(previous, self.time.step_idx());
+        }
         self.time = TimeControl::new(document.num_steps(), self.time.fps(), self.time.is_looping());
+        self.time.apply(TimeCommand::SetStep(step_idx));
         if !document.has_view(self.settings.view) {
             self.settings.view =
                 StepView::ALL.into_iter().find(|&view| document.has_view(view)).unwrap_or_default();
@@ -222,7 +276,28 @@ impl StepscopeApp {
             AppCommand::FramePointer(pointer) => self.frame_pointer(pointer),
             AppCommand::Open(path) => self.open(&path),
             AppCommand::InspectAttention(token) => self.inspect_attention_of(token),
+            AppCommand::ShowRun(run_idx) => {
+                if let Some(run) = self.runs.take(run_idx) {
+                    self.show_run(run.document, run.step_idx);
+                }
+            }
+            AppCommand::CloseRun(None) => {
+                self.document = None;
+                self.caches.clear();
+                if let Some(run) = self.runs.take_newest() {
+                    self.show_run(run.document, run.step_idx);
+                }
+            }
+            AppCommand::CloseRun(Some(run_idx)) => {
+                self.runs.take(run_idx);
+            }
         }
+    }
+
+    /// The runs open besides the one shown.
+    #[must_use]
+    pub fn open_runs(&self) -> &OpenRuns {
+        &self.runs
     }
 
     /// Applies the commands the panels pushed this frame, in order.
@@ -238,10 +313,12 @@ impl StepscopeApp {
         self.caches.tensors.len()
     }
 
-    /// Files dropped on the window: the first one opens.
+    /// Files dropped on the window open, each in the runs list (the last one shown); a dropped
+    /// folder opens as a sweep.
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped = ctx.input(|input| input.raw.dropped_files.first().map(|file| file.path().to_owned()));
-        if let Some(path) = dropped {
+        let dropped: Vec<PathBuf> =
+            ctx.input(|input| input.raw.dropped_files.iter().map(|file| file.path().to_owned()).collect());
+        for path in dropped {
             self.open(&path);
         }
     }
@@ -295,6 +372,10 @@ impl StepscopeApp {
             ui.menu_button("File", |ui| {
                 if ui.add(egui::Button::new("Open…").shortcut_text("Ctrl+O")).clicked() {
                     self.request_file(ui.ctx(), FileRequest::Open);
+                }
+                if ui.button("Open folder (sweep)…").on_hover_text("A table of the folder's runs").clicked()
+                {
+                    self.request_file(ui.ctx(), FileRequest::OpenSweep);
                 }
                 let recent = self.settings.recent_files.clone();
                 ui.add_enabled_ui(!recent.is_empty(), |ui| {
@@ -359,6 +440,7 @@ impl StepscopeApp {
         self.caches.stats.sync(self.generation);
         let mut cx = ViewContext {
             document,
+            other_runs: self.runs.runs_mut(),
             cursor,
             colormap: self.settings.colormap,
             caches: &mut self.caches,
@@ -399,7 +481,7 @@ fn drop_hint_ui(ctx: &egui::Context) {
     painter.text(
         rect.center(),
         egui::Align2::CENTER_CENTER,
-        "Drop a trajectory (.safetensors) to open it",
+        "Drop trajectories (.safetensors) or a folder of them to open",
         egui::FontId::proportional(24.0),
         egui::Color32::WHITE,
     );
@@ -458,6 +540,12 @@ impl eframe::App for StepscopeApp {
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_bar_ui(ui));
         self.probe_window_ui(&ctx);
         self.attention_window_ui(&ctx);
+        if let Some(sweep) = &mut self.sweep {
+            sweep.ui(&ctx, &mut self.commands);
+            if !sweep.open {
+                self.sweep = None;
+            }
+        }
         if let Some(document) = &self.document {
             let recorded: Vec<bool> = (0..document.num_steps())
                 .map(|step_idx| document.has_step(document.seed_idx, step_idx))
@@ -476,6 +564,7 @@ impl eframe::App for StepscopeApp {
                     .show(ui, |ui| {
                         self.caches.stats.sync(self.generation);
                         egui::ScrollArea::vertical().show(ui, |ui| {
+                            runs_list_ui(ui, document, &self.runs, &mut self.commands);
                             side_panel_ui(ui, document, self.settings.view, &mut self.commands);
                             let clicked =
                                 task_panel_ui(ui, document, &mut self.caches.stats, self.time.step_idx());

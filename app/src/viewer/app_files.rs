@@ -12,6 +12,8 @@ use super::file_browser::{BrowseFor, BrowseOutcome, FileBrowser};
 pub enum FileRequest {
     /// A trajectory or probe file to open.
     Open,
+    /// A folder of trajectory files to open as a sweep table.
+    OpenSweep,
     /// Where to save the live run.
     SaveLiveRun { default_name: String },
     /// Where File > Export writes the shown seed.
@@ -30,6 +32,7 @@ impl FileRequest {
         const TRAJECTORY: &[&str] = &["safetensors", "json"];
         match self {
             Self::Open => ("Open a trajectory", BrowseFor::OpenFile { extensions: TRAJECTORY }, ""),
+            Self::OpenSweep => ("Open a folder of trajectories (a sweep)", BrowseFor::Folder, ""),
             Self::SaveLiveRun { default_name } => {
                 ("Save the live run", BrowseFor::SaveFile { extension: "safetensors" }, default_name)
             }
@@ -54,6 +57,7 @@ impl StepscopeApp {
         let picker = &mut self.file_picker;
         let picked = match &request {
             FileRequest::Open => picker.pick_trajectory(),
+            FileRequest::OpenSweep => picker.pick_sweep_dir(),
             FileRequest::SaveLiveRun { default_name } => picker.save_trajectory(default_name),
             FileRequest::ExportPicture { kind, default_name } => {
                 picker.save_picture(default_name, kind.extension())
@@ -101,7 +105,7 @@ impl StepscopeApp {
     /// Goes on with what `request` was for, now that the user chose `path`.
     fn file_chosen(&mut self, ctx: &egui::Context, request: FileRequest, path: PathBuf) {
         match request {
-            FileRequest::Open => self.open(&path),
+            FileRequest::Open | FileRequest::OpenSweep => self.open(&path),
             FileRequest::SaveLiveRun { .. } => self.save_live_run_to(ctx, &path),
             FileRequest::ExportPicture { kind, .. } => self.export_picture_to(ctx, kind, path),
             FileRequest::Capture { target, .. } => self.pending_capture = Some((target, path)),

@@ -89,8 +89,23 @@ impl StepscopeApp {
 
     /// Takes in the engine's events: new steps drop stale cached frames, and the cursor follows
     /// the newest step of the shown seed when it was on the one before.
+    /// A live run parked in the runs list keeps filling; its cached tensors of changed steps
+    /// are dropped.
     pub(super) fn poll_live(&mut self) {
         let Some(live) = &mut self.live else { return };
+        let shown_is_live = self.document.as_ref().is_some_and(|document| document.live_record().is_some());
+        if !shown_is_live {
+            if let Some(parked) = self.runs.live_mut() {
+                for change in live.poll(parked.document.live_record_mut()) {
+                    if let RecordChange::Step { seed_idx, .. } | RecordChange::Rewound { seed_idx, .. } =
+                        change
+                    {
+                        parked.caches.tensors.forget(|name| name.seed_idx() == seed_idx);
+                    }
+                }
+            }
+            return;
+        }
         let Some(document) = &mut self.document else { return };
         let changes = live.poll(document.live_record_mut());
         if !changes.is_empty() {

@@ -30,6 +30,11 @@ pub enum AppCommand {
     FramePointer(FramePointer),
     /// Open a trajectory or probe file in place of the current one.
     Open(PathBuf),
+    /// Show the open run at this index of the runs list (see [`super::open_runs::OpenRuns`])
+    /// in place of the one shown, which stays open.
+    ShowRun(usize),
+    /// Close the run shown (`None`; the newest other run is shown then) or an other open run.
+    CloseRun(Option<usize>),
     /// Show where this token (a flat index into the token grid) attends at the cursor: asked
     /// of the engine in a live run, read from the file's attention captures otherwise.
     InspectAttention(usize),

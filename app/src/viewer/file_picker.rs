@@ -20,6 +20,11 @@ pub trait FilePicker: std::fmt::Debug {
         None
     }
 
+    /// A folder of trajectory files (a sweep) to open as a table of runs.
+    fn pick_sweep_dir(&mut self) -> Option<PathBuf> {
+        None
+    }
+
     /// A safetensors file of inputs (prompt embeddings).
     fn pick_tensor_file(&mut self) -> Option<PathBuf> {
         None
@@ -81,6 +86,10 @@ impl FilePicker for NativeFilePicker {
         self.run(|| {
             rfd::FileDialog::new().set_title("Pick a Wan model folder (config.json + weights)").pick_folder()
         })
+    }
+
+    fn pick_sweep_dir(&mut self) -> Option<PathBuf> {
+        self.run(|| rfd::FileDialog::new().set_title("Open a folder of trajectories (a sweep)").pick_folder())
     }
 
     fn pick_tensor_file(&mut self) -> Option<PathBuf> {

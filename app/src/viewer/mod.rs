@@ -29,14 +29,19 @@ pub mod gpu;
 mod layers_view;
 pub mod live;
 mod lru;
+mod open_runs;
 mod picture_jobs;
 mod probe_view;
+mod runs_list;
+mod runs_view;
 mod seeds_view;
 mod settings;
 mod side_panel;
 mod stats_cache;
 mod step_plot;
 mod stored_attention;
+mod sweep;
+mod sweep_window;
 mod task_panel;
 mod tensor_cache;
 pub mod time_control;
@@ -51,19 +56,20 @@ use anyhow::{Context as _, anyhow};
 pub use app::StepscopeApp;
 pub use document::Document;
 pub use settings::{StepView, ViewerSettings};
+pub use sweep::{Sweep, SweepFailure, SweepRow};
 
 /// What the window opens on.
 #[derive(Debug, Clone)]
 pub enum Startup {
-    /// A trajectory file.
-    File(std::path::PathBuf),
+    /// Trajectory files (or a folder of them, a sweep), opened in order: the last one is shown.
+    Files(Vec<std::path::PathBuf>),
     /// A live run, started at once.
     Live(Box<live::LiveSetup>),
 }
 
 /// Opens the window on the trajectory at `path` and runs until it closes.
 pub fn run_native(path: &Path) -> anyhow::Result<()> {
-    run_window(Startup::File(path.to_owned()))
+    run_window(Startup::Files(vec![path.to_owned()]))
 }
 
 /// Opens the window on `startup` and runs until it closes.
@@ -83,7 +89,13 @@ pub fn run_window(startup: Startup) -> anyhow::Result<()> {
         Box::new(move |cc| {
             let picker = Box::new(file_picker::NativeFilePicker::default());
             Ok(Box::new(match startup {
-                Startup::File(path) => StepscopeApp::new(cc, Some(&path), picker),
+                Startup::Files(paths) => {
+                    let mut app = StepscopeApp::new(cc, None, picker);
+                    for path in &paths {
+                        app.open(path);
+                    }
+                    app
+                }
                 Startup::Live(setup) => {
                     let mut app = StepscopeApp::new(cc, None, picker);
                     app.start_live(&cc.egui_ctx, *setup);

@@ -53,18 +53,23 @@ impl SeedsView {
         match self.largest_difference {
             Some((cached, largest)) if cached == keys => largest,
             _ => {
-                let largest = a
-                    .values()
-                    .iter()
-                    .zip(b.values())
-                    .map(|(x, y)| (x - y).abs())
-                    .filter(|d| d.is_finite())
-                    .fold(0.0f32, f32::max);
+                let largest = largest_abs_difference(a, b);
                 self.largest_difference = Some((keys, largest));
                 largest
             }
         }
     }
+}
+
+/// The largest finite `|a - b|` over the values of `a` and `b` (paired in order).
+#[must_use]
+pub fn largest_abs_difference(a: &GpuTensor, b: &GpuTensor) -> f32 {
+    a.values()
+        .iter()
+        .zip(b.values())
+        .map(|(x, y)| (x - y).abs())
+        .filter(|d| d.is_finite())
+        .fold(0.0f32, f32::max)
 }
 
 impl View for SeedsView {
@@ -221,7 +226,7 @@ fn seed_tensor(
 /// One thumbnail per frame of `tensor` (sized to fill `row_width`) in `style` (default: by
 /// its channel count), or of its difference from `other` coloured by a map over
 /// `[0, largest difference]`.
-fn frames_row_ui(
+pub fn frames_row_ui(
     ui: &mut egui::Ui,
     row_width: f32,
     tensor: &GpuTensor,

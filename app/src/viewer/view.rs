@@ -8,6 +8,7 @@ use super::document::Document;
 use super::frame_levels::FrameLevels;
 use super::frame_view::PixelMark;
 use super::gpu::Colormap;
+use super::open_runs::ParkedRun;
 use super::settings::StepView;
 use super::stats_cache::StatsCache;
 use super::tensor_cache::TensorCache;
@@ -49,6 +50,8 @@ pub struct FrameOverlay {
 #[derive(Debug)]
 pub struct ViewContext<'a> {
     pub document: &'a Document,
+    /// The other runs open (files, or a live run not shown), to compare with `document`.
+    pub other_runs: &'a mut [ParkedRun],
     pub cursor: Cursor,
     pub colormap: Colormap,
     pub caches: &'a mut ViewCaches,

@@ -4,6 +4,7 @@
 use super::chain_view::ChainView;
 use super::frame_view::FramesView;
 use super::layers_view::LayersView;
+use super::runs_view::RunsView;
 use super::seeds_view::SeedsView;
 use super::view::View;
 
@@ -16,6 +17,7 @@ pub fn registered_views() -> Vec<Box<dyn View>> {
         Box::new(ChainView::default()),
         Box::new(LayersView::default()),
         Box::new(SeedsView::default()),
+        Box::new(RunsView::default()),
     ]
 }
 
