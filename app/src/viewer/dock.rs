@@ -167,6 +167,24 @@ impl Behavior<ViewPane> for DockBehavior<'_, '_> {
             .into()
     }
 
+    /// A group of views stacked as one tab is named by its views ("Frames | Layers").
+    fn tab_title_for_tile(
+        &mut self,
+        tiles: &egui_tiles::Tiles<ViewPane>,
+        tile_id: TileId,
+    ) -> egui::WidgetText {
+        let mut titles = Vec::new();
+        let mut stack = vec![tile_id];
+        while let Some(id) = stack.pop() {
+            match tiles.get(id) {
+                Some(Tile::Pane(pane)) => titles.push(self.tab_title_for_pane(pane).text().to_owned()),
+                Some(Tile::Container(container)) => stack.extend(container.children_vec().into_iter().rev()),
+                None => {}
+            }
+        }
+        titles.join(" | ").into()
+    }
+
     fn retain_pane(&mut self, pane: &ViewPane) -> bool {
         self.view_mut(&pane.view_id).is_some()
     }

@@ -260,17 +260,13 @@ fn frame_view_ui(
     clicked
 }
 
-/// What is shown and how (with a warning when the step holds NaN or infinite values), the zoom
-/// slider and "Fit". Returns whether "Fit" was clicked.
+/// The zoom slider, "Fit", and what is shown and how (cut to the room left, whole on hover;
+/// with a warning when the step holds NaN or infinite values), so that the bar never widens a
+/// narrow tile. Returns whether "Fit" was clicked.
 fn zoom_bar_ui(ui: &mut egui::Ui, tensor: &GpuTensor, style: &ImageStyle, zoom: &mut f32) -> bool {
     let [channels, frames, height, width] = tensor.shape();
     let fit_clicked = ui
-        .horizontal_wrapped(|ui| {
-            ui.label(format!(
-                "{frames} frames of {height} x {width}, {channels} channels: {}",
-                style.describe(channels)
-            ));
-            ui.separator();
+        .horizontal(|ui| {
             ui.add(
                 egui::Slider::new(zoom, ZOOM_RANGE)
                     .logarithmic(true)
@@ -280,7 +276,14 @@ fn zoom_bar_ui(ui: &mut egui::Ui, tensor: &GpuTensor, style: &ImageStyle, zoom: 
             .on_hover_text(
                 "Screen points per tensor pixel. Ctrl + scroll over the frames zooms about the pointer",
             );
-            ui.button("Fit").on_hover_text("Zoom so that the whole video fits the view").clicked()
+            let fit = ui.button("Fit").on_hover_text("Zoom so that the whole video fits the view").clicked();
+            ui.separator();
+            let described = format!(
+                "{frames} frames of {height} x {width}, {channels} channels: {}",
+                style.describe(channels)
+            );
+            ui.add(egui::Label::new(&described).truncate()).on_hover_text(described);
+            fit
         })
         .inner;
     let non_finite = tensor.non_finite();

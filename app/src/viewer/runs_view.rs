@@ -21,6 +21,8 @@ use super::view::{View, ViewContext, restore_saved, to_saved};
 /// A sigma mismatch below this is rounding, not a different schedule (sigmas are stored as
 /// f64 from the same formulas).
 pub const SIGMA_TOLERANCE: f64 = 1e-6;
+/// What a row of thumbnails leaves to the run's label and the difference's colour bar.
+const ROW_RESERVED: f32 = 480.0;
 const PLOT_HEIGHT: f32 = 180.0;
 
 /// What the runs view remembers.
@@ -86,7 +88,7 @@ impl RunsView {
     fn run_row_ui(
         &mut self,
         ui: &mut egui::Ui,
-        row_width: f32,
+        room: f32,
         run: &mut ParkedRun,
         shown: Option<(&GpuTensor, Option<ImageStyle>)>,
         (seed_idx, sigma, view, colormap): (usize, f64, StepView, Colormap),
@@ -117,7 +119,7 @@ impl RunsView {
         };
         match shown {
             Some((shown, _)) if other.shape() != shown.shape() => {
-                frames_row_ui(ui, row_width, &other, None, None);
+                frames_row_ui(ui, room, &other, None, None);
                 ui.end_row();
                 ui.label("");
                 let message = format!(
@@ -128,7 +130,7 @@ impl RunsView {
                 ui.colored_label(ui.visuals().warn_fg_color, message);
             }
             Some((shown, shared_style)) => {
-                frames_row_ui(ui, row_width, &other, shared_style, None);
+                frames_row_ui(ui, room, &other, shared_style, None);
                 if self.state.show_difference {
                     ui.end_row();
                     ui.label(format!("|{} - shown|", run.document.title()));
@@ -140,10 +142,10 @@ impl RunsView {
                         self.largest_differences.insert(keys, largest, 1);
                         largest
                     };
-                    frames_row_ui(ui, row_width, &other, None, Some((shown, colormap, largest)));
+                    frames_row_ui(ui, room, &other, None, Some((shown, colormap, largest)));
                 }
             }
-            None => frames_row_ui(ui, row_width, &other, None, None),
+            None => frames_row_ui(ui, room, &other, None, None),
         }
         ui.end_row();
         clicked
@@ -180,13 +182,13 @@ impl View for RunsView {
         ui.separator();
         let mut clicked_run = None;
         egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-            let row_width = ui.available_width();
+            let room = ui.available_width() - ROW_RESERVED;
             let shown = run_tensor(cx.document, &mut cx.caches.tensors, (seed_idx, step_idx, view));
             let shared_style = shown.as_ref().ok().map(ImageStyle::default_for);
             egui::Grid::new("runs_grid").spacing(egui::Vec2::splat(4.0)).show(ui, |ui| {
                 ui.label(format!("{} (shown)\nstep {step_idx}, σ {sigma:.4}", cx.document.title()));
                 match &shown {
-                    Ok(tensor) => frames_row_ui(ui, row_width, tensor, shared_style.clone(), None),
+                    Ok(tensor) => frames_row_ui(ui, room, tensor, shared_style.clone(), None),
                     Err(message) => {
                         ui.colored_label(ui.visuals().warn_fg_color, message);
                     }
@@ -195,7 +197,7 @@ impl View for RunsView {
                 for (run_idx, run) in cx.other_runs.iter_mut().enumerate() {
                     let shown = shown.as_ref().ok().map(|tensor| (tensor, shared_style.clone()));
                     let cursor = (seed_idx, sigma, view, cx.colormap);
-                    if self.run_row_ui(ui, row_width, run, shown, cursor) {
+                    if self.run_row_ui(ui, room, run, shown, cursor) {
                         clicked_run = Some(run_idx);
                     }
                 }
@@ -218,9 +220,25 @@ impl View for RunsView {
     }
 }
 
-/// Every open run's sigma over its steps, with the steps the view shows marked.
+/// The colours of the other runs in the schedules plot (matplotlib's `Set2`, unlike the seed
+/// colours); the shown run is drawn in the strong text colour.
+const RUN_PALETTE: [egui::Color32; 8] = [
+    egui::Color32::from_rgb(0x66, 0xc2, 0xa5),
+    egui::Color32::from_rgb(0xfc, 0x8d, 0x62),
+    egui::Color32::from_rgb(0x8d, 0xa0, 0xcb),
+    egui::Color32::from_rgb(0xe7, 0x8a, 0xc3),
+    egui::Color32::from_rgb(0xa6, 0xd8, 0x54),
+    egui::Color32::from_rgb(0xff, 0xd9, 0x2f),
+    egui::Color32::from_rgb(0xe5, 0xc4, 0x94),
+    egui::Color32::from_rgb(0xb3, 0xb3, 0xb3),
+];
+
+/// Every open run's sigma over its steps, with the step each run shows marked; the legend sits
+/// above the plot so that it covers no line.
 fn schedules_plot_ui(ui: &mut egui::Ui, shown: &Document, others: &[ParkedRun], sigma: f64) {
     let runs: Vec<&Document> = std::iter::once(shown).chain(others.iter().map(|run| &run.document)).collect();
+    let strong = ui.visuals().strong_text_color();
+    let colour = |idx: usize| if idx == 0 { strong } else { RUN_PALETTE[(idx - 1) % RUN_PALETTE.len()] };
     let series: Vec<(String, Vec<Option<f64>>)> = runs
         .iter()
         .enumerate()
@@ -229,22 +247,26 @@ fn schedules_plot_ui(ui: &mut egui::Ui, shown: &Document, others: &[ParkedRun], 
             (name, step_sigmas(document).iter().copied().map(Some).collect())
         })
         .collect();
-    copy_csv_button(ui, || steps_csv(&series));
+    ui.horizontal_wrapped(|ui| {
+        for (idx, (name, _)) in series.iter().enumerate() {
+            ui.label(egui::RichText::new(format!("■ {name}")).color(colour(idx)));
+        }
+        copy_csv_button(ui, || steps_csv(&series));
+    });
     Plot::new("run_schedules_plot")
         .height(PLOT_HEIGHT)
         .x_grid_spacer(step_grid())
         .x_axis_label("step")
         .y_axis_label("σ")
-        .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightTop))
         .allow_scroll(false)
         .show(ui, |plot_ui| {
-            for ((name, values), document) in series.iter().zip(&runs) {
+            for (idx, ((name, values), document)) in series.iter().zip(&runs).enumerate() {
                 let points: Vec<[f64; 2]> =
                     values.iter().enumerate().filter_map(|(k, v)| Some([k as f64, (*v)?])).collect();
-                plot_ui.line(Line::new(name.clone(), PlotPoints::from(points)).width(2.0));
+                plot_ui.line(Line::new(name.clone(), PlotPoints::from(points)).width(2.0).color(colour(idx)));
                 if let Some((step_idx, mismatch)) = nearest_step_by_sigma(step_sigmas(document), sigma) {
                     let marker = Points::new(name.clone(), vec![[step_idx as f64, sigma + mismatch]]);
-                    plot_ui.points(marker.radius(4.0));
+                    plot_ui.points(marker.radius(5.0).color(colour(idx)));
                 }
             }
         });

@@ -126,8 +126,8 @@ fn seeds_view_ui(
         egui::CollapsingHeader::new(format!("{} at step {step_idx}", view.label())).default_open(true).show(
             ui,
             |ui| {
-                // Grid cells only know their own width, so the row width is taken here.
-                let row_width = ui.available_width();
+                // Grid cells only know their own width, so the room is taken here.
+                let room = ui.available_width() - ROW_RESERVED;
                 // One colour scale for every seed: the reference seed's.
                 let shared_style = seed_tensor(document, tensors, seeds.pair.0, step_idx, view)
                     .ok()
@@ -137,7 +137,7 @@ fn seeds_view_ui(
                         ui.label(seed_label(seed_idx))
                             .on_hover_text(super::side_panel::seed_label(document.manifest(), seed_idx));
                         match seed_tensor(document, tensors, seed_idx, step_idx, view) {
-                            Ok(tensor) => frames_row_ui(ui, row_width, &tensor, shared_style.clone(), None),
+                            Ok(tensor) => frames_row_ui(ui, room, &tensor, shared_style.clone(), None),
                             Err(message) => {
                                 ui.colored_label(ui.visuals().warn_fg_color, message);
                             }
@@ -151,7 +151,7 @@ fn seeds_view_ui(
                     match pair {
                         Ok((ta, tb)) => {
                             let largest = seeds.largest_difference(&ta, &tb);
-                            frames_row_ui(ui, row_width, &ta, None, Some((&tb, colormap, largest)));
+                            frames_row_ui(ui, room, &ta, None, Some((&tb, colormap, largest)));
                         }
                         Err(message) => {
                             ui.colored_label(ui.visuals().warn_fg_color, message);
@@ -223,18 +223,35 @@ fn seed_tensor(
     tensors.get(document, name).cloned().map_err(str::to_owned)
 }
 
-/// One thumbnail per frame of `tensor` (sized to fill `row_width`) in `style` (default: by
-/// its channel count), or of its difference from `other` coloured by a map over
-/// `[0, largest difference]`.
+/// What a row of seed thumbnails leaves to the row's label and colour bar, in points.
+const ROW_RESERVED: f32 = 320.0;
+/// The smallest thumbnail side; a video with more frames than fit at this size shows every
+/// k-th frame (81 decoded frames in a 1280-point window show every third).
+const MIN_THUMBNAIL: f32 = 24.0;
+
+/// The frames of a `frames`-frame video that `room` points of thumbnails show (every
+/// `stride`-th from frame 0), and the thumbnail width; a grid cell each, `gap` apart.
+fn row_frames(frames: usize, room: f32, gap: f32) -> (usize, f32) {
+    let room = room.max(MIN_THUMBNAIL);
+    let fit = ((room + gap) / (MIN_THUMBNAIL + gap)).floor().max(1.0) as usize;
+    let stride = frames.div_ceil(fit).max(1);
+    let shown = frames.div_ceil(stride).max(1);
+    let side = ((room + gap) / shown as f32 - gap).clamp(MIN_THUMBNAIL, 200.0);
+    (stride, side)
+}
+
+/// One thumbnail per frame of `tensor` (sized to fill `room` points; every k-th frame where
+/// all would not fit) in `style` (default: by its channel count), or of its difference from
+/// `other` coloured by a map over `[0, largest difference]`.
 pub fn frames_row_ui(
     ui: &mut egui::Ui,
-    row_width: f32,
+    room: f32,
     tensor: &GpuTensor,
     style: Option<ImageStyle>,
     other: Option<(&GpuTensor, Colormap, f32)>,
 ) {
     let [_, frames, height, width] = tensor.shape();
-    let side = ((row_width - 320.0) / frames.max(1) as f32).clamp(32.0, 200.0);
+    let (stride, side) = row_frames(frames, room, ui.spacing().item_spacing.x.max(4.0));
     let size = Vec2::new(width as f32, height as f32) * (side / width.max(1) as f32);
     let style = match other {
         None => style.unwrap_or_else(|| ImageStyle::default_for(tensor)),
@@ -245,9 +262,14 @@ pub fn frames_row_ui(
             range: [0.0, largest.max(1e-6)],
         },
     };
-    for frame_idx in 0..frames {
+    for frame_idx in (0..frames).step_by(stride) {
         if let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style.clone()) {
-            gpu::image_ui(ui, image, size).on_hover_text(format!("frame {frame_idx}"));
+            let hover = if stride > 1 {
+                format!("frame {frame_idx} (every {stride}th frame shown: widen the view for all)")
+            } else {
+                format!("frame {frame_idx}")
+            };
+            gpu::image_ui(ui, image, size).on_hover_text(hover);
         }
     }
     if let ImageStyle::Difference { map, range, .. } = style {
@@ -365,4 +387,22 @@ fn diversity_plot_ui(
             plot_ui.pointer_coordinate()
         });
     clicked_step(&response, document.num_steps())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_shows_every_frame_that_fits_and_a_stride_beyond() {
+        // Three frames: all, as large as the room allows, up to 200 points.
+        assert_eq!(row_frames(3, 280.0, 4.0), (1, (280.0 + 4.0) / 3.0 - 4.0));
+        assert_eq!(row_frames(3, 2000.0, 4.0), (1, 200.0));
+        // 81 decoded frames in 640 points: 23 thumbnails of 24 + 4 points fit.
+        let (stride, side) = row_frames(81, 640.0, 4.0);
+        assert_eq!(stride, 4);
+        assert!(81usize.div_ceil(stride) as f32 * (side + 4.0) <= 640.0 + 4.0 + 1e-3, "fits");
+        // A row with no room still shows frame 0.
+        assert_eq!(row_frames(5, -100.0, 4.0).0, 5);
+    }
 }

@@ -136,7 +136,7 @@ impl SweepWindow {
         egui::Window::new(title)
             .id(egui::Id::unique("sweep_window"))
             .open(&mut open)
-            .default_size([760.0, 420.0])
+            .default_size([1180.0, 420.0])
             .vscroll(false)
             .show(ctx, |ui| self.contents_ui(ui, commands));
         self.open = open;
@@ -185,7 +185,7 @@ impl SweepWindow {
                                 commands.push(AppCommand::Open(row.path.clone()));
                             }
                         } else {
-                            ui.add(egui::Label::new(text).truncate());
+                            ui.label(text);
                         }
                     }
                     ui.end_row();
