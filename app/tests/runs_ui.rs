@@ -12,7 +12,7 @@ use stepscope_engine::trajectory::TrajectoryReader;
 
 mod support;
 
-use support::{DroppedPath, FixedPicker, exporter_fixture, harness_on_sample, harness_with, sample};
+use support::{DroppedPath, FixedPicker, exporter_fixture, harness_on_sample, harness_with, sample, settle};
 
 /// The sample copied to `dir` as `name` (a second file of the same run).
 fn sample_copy(dir: &Path, name: &str) -> PathBuf {
@@ -182,9 +182,10 @@ fn a_folder_opens_as_a_sortable_table_of_runs_and_a_click_opens_one() {
     harness.get_by_label("steps ⏶").click();
     harness.run();
     assert_eq!(names(&harness).first().map(String::as_str), Some("prompted.safetensors"));
-    // A click on a run opens it.
+    // A click on a run opens it; its task panel's scores come from the analysis thread.
     harness.get_by_label("maze_b.safetensors").click();
-    harness.run();
+    settle(&mut harness);
     let shown = harness.state().document().and_then(|document| document.path().map(Path::to_owned));
     assert_eq!(shown, Some(dir.path().join("maze_b.safetensors")));
+    harness.get_by_label_contains("Commits to a solution");
 }

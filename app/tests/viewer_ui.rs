@@ -13,7 +13,9 @@ use stepscope::viewer::{StepView, StepscopeApp};
 
 mod support;
 
-use support::{DroppedPath, FixedPicker, exporter_fixture, harness_on_sample, harness_with, press, sample};
+use support::{
+    DroppedPath, FixedPicker, exporter_fixture, harness_on_sample, harness_with, press, sample, settle,
+};
 
 #[test]
 fn keys_move_the_step_cursor() {
@@ -166,7 +168,8 @@ fn the_layers_tab_shows_every_captured_layer_and_a_step_by_frame_heatmap() {
     harness.get_by_label("token norm").click();
     harness.run();
     harness.get_by_label("token norm, layer 1").click();
-    harness.run();
+    // The map is computed on the analysis thread.
+    settle(&mut harness);
     harness.get_by_label("rows: steps 0-11, columns: frames");
     harness.snapshot("sample_layers_token_norm");
 }
@@ -177,7 +180,8 @@ fn the_seeds_tab_shows_seeds_side_by_side_their_difference_distance_and_diversit
     harness.set_size(egui::vec2(1100.0, 760.0));
     press(&mut harness, Key::End);
     harness.get_by_label("Compare seeds").click();
-    harness.run();
+    // The distances and the diversity are computed on the analysis thread.
+    settle(&mut harness);
     // Each seed: a checkbox, a row of frames and an entry in each plot's legend, in its colour.
     harness.get_by_label("seed 1");
     assert_eq!(harness.get_all_by_label("■ seed 1").count(), 3);

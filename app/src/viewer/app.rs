@@ -307,6 +307,18 @@ impl StepscopeApp {
         }
     }
 
+    /// Waits up to `timeout` for the analyses the job thread is computing (tests, benchmarks);
+    /// the next frame draws them.
+    pub fn wait_for_analyses(&mut self, timeout: std::time::Duration) {
+        self.caches.stats.wait(timeout);
+    }
+
+    /// Whether the job thread is computing an analysis the views asked for.
+    #[must_use]
+    pub fn is_computing_analyses(&self) -> bool {
+        self.caches.stats.is_computing()
+    }
+
     /// How many (seed, step, view) tensors are loaded for drawing.
     #[must_use]
     pub fn cached_frame_sets(&self) -> usize {
@@ -437,7 +449,7 @@ impl StepscopeApp {
         let Some(document) = &self.document else { return };
         let cursor =
             Cursor { seed_idx: document.seed_idx, step_idx: self.time.step_idx(), view: self.settings.view };
-        self.caches.stats.sync(self.generation);
+        self.caches.stats.sync(self.generation, ui.ctx());
         let mut cx = ViewContext {
             document,
             other_runs: self.runs.runs_mut(),
@@ -562,7 +574,7 @@ impl eframe::App for StepscopeApp {
                     .default_size(300.0)
                     .size_range(200.0..=520.0)
                     .show(ui, |ui| {
-                        self.caches.stats.sync(self.generation);
+                        self.caches.stats.sync(self.generation, ui.ctx());
                         egui::ScrollArea::vertical().show(ui, |ui| {
                             runs_list_ui(ui, document, &self.runs, &mut self.commands);
                             side_panel_ui(ui, document, self.settings.view, &mut self.commands);

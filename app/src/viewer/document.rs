@@ -3,6 +3,7 @@
 //! works on either.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow};
 use candle_core::Tensor;
@@ -11,12 +12,13 @@ use stepscope_engine::trajectory::{Manifest, TensorName, TrajectoryReader};
 use stepscope_engine::worker::LiveRecord;
 
 use super::settings::StepView;
+use super::stats_worker::SharedSource;
 
 /// Where a document's tensors come from.
 #[derive(Debug)]
 enum Source {
-    /// A file, read lazily from its memory map.
-    File(Box<TrajectoryReader>),
+    /// A file, read lazily from its memory map (shared with the analysis thread).
+    File(Arc<TrajectoryReader>),
     /// A live run: the steps the engine has sent so far.
     Live(Box<LiveRecord>),
 }
@@ -33,7 +35,7 @@ impl Document {
     /// Opens and checks the file at `path` (its header only; no tensor is read yet).
     pub fn open(path: &Path) -> Result<Self> {
         let reader = TrajectoryReader::open(path)?;
-        Ok(Self { source: Source::File(Box::new(reader)), seed_idx: 0 })
+        Ok(Self { source: Source::File(Arc::new(reader)), seed_idx: 0 })
     }
 
     /// A live run, empty until the engine's steps arrive.
@@ -85,6 +87,17 @@ impl Document {
         match &self.source {
             Source::File(reader) => reader.as_ref(),
             Source::Live(record) => record.as_ref(),
+        }
+    }
+
+    /// The document's data for another thread (the analyses' job thread): the file's reader,
+    /// shared, or a snapshot of the live record as it is now (its tensors are shared, not
+    /// copied).
+    #[must_use]
+    pub fn shared_source(&self) -> SharedSource {
+        match &self.source {
+            Source::File(reader) => Arc::clone(reader) as SharedSource,
+            Source::Live(record) => Arc::new(record.as_ref().clone()),
         }
     }
 

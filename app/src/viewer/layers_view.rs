@@ -248,13 +248,7 @@ fn heatmap_ui(
         HeatmapStat::X0Change => StepFrameStat::Change { tensor: StepTensor::X0 },
         HeatmapStat::TokenNorm { layer_idx } => StepFrameStat::TokenNorm { layer_idx },
     };
-    let heatmap = match stats.heatmap(document, seed_idx, stat) {
-        Ok(heatmap) => heatmap,
-        Err(message) => {
-            ui.colored_label(ui.visuals().warn_fg_color, message);
-            return;
-        }
-    };
+    let Some(heatmap) = stats.heatmap(document, seed_idx, stat).or_show(ui) else { return };
     let map = &heatmap.map;
     let Some(range) = map.range() else {
         ui.label("Nothing to show yet: the map needs two steps in a row.");

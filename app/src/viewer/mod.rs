@@ -38,6 +38,7 @@ mod seeds_view;
 mod settings;
 mod side_panel;
 mod stats_cache;
+mod stats_worker;
 mod step_plot;
 mod stored_attention;
 mod sweep;

@@ -286,13 +286,7 @@ fn distance_plot_ui(
     step_idx: usize,
 ) -> Option<usize> {
     let reference = seeds.pair.0;
-    let distances = match stats.seed_distances(document, reference, StepTensor::X0) {
-        Ok(distances) => distances,
-        Err(message) => {
-            ui.colored_label(ui.visuals().warn_fg_color, message);
-            return None;
-        }
-    };
+    let distances = stats.seed_distances(document, reference, StepTensor::X0).or_show(ui)?;
     ui.horizontal(|ui| {
         seed_legend_ui(ui, seeds.shown.iter().copied().filter(|&s| s != reference), &[]);
         copy_csv_button(ui, || {
@@ -339,13 +333,7 @@ fn diversity_plot_ui(
     (view, step_idx): (StepView, usize),
 ) -> Option<usize> {
     // Decoded videos exist at a few steps only: the curves follow x0_hat then.
-    let diversity = match stats.diversity(document, view.step_tensor().unwrap_or(StepTensor::X0)) {
-        Ok(diversity) => diversity,
-        Err(message) => {
-            ui.colored_label(ui.visuals().warn_fg_color, message);
-            return None;
-        }
-    };
+    let diversity = stats.diversity(document, view.step_tensor().unwrap_or(StepTensor::X0)).or_show(ui)?;
     let line = |name: String, values: &[Option<f64>]| Line::new(name, PlotPoints::from(step_points(values)));
     let between = ui.visuals().strong_text_color();
     ui.label("Dashed: each seed's change since the step before.");

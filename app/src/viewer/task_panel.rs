@@ -46,17 +46,19 @@ pub fn task_panel_ui(
     let info = document.manifest().conditioning.task.as_ref()?;
     ui.separator();
     ui.strong(format!("Task: {} (instance {})", info.name, info.seed));
-    let (instance, ground_truth, scores) = match stats.task_scores(document, document.seed_idx) {
-        Ok(found) => found,
+    match stats.task(document) {
+        Ok((instance, ground_truth)) => {
+            ui.add(egui::Label::new(egui::RichText::new(&instance.prompt).italics()).wrap());
+            egui::CollapsingHeader::new("Expected video").default_open(true).show(ui, |ui| {
+                expected_video_ui(ui, ground_truth);
+            });
+        }
         Err(message) => {
             ui.colored_label(ui.visuals().warn_fg_color, message);
             return None;
         }
-    };
-    ui.add(egui::Label::new(egui::RichText::new(&instance.prompt).italics()).wrap());
-    egui::CollapsingHeader::new("Expected video").default_open(true).show(ui, |ui| {
-        expected_video_ui(ui, ground_truth);
-    });
+    }
+    let scores = stats.task_scores(document, document.seed_idx).or_show(ui)?;
     match scores.get(step_idx).and_then(Option::as_ref) {
         Some(score) => {
             let verdict = if score.solved { "solved" } else { "not solved" };
@@ -76,7 +78,7 @@ pub fn task_panel_ui(
     let shown_seed = document.seed_idx;
     let mut curves = Vec::new();
     for seed_idx in 0..document.num_seeds().min(MAX_CURVES) {
-        let Ok((_, _, scores)) = stats.task_scores(document, seed_idx) else { continue };
+        let Some(scores) = stats.task_scores(document, seed_idx).ready() else { continue };
         let points: Vec<[f64; 2]> = scores
             .iter()
             .enumerate()
@@ -106,7 +108,7 @@ pub fn task_panel_ui(
         copy_csv_button(ui, || {
             let series: Vec<(String, Vec<Option<f64>>)> = (0..document.num_seeds().min(MAX_CURVES))
                 .filter_map(|seed_idx| {
-                    let (_, _, scores) = stats.task_scores(document, seed_idx).ok()?;
+                    let scores = stats.task_scores(document, seed_idx).ready()?;
                     let values =
                         scores.iter().map(|score| score.as_ref().map(|s| f64::from(s.value))).collect();
                     Some((format!("seed {seed_idx} score"), values))

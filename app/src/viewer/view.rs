@@ -28,7 +28,8 @@ pub struct ViewCaches {
     pub tensors: TensorCache,
     /// Frames of those tensors down-sampled to the size they are shown at.
     pub frame_levels: FrameLevels,
-    /// Whole-run statistics (distances, diversity, scores), per document generation.
+    /// Whole-run statistics (distances, diversity, scores), computed on the job thread, per
+    /// document generation.
     pub stats: StatsCache,
 }
 
@@ -36,6 +37,7 @@ impl ViewCaches {
     pub fn clear(&mut self) {
         self.tensors.clear();
         self.frame_levels.clear();
+        self.stats.clear();
     }
 }
 

@@ -66,3 +66,15 @@ pub fn press(harness: &mut Harness<'_, StepscopeApp>, key: Key) {
     harness.key_press(key);
     harness.run();
 }
+
+/// Runs the window until the analyses it asked the job thread for are drawn.
+pub fn settle(harness: &mut Harness<'_, StepscopeApp>) {
+    harness.run();
+    for _ in 0..100 {
+        if !harness.state().is_computing_analyses() {
+            break;
+        }
+        harness.state_mut().wait_for_analyses(std::time::Duration::from_secs(10));
+        harness.run();
+    }
+}
