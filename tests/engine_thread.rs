@@ -14,7 +14,7 @@ use stepscope_engine::session::{
 };
 use stepscope_engine::trajectory::{ForkPoint, Intervention, StorageDtype, TensorName, TrajectoryReader};
 use stepscope_engine::worker::{
-    EngineCommand, EngineEvent, EngineHandle, LiveRecord, RecordChange, RunRequest,
+    EngineCommand, EngineEvent, EngineHandle, EngineMode, LiveRecord, RecordChange, RunId, RunRequest,
 };
 use stepscope_tests::{fixture, max_abs_diff};
 
@@ -44,8 +44,14 @@ fn request(steps: usize) -> RunRequest {
     }
 }
 
+/// The next event of the engine, past its state reports.
 fn next(engine: &EngineHandle) -> EngineEvent {
-    engine.recv_timeout(WAIT).expect("an event from the engine")
+    loop {
+        let message = engine.recv_timeout(WAIT).expect("an event from the engine");
+        if !matches!(message.event, EngineEvent::State(_)) {
+            return message.event;
+        }
+    }
 }
 
 fn spawn() -> (EngineHandle, Arc<AtomicUsize>) {
@@ -61,7 +67,7 @@ fn spawn() -> (EngineHandle, Arc<AtomicUsize>) {
 #[test]
 fn a_run_steps_on_command_and_runs_to_the_end() {
     let (engine, repaints) = spawn();
-    engine.send(EngineCommand::Start(Box::new(request(5)))).unwrap();
+    engine.send(EngineCommand::Start { run: RunId(1), request: Box::new(request(5)) }).unwrap();
     assert!(matches!(next(&engine), EngineEvent::SeedStarted { seed_idx: 0, step_idx: 0, .. }));
     engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
     match next(&engine) {
@@ -87,7 +93,7 @@ fn a_run_steps_on_command_and_runs_to_the_end() {
 #[test]
 fn forks_and_rewinds_reproduce_the_same_steps() {
     let (engine, _) = spawn();
-    engine.send(EngineCommand::Start(Box::new(request(4)))).unwrap();
+    engine.send(EngineCommand::Start { run: RunId(1), request: Box::new(request(4)) }).unwrap();
     next(&engine);
     let mut first_pass = Vec::new();
     for _ in 0..3 {
@@ -124,10 +130,10 @@ fn errors_come_back_as_events_and_the_thread_carries_on() {
     assert!(message.contains("no run is started"), "{message}");
     let mut bad = request(3);
     bad.latent_shape = [4, 3, 7, 8];
-    engine.send(EngineCommand::Start(Box::new(bad))).unwrap();
+    engine.send(EngineCommand::Start { run: RunId(1), request: Box::new(bad) }).unwrap();
     let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
     assert!(message.contains("not a positive multiple"), "{message}");
-    engine.send(EngineCommand::Start(Box::new(request(3)))).unwrap();
+    engine.send(EngineCommand::Start { run: RunId(1), request: Box::new(request(3)) }).unwrap();
     assert!(matches!(next(&engine), EngineEvent::SeedStarted { .. }));
     engine.send(EngineCommand::Rewind { seed_idx: 0, step_idx: 2 }).unwrap();
     let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
@@ -137,7 +143,7 @@ fn errors_come_back_as_events_and_the_thread_carries_on() {
 #[test]
 fn pausing_stops_a_long_run_and_dropping_joins_the_thread() {
     let (engine, _) = spawn();
-    engine.send(EngineCommand::Start(Box::new(request(200)))).unwrap();
+    engine.send(EngineCommand::Start { run: RunId(1), request: Box::new(request(200)) }).unwrap();
     next(&engine);
     engine.send(EngineCommand::RunToEnd { seed_idx: 0 }).unwrap();
     next(&engine);
@@ -192,7 +198,7 @@ fn a_live_record_of_a_rewound_and_forked_run_saves_what_a_straight_run_computes(
     };
     let started = |e: &EngineEvent| matches!(e, EngineEvent::SeedStarted { .. });
     let finished = |e: &EngineEvent| matches!(e, EngineEvent::Finished { .. });
-    drive(&engine, &mut record, EngineCommand::Start(Box::new(request)), started);
+    drive(&engine, &mut record, EngineCommand::Start { run: RunId(1), request: Box::new(request) }, started);
     for _ in 0..3 {
         drive(&engine, &mut record, EngineCommand::Step { seed_idx: 0 }, |e| {
             matches!(e, EngineEvent::StepCaptured { .. })
@@ -226,7 +232,7 @@ fn a_live_record_of_a_rewound_and_forked_run_saves_what_a_straight_run_computes(
 #[test]
 fn attention_on_demand_is_the_attention_a_capturing_run_records_at_that_step() {
     let (engine, _) = spawn();
-    engine.send(EngineCommand::Start(Box::new(request(5)))).unwrap();
+    engine.send(EngineCommand::Start { run: RunId(1), request: Box::new(request(5)) }).unwrap();
     assert!(matches!(next(&engine), EngineEvent::SeedStarted { .. }));
     for _ in 0..3 {
         engine.send(EngineCommand::Step { seed_idx: 0 }).unwrap();
@@ -303,7 +309,7 @@ fn interventions_paint_the_prediction_or_skip_a_block_and_are_saved_with_the_for
     let mut record = LiveRecord::new(&request, StorageDtype::F32).unwrap();
     let started = |e: &EngineEvent| matches!(e, EngineEvent::SeedStarted { .. });
     let stepped = |e: &EngineEvent| matches!(e, EngineEvent::StepCaptured { .. });
-    drive(&engine, &mut record, EngineCommand::Start(Box::new(request)), started);
+    drive(&engine, &mut record, EngineCommand::Start { run: RunId(1), request: Box::new(request) }, started);
     for _ in 0..3 {
         drive(&engine, &mut record, EngineCommand::Step { seed_idx: 0 }, stepped);
     }
@@ -409,7 +415,7 @@ fn a_live_ensemble_merges_its_members_then_runs_the_first_alone() {
         first.latents().unwrap()
     };
     let started = |e: &EngineEvent| matches!(e, EngineEvent::SeedStarted { .. });
-    drive(&engine, &mut record, EngineCommand::Start(Box::new(request)), started);
+    drive(&engine, &mut record, EngineCommand::Start { run: RunId(1), request: Box::new(request) }, started);
     let ensemble = Intervention::Ensemble { rng_seeds: vec![21, 22, 23], merge_steps: 2 };
     let command = EngineCommand::Intervene { seed_idx: 0, step_idx: 0, intervention: ensemble.clone() };
     drive(&engine, &mut record, command, started);
@@ -435,4 +441,36 @@ fn a_live_ensemble_merges_its_members_then_runs_the_first_alone() {
     engine.send(EngineCommand::Intervene { seed_idx: 0, step_idx: 0, intervention: bad }).unwrap();
     let EngineEvent::Error { message } = next(&engine) else { panic!("expected an error") };
     assert!(message.contains("2 to 64 seeds"), "{message}");
+}
+
+#[test]
+fn events_name_their_run_and_the_engine_reports_the_commands_it_has_handled() {
+    let (engine, _) = spawn();
+    let start = |run, steps| EngineCommand::Start { run: RunId(run), request: Box::new(request(steps)) };
+    engine.send(start(7, 200)).unwrap();
+    engine.send(EngineCommand::RunToEnd { seed_idx: 0 }).unwrap();
+    // Replaced while it runs: its queued steps must be told apart from the new run's events.
+    engine.send(start(8, 3)).unwrap();
+    assert_eq!(engine.commands_sent(), 3);
+    let mut new_run_started = false;
+    let mut states = Vec::new();
+    loop {
+        let message = engine.recv_timeout(WAIT).expect("an event from the engine");
+        match message.event {
+            EngineEvent::StepCaptured { .. } => assert_eq!(message.run, Some(RunId(7)), "only run 7 stepped"),
+            EngineEvent::SeedStarted { .. } => new_run_started |= message.run == Some(RunId(8)),
+            EngineEvent::State(state) => {
+                states.push(state);
+                if state.commands_handled == engine.commands_sent() {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(new_run_started, "run 8's seed 0 is tagged with its id");
+    let handled: Vec<u64> = states.iter().map(|state| state.commands_handled).collect();
+    assert_eq!(handled, [1, 2, 3], "one report per command, in order");
+    assert_eq!(states[1].mode, EngineMode::Running { seed_idx: 0 });
+    assert_eq!(states[2].mode, EngineMode::Idle, "a new run starts idle");
 }

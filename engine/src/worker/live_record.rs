@@ -65,7 +65,8 @@ impl LiveRecord {
             EngineEvent::SeedStarted { forked_from: None, .. }
             | EngineEvent::Paused { .. }
             | EngineEvent::Attention { .. }
-            | EngineEvent::Error { .. } => None,
+            | EngineEvent::Error { .. }
+            | EngineEvent::State(_) => None,
         }
     }
 

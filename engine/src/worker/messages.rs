@@ -50,12 +50,42 @@ impl RunRequest {
     }
 }
 
+/// Which run an event belongs to: the id the window gave the run when it started it, so that
+/// events of a run since replaced (still queued when the new one starts) are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(pub u64);
+
+/// What the engine thread is doing, as it reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineMode {
+    /// Waiting for a command.
+    #[default]
+    Idle,
+    /// Stepping `seed_idx` until it finishes or is paused.
+    Running { seed_idx: usize },
+}
+
+/// The engine's state after a command: how many commands it has handled since it started
+/// (the window compares this with how many it sent, instead of guessing) and its mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineState {
+    pub commands_handled: u64,
+    pub mode: EngineMode,
+}
+
+/// An event with the run it belongs to (`None` before the first run was started).
+#[derive(Debug, Clone)]
+pub struct EngineMessage {
+    pub run: Option<RunId>,
+    pub event: EngineEvent,
+}
+
 /// Commands from the UI to the engine thread. Between two steps the thread always reads its
 /// commands, so `Pause` and `Cancel` take effect after the step in progress.
 #[derive(Debug)]
 pub enum EngineCommand {
-    /// Starts a new run as seed 0, dropping any previous run.
-    Start(Box<RunRequest>),
+    /// Starts a new run as seed 0, dropping any previous run; its events carry `run`.
+    Start { run: RunId, request: Box<RunRequest> },
     /// Takes one step of `seed_idx`.
     Step { seed_idx: usize },
     /// Steps `seed_idx` until it finishes or is paused.
@@ -106,4 +136,7 @@ pub enum EngineEvent {
     Attention { seed_idx: usize, maps: Arc<AttentionMaps> },
     /// A command failed, or a step failed or panicked; the thread carries on.
     Error { message: String },
+    /// Sent after every command the thread handles, and when running stops on its own (the
+    /// seed finished or a step failed).
+    State(EngineState),
 }

@@ -3,19 +3,22 @@
 //!
 //! The UI never blocks on it: [`EngineHandle::send`] fails at once when the command queue is
 //! full, and [`EngineHandle::drain`] takes what has arrived within a time budget. After every
-//! event the thread calls the repaint callback, so an idle UI wakes up. Dropping the handle stops
-//! the thread after its current step and joins it.
+//! event the thread calls the repaint callback, so an idle UI wakes up. Each event names the
+//! run it belongs to, and after each command the thread reports its state (commands handled,
+//! idle or running), so the window shows what the engine does rather than what it asked for.
+//! Dropping the handle stops the thread after its current step and joins it.
 mod live_record;
 mod messages;
 mod runner;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 pub use live_record::{LiveRecord, RecordChange};
-pub use messages::{EngineCommand, EngineEvent, RunRequest};
+pub use messages::{EngineCommand, EngineEvent, EngineMessage, EngineMode, EngineState, RunId, RunRequest};
 use runner::Runner;
 
 /// Commands that may wait for the thread; more is a UI bug or a stuck engine.
@@ -37,8 +40,10 @@ pub enum SendError {
 #[derive(Debug)]
 pub struct EngineHandle {
     commands: Sender<EngineCommand>,
-    events: Receiver<EngineEvent>,
+    events: Receiver<EngineMessage>,
     thread: Option<JoinHandle<()>>,
+    /// Commands queued so far (the thread's [`EngineState::commands_handled`] catches up).
+    sent: AtomicU64,
 }
 
 impl EngineHandle {
@@ -49,7 +54,7 @@ impl EngineHandle {
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.to_owned())
             .spawn(move || engine_loop(&command_rx, &event_tx, &request_repaint))?;
-        Ok(Self { commands: command_tx, events: event_rx, thread: Some(thread) })
+        Ok(Self { commands: command_tx, events: event_rx, thread: Some(thread), sent: AtomicU64::new(0) })
     }
 
     /// Queues `command` without waiting.
@@ -57,12 +62,21 @@ impl EngineHandle {
         self.commands.try_send(command).map_err(|err| match err {
             TrySendError::Full(_) => SendError::Full,
             TrySendError::Disconnected(_) => SendError::Stopped,
-        })
+        })?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many commands have been queued: the engine has caught up when its reported
+    /// [`EngineState::commands_handled`] equals this.
+    #[must_use]
+    pub fn commands_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Takes the events that have arrived, stopping early once `budget` has passed.
     #[must_use]
-    pub fn drain(&self, budget: Duration) -> Vec<EngineEvent> {
+    pub fn drain(&self, budget: Duration) -> Vec<EngineMessage> {
         let start = Instant::now();
         let mut events = Vec::new();
         while start.elapsed() < budget {
@@ -76,7 +90,7 @@ impl EngineHandle {
 
     /// Waits up to `timeout` for the next event (for tests and headless callers, not the UI).
     #[must_use]
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<EngineEvent> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<EngineMessage> {
         self.events.recv_timeout(timeout).ok()
     }
 }
@@ -103,13 +117,22 @@ enum Mode {
     Running { seed_idx: usize },
 }
 
-fn engine_loop(commands: &Receiver<EngineCommand>, events: &Sender<EngineEvent>, repaint: &dyn Fn()) {
+fn engine_loop(commands: &Receiver<EngineCommand>, events: &Sender<EngineMessage>, repaint: &dyn Fn()) {
     let mut runner = Runner::default();
     let mut mode = Mode::Idle;
-    let emit = |event: EngineEvent| {
-        let delivered = events.send(event).is_ok();
+    let mut run = None;
+    let mut handled = 0u64;
+    let emit = |run: Option<RunId>, event: EngineEvent| {
+        let delivered = events.send(EngineMessage { run, event }).is_ok();
         repaint();
         delivered
+    };
+    let state = |handled: u64, mode: Mode| {
+        let mode = match mode {
+            Mode::Idle => EngineMode::Idle,
+            Mode::Running { seed_idx } => EngineMode::Running { seed_idx },
+        };
+        EngineEvent::State(EngineState { commands_handled: handled, mode })
     };
     loop {
         // While running, look at commands without waiting; while idle, wait for one.
@@ -122,11 +145,15 @@ fn engine_loop(commands: &Receiver<EngineCommand>, events: &Sender<EngineEvent>,
             },
         };
         if let Some(command) = command {
+            if let EngineCommand::Start { run: started, .. } = &command {
+                run = Some(*started);
+            }
             let (next_mode, outcome) = handle(&mut runner, mode, command);
             let Some(next_mode) = next_mode else { return };
             mode = next_mode;
-            for event in outcome {
-                if !emit(event) {
+            handled += 1;
+            for event in outcome.into_iter().chain([state(handled, mode)]) {
+                if !emit(run, event) {
                     return;
                 }
             }
@@ -135,15 +162,18 @@ fn engine_loop(commands: &Receiver<EngineCommand>, events: &Sender<EngineEvent>,
             return; // every sender is gone
         }
         if let Mode::Running { seed_idx } = mode {
-            let outcome = runner.step(seed_idx).unwrap_or_else(|err| {
+            let mut outcome = runner.step(seed_idx).unwrap_or_else(|err| {
                 mode = Mode::Idle;
                 vec![EngineEvent::Error { message: format!("seed {seed_idx}: {err}") }]
             });
             if runner.is_finished(seed_idx) {
                 mode = Mode::Idle;
             }
+            if mode == Mode::Idle {
+                outcome.push(state(handled, mode));
+            }
             for event in outcome {
-                if !emit(event) {
+                if !emit(run, event) {
                     return;
                 }
             }
@@ -156,7 +186,7 @@ fn handle(runner: &mut Runner, mode: Mode, command: EngineCommand) -> (Option<Mo
     let error = |err: crate::session::SessionError| vec![EngineEvent::Error { message: err.to_string() }];
     match command {
         EngineCommand::Shutdown => (None, Vec::new()),
-        EngineCommand::Start(request) => {
+        EngineCommand::Start { request, .. } => {
             (Some(Mode::Idle), runner.start(*request).map_or_else(error, |e| vec![e]))
         }
         EngineCommand::Step { seed_idx } => (Some(Mode::Idle), runner.step(seed_idx).unwrap_or_else(error)),

@@ -47,7 +47,7 @@ pub fn live_controls_ui(
         if step.clicked() {
             action = Some(LiveAction::Step);
         }
-        if matches!(session.activity, Activity::Running { .. }) {
+        if matches!(session.activity(), Activity::Running { .. } | Activity::Working) {
             if ui.button("Pause").on_hover_text("Stop after the step in progress (P)").clicked() {
                 action = Some(LiveAction::Pause);
             }

@@ -1,7 +1,9 @@
 //! The window's side of live stepping: the engine thread, what it is doing, and saving the run.
 //!
 //! Events are drained each frame under a time cap and applied to the document's
-//! [`LiveRecord`]; the UI never waits on the engine. Saving writes a snapshot of the record
+//! [`LiveRecord`]; the UI never waits on the engine. Each run gets a [`RunId`]: events of a run
+//! since replaced are dropped by id, and what the engine is doing is what it last reported
+//! (commands handled, idle or running), not what the window asked for. Saving writes a snapshot of the record
 //! (tensors are shared, so the snapshot is cheap) on its own named thread.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +14,8 @@ use anyhow::{Context as _, Result};
 use crossbeam_channel::{Receiver, TryRecvError};
 use stepscope_engine::session::AttentionMaps;
 use stepscope_engine::worker::{
-    EngineCommand, EngineEvent, EngineHandle, LiveRecord, RecordChange, RunRequest,
+    EngineCommand, EngineEvent, EngineHandle, EngineMode, EngineState, LiveRecord, RecordChange, RunId,
+    RunRequest,
 };
 
 /// The longest the UI spends taking events in one frame.
@@ -22,10 +25,8 @@ const DRAIN_BUDGET: Duration = Duration::from_millis(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
     Idle,
-    /// One step of `seed_idx` was asked for.
-    Stepping {
-        seed_idx: usize,
-    },
+    /// Commands were sent that the engine has not handled yet (a step, a fork, a start).
+    Working,
     /// `seed_idx` runs until it finishes or is paused.
     Running {
         seed_idx: usize,
@@ -47,10 +48,10 @@ pub enum AttentionAnswer {
 #[derive(Debug)]
 pub struct LiveSession {
     engine: EngineHandle,
-    /// After a start, events of the previous run may still be queued; they are skipped until
-    /// the new run's seed 0 is confirmed.
-    awaiting_start: bool,
-    pub activity: Activity,
+    /// The run the window shows; events of other runs are dropped.
+    run: Option<RunId>,
+    /// The engine's last report of its state.
+    engine_state: EngineState,
     /// The last error the engine reported, until dismissed.
     pub error: Option<String>,
     save: Option<SaveJob>,
@@ -81,8 +82,8 @@ impl LiveSession {
             EngineHandle::spawn(move || ctx.request_repaint()).context("starting the engine thread")?;
         Ok(Self {
             engine,
-            awaiting_start: false,
-            activity: Activity::Idle,
+            run: None,
+            engine_state: EngineState::default(),
             error: None,
             save: None,
             save_status: None,
@@ -93,33 +94,24 @@ impl LiveSession {
         })
     }
 
-    /// Starts `request` as a new run (replacing any other).
+    /// Starts `request` as a new run (replacing any other) under a new run id.
     pub fn start(&mut self, request: RunRequest) {
         self.fork_rng_seed = match request.noise {
             stepscope_engine::session::NoiseSource::Seed(seed) => seed.wrapping_add(1),
             stepscope_engine::session::NoiseSource::Given(_) => 1,
         };
-        if self.send(EngineCommand::Start(Box::new(request))) {
-            self.awaiting_start = true;
-            self.activity = Activity::Idle;
+        let run = RunId(self.run.map_or(1, |RunId(last)| last + 1));
+        if self.send(EngineCommand::Start { run, request: Box::new(request) }) {
+            self.run = Some(run);
         }
     }
 
     /// Queues `command`; a full queue or a stopped thread shows as an error. Returns whether
     /// the command was queued.
     pub fn send(&mut self, command: EngineCommand) -> bool {
-        let activity = match &command {
-            EngineCommand::Step { seed_idx } => Some(Activity::Stepping { seed_idx: *seed_idx }),
-            EngineCommand::RunToEnd { seed_idx } => Some(Activity::Running { seed_idx: *seed_idx }),
-            EngineCommand::Pause | EngineCommand::Rewind { .. } => Some(Activity::Idle),
-            _ => None,
-        };
         let asks_attention = matches!(command, EngineCommand::InspectAttention { .. });
         match self.engine.send(command) {
             Ok(()) => {
-                if let Some(activity) = activity {
-                    self.activity = activity;
-                }
                 self.attention_asked |= asks_attention;
                 true
             }
@@ -130,50 +122,52 @@ impl LiveSession {
         }
     }
 
+    /// What the engine is doing, from its last report: working through commands it has not
+    /// handled yet, running a seed, or idle.
+    #[must_use]
+    pub fn activity(&self) -> Activity {
+        if self.engine_state.commands_handled < self.engine.commands_sent() {
+            return Activity::Working;
+        }
+        match self.engine_state.mode {
+            EngineMode::Idle => Activity::Idle,
+            EngineMode::Running { seed_idx } => Activity::Running { seed_idx },
+        }
+    }
+
     /// Whether the engine is working on something the window asked for.
     #[must_use]
     pub fn is_busy(&self) -> bool {
-        self.activity != Activity::Idle || self.awaiting_start
+        self.activity() != Activity::Idle
     }
 
     /// Takes the events that have arrived (within the frame's budget) into `record`, returning
     /// what changed; also collects a finished save.
-    pub fn poll(&mut self, record: Option<&mut LiveRecord>) -> Vec<RecordChange> {
+    pub fn poll(&mut self, mut record: Option<&mut LiveRecord>) -> Vec<RecordChange> {
         self.poll_save();
-        let events = self.engine.drain(DRAIN_BUDGET);
-        let Some(record) = record else { return Vec::new() };
+        let messages = self.engine.drain(DRAIN_BUDGET);
         let mut changes = Vec::new();
-        for event in events {
-            if self.awaiting_start {
-                match event {
-                    EngineEvent::SeedStarted { forked_from: None, .. } => self.awaiting_start = false,
-                    EngineEvent::Error { message } => {
-                        self.awaiting_start = false;
-                        self.error = Some(message);
-                    }
-                    _ => {}
-                }
+        for message in messages {
+            if let EngineEvent::State(state) = message.event {
+                self.engine_state = state;
                 continue;
             }
-            self.follow_activity(&event);
-            changes.extend(record.apply(&event));
+            // Events of a run since replaced (still queued when the new one started).
+            if message.run != self.run {
+                continue;
+            }
+            self.follow(&message.event);
+            if let Some(record) = record.as_deref_mut() {
+                changes.extend(record.apply(&message.event));
+            }
         }
         changes
     }
 
-    /// Updates what the engine is doing from one of its events.
-    fn follow_activity(&mut self, event: &EngineEvent) {
+    /// Takes in errors and attention maps from one of the run's events.
+    fn follow(&mut self, event: &EngineEvent) {
         match event {
-            EngineEvent::StepCaptured { seed_idx, .. } => {
-                if self.activity == (Activity::Stepping { seed_idx: *seed_idx }) {
-                    self.activity = Activity::Idle;
-                }
-            }
-            EngineEvent::Finished { .. } | EngineEvent::Paused { .. } | EngineEvent::Rewound { .. } => {
-                self.activity = Activity::Idle;
-            }
             EngineEvent::Error { message } => {
-                self.activity = Activity::Idle;
                 self.error = Some(message.clone());
                 if std::mem::take(&mut self.attention_asked) {
                     self.attention = Some(AttentionAnswer::Failed);
@@ -183,7 +177,7 @@ impl LiveSession {
                 self.attention_asked = false;
                 self.attention = Some(AttentionAnswer::Maps { seed_idx: *seed_idx, maps: Arc::clone(maps) });
             }
-            EngineEvent::SeedStarted { .. } => {}
+            _ => {}
         }
     }
 
