@@ -31,7 +31,7 @@ fn a_second_file_joins_the_runs_list_and_a_click_shows_the_first_again() {
         .input_mut()
         .dropped_files
         .push(Arc::new(DroppedPath(sample_copy(dir.path(), "other.safetensors"))));
-    harness.run();
+    settle(&mut harness);
     harness.get_by_label("Runs");
     let shown =
         |harness: &egui_kittest::Harness<'_, StepscopeApp>| harness.state().document().map(Document::title);
@@ -41,17 +41,17 @@ fn a_second_file_joins_the_runs_list_and_a_click_shows_the_first_again() {
     for _ in 0..3 {
         harness.key_press(egui::Key::ArrowRight);
     }
-    harness.run();
+    settle(&mut harness);
     harness.get_by_label("sample.safetensors").click();
-    harness.run();
+    settle(&mut harness);
     assert_eq!(shown(&harness).as_deref(), Some("sample.safetensors"));
     assert_eq!(harness.state().time().step_idx(), 0);
     harness.get_by_label("other.safetensors").click();
-    harness.run();
+    settle(&mut harness);
     assert_eq!(harness.state().time().step_idx(), 3, "a run comes back at its step");
     // Close the shown run: the other one is shown.
     harness.get_all_by_label("x").next().expect("a close button").click();
-    harness.run();
+    settle(&mut harness);
     assert_eq!(shown(&harness).as_deref(), Some("sample.safetensors"));
     assert!(harness.state().open_runs().is_empty());
 }
@@ -61,9 +61,9 @@ fn compare_runs_aligns_steps_by_sigma_and_names_the_mismatch() {
     // The sample: 12 UniPC steps, 4 channels; the exporter's fixture: 4 steps, 16 channels.
     let mut harness = harness_with(Some(&exporter_fixture()), FixedPicker::default());
     harness.state_mut().open(&sample());
-    harness.run();
+    settle(&mut harness);
     harness.get_by_label("Compare runs").click();
-    harness.run();
+    settle(&mut harness);
     // At step 0 both start from sigma ~1: no mismatch worth a word.
     harness.get_by_label_contains("(shown)\nstep 0");
     harness.get_by_label_contains("tiny_wan_t2v.safetensors\nseed 0, step 0");
@@ -74,7 +74,7 @@ fn compare_runs_aligns_steps_by_sigma_and_names_the_mismatch() {
     for _ in 0..5 {
         harness.key_press(egui::Key::ArrowRight);
     }
-    harness.run();
+    settle(&mut harness);
     let fixture = TrajectoryReader::open(exporter_fixture()).expect("the fixture opens");
     let sample_reader = TrajectoryReader::open(sample()).expect("the sample opens");
     let sigma = sample_reader.manifest().schedule.sigmas[5];
@@ -105,7 +105,9 @@ fn a_view_dragged_beside_another_shows_both_and_the_layout_persists() {
     });
     for pos in steps {
         harness.event(egui::Event::PointerMoved(pos));
-        harness.run();
+        // A few frames each (the preview of the drop moves smoothly), not until idle: the
+        // views' background work may wake the window meanwhile.
+        harness.run_steps(3);
     }
     harness.event(egui::Event::PointerButton {
         pos: target,
@@ -113,7 +115,7 @@ fn a_view_dragged_beside_another_shows_both_and_the_layout_persists() {
         pressed: false,
         modifiers: egui::Modifiers::NONE,
     });
-    harness.run();
+    settle(&mut harness);
     // Both views draw at once: the frames and the layer picker.
     harness.get_by_label("frame 0");
     harness.get_by_label_contains("x0 prediction");
@@ -151,7 +153,7 @@ fn a_folder_opens_as_a_sortable_table_of_runs_and_a_click_opens_one() {
         std::thread::sleep(std::time::Duration::from_millis(20));
         harness.step();
     }
-    harness.run();
+    settle(&mut harness);
     harness.get_by_label("4 of 4 runs read");
     harness.get_by_label_contains("broken.safetensors: ");
     harness.get_by_label("maze (instance 3)");
@@ -170,7 +172,7 @@ fn a_folder_opens_as_a_sortable_table_of_runs_and_a_click_opens_one() {
     assert_eq!(prompted.final_score, None, "no task, no score");
     // Sorting by seeds then steps: the prompt run (12 steps) goes last ascending, first descending.
     harness.get_by_label("steps").click();
-    harness.run();
+    settle(&mut harness);
     let names = |harness: &egui_kittest::Harness<'_, StepscopeApp>| -> Vec<String> {
         harness
             .state()
@@ -180,7 +182,7 @@ fn a_folder_opens_as_a_sortable_table_of_runs_and_a_click_opens_one() {
     };
     assert_eq!(names(&harness).last().map(String::as_str), Some("prompted.safetensors"));
     harness.get_by_label("steps ⏶").click();
-    harness.run();
+    settle(&mut harness);
     assert_eq!(names(&harness).first().map(String::as_str), Some("prompted.safetensors"));
     // A click on a run opens it; its task panel's scores come from the analysis thread.
     harness.get_by_label("maze_b.safetensors").click();

@@ -319,6 +319,12 @@ impl StepscopeApp {
         self.caches.stats.is_computing()
     }
 
+    /// How many frame levels the loader thread is still reading for the views.
+    #[must_use]
+    pub fn frames_loading(&self) -> usize {
+        self.caches.frame_levels.pending()
+    }
+
     /// How many (seed, step, view) tensors are loaded for drawing.
     #[must_use]
     pub fn cached_frame_sets(&self) -> usize {

@@ -11,6 +11,7 @@ use stepscope_engine::analysis::TensorSource;
 use stepscope_engine::trajectory::{Manifest, TensorName, TrajectoryReader};
 use stepscope_engine::worker::LiveRecord;
 
+use super::gpu::FrameReader;
 use super::settings::StepView;
 use super::stats_worker::SharedSource;
 
@@ -99,6 +100,27 @@ impl Document {
             Source::File(reader) => Arc::clone(reader) as SharedSource,
             Source::Live(record) => Arc::new(record.as_ref().clone()),
         }
+    }
+
+    /// For a file's tensor `name` of more than `min_values` values, its `[C, F, H, W]` shape
+    /// (`[F, H, W]` read as one channel) and a reader of one frame at a time from the file;
+    /// `None` for a smaller tensor, a live run, or a tensor of another rank.
+    #[must_use]
+    pub fn frame_reader(&self, name: &TensorName, min_values: usize) -> Option<([usize; 4], FrameReader)> {
+        let Source::File(reader) = &self.source else { return None };
+        let shape = match *reader.shape_of(name)? {
+            [c, f, h, w] => [c, f, h, w],
+            [f, h, w] => [1, f, h, w],
+            _ => return None,
+        };
+        if shape.iter().product::<usize>() <= min_values {
+            return None;
+        }
+        let (reader, name) = (Arc::clone(reader), *name);
+        let read: FrameReader = Arc::new(move |frame_idx| {
+            reader.load_frame(&name, frame_idx).map(|(values, _)| values).map_err(|err| err.to_string())
+        });
+        Some((shape, read))
     }
 
     /// The live run's record, if this is one.

@@ -3,10 +3,17 @@
 //! shows fewer screen pixels than the frame has (mip levels, built on the CPU before upload), so
 //! that a decoded 81 x 480 x 832 step is never uploaded whole or at full size to show thumbnails.
 //! Magnified frames stay at full resolution, drawn nearest-neighbour by the shaders.
+//!
+//! Frames of a frames-only tensor (one too large to hold, read from the file a frame at a time)
+//! are read and down-sampled on the loader thread `stepscope-frames`: the view draws the level
+//! it has meanwhile (a coarser or finer one of the same frame, else a placeholder) and the
+//! thread wakes it when the level is ready, so the UI thread never reads a file.
 
-use egui::{TextureFilter, TextureHandle, TextureId, TextureOptions};
+use std::collections::HashSet;
 
+use crossbeam_channel::{Receiver, Sender};
 use egui::load::SizedTexture;
+use egui::{TextureFilter, TextureHandle, TextureId, TextureOptions};
 
 use super::gpu::{self, GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
 use super::lru::Lru;
@@ -34,10 +41,17 @@ pub fn level_factor(pixels_per_texel: f32) -> usize {
     wanted.next_power_of_two()
 }
 
+/// Levels waiting for the loader thread at most; more wait for a later frame.
+const LEVELS_IN_FLIGHT: usize = 512;
+
+/// Names a level: the tensor, the frame, the box size.
+type LevelKey = (ImageKey, usize, usize);
+
 /// Frame `frame_idx` of `tensor` (`[C, F, H, W]`) averaged over `factor` x `factor` boxes, as a
 /// `[C, 1, ceil(H / factor), ceil(W / factor)]` tensor named `key`; boxes at the right and
 /// bottom edges average the pixels they hold. A box with a NaN or infinity stays non-finite,
-/// so bad values still show. `None` if the frame does not exist.
+/// so bad values still show. `None` if the frame does not exist or cannot be read. A
+/// frames-only tensor's frame is read from its file here (the loader thread calls this).
 #[must_use]
 pub fn box_filtered_frame(
     tensor: &GpuTensor,
@@ -45,22 +59,20 @@ pub fn box_filtered_frame(
     factor: usize,
     key: ImageKey,
 ) -> Option<GpuTensor> {
-    let [channels, frames, height, width] = tensor.shape();
-    if frame_idx >= frames {
+    let [channels, _, height, width] = tensor.shape();
+    let planes = tensor.read_frame(frame_idx)?.ok()?;
+    if planes.len() != channels * height * width {
         return None;
     }
     let factor = factor.max(1);
     let [out_height, out_width] = [height.div_ceil(factor), width.div_ceil(factor)];
+    if factor == 1 {
+        return GpuTensor::new(key, planes, [channels, 1, height, width]);
+    }
     let mut out = Vec::with_capacity(channels * out_height * out_width);
-    for channel_idx in 0..channels {
-        let start = (channel_idx * frames + frame_idx) * height * width;
-        let plane = &tensor.values()[start..start + height * width];
-        if factor == 1 {
-            out.extend_from_slice(plane);
-            continue;
-        }
-        let mut sums = vec![0.0_f32; out_width];
-        let mut counts = vec![0_u32; out_width];
+    let mut sums = vec![0.0_f32; out_width];
+    let mut counts = vec![0_u32; out_width];
+    for plane in planes.chunks_exact(height * width) {
         for (row_idx, row) in plane.chunks_exact(width).enumerate() {
             for (x, &value) in row.iter().enumerate() {
                 sums[x / factor] += value;
@@ -76,12 +88,41 @@ pub fn box_filtered_frame(
     GpuTensor::new(key, out, [channels, 1, out_height, out_width])
 }
 
+/// The loader thread and its channels.
+struct FrameLoader {
+    jobs: Sender<(LevelKey, GpuTensor)>,
+    done: Receiver<(LevelKey, Option<GpuTensor>)>,
+}
+
+impl FrameLoader {
+    /// Starts `stepscope-frames`; `wake` is called after each level.
+    fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let (jobs, job_receiver) = crossbeam_channel::bounded::<(LevelKey, GpuTensor)>(LEVELS_IN_FLIGHT);
+        let (done_sender, done) = crossbeam_channel::bounded(LEVELS_IN_FLIGHT);
+        std::thread::Builder::new().name("stepscope-frames".to_owned()).spawn(move || {
+            for (level_key, tensor) in job_receiver {
+                let (_, frame_idx, factor) = level_key;
+                let level = box_filtered_frame(&tensor, frame_idx, factor, ImageKey::of(&level_key));
+                if done_sender.send((level_key, level)).is_err() {
+                    return;
+                }
+                wake();
+            }
+        })?;
+        Ok(Self { jobs, done })
+    }
+}
+
 /// Down-sampled frames by (tensor, frame, factor), kept in a bounded LRU cache; where the GPU
 /// image path is unavailable, also their pictures as textures, rendered on the CPU by the
 /// shaders' reference maths ([`render_cpu`]), so both paths show the same colours.
 pub struct FrameLevels {
-    entries: Lru<(ImageKey, usize, usize), Option<GpuTensor>>,
+    entries: Lru<LevelKey, Option<GpuTensor>>,
     textures: Lru<ImageKey, TextureHandle>,
+    /// Started for the first frames-only tensor drawn.
+    loader: Option<FrameLoader>,
+    /// Levels asked of the loader and not back yet.
+    pending: HashSet<LevelKey>,
 }
 
 impl std::fmt::Debug for FrameLevels {
@@ -89,13 +130,19 @@ impl std::fmt::Debug for FrameLevels {
         f.debug_struct("FrameLevels")
             .field("levels", &self.entries.len())
             .field("textures", &self.textures.len())
-            .finish()
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Default for FrameLevels {
     fn default() -> Self {
-        Self { entries: Lru::new(MAX_ENTRIES, MAX_BYTES), textures: Lru::new(MAX_ENTRIES, MAX_BYTES) }
+        Self {
+            entries: Lru::new(MAX_ENTRIES, MAX_BYTES),
+            textures: Lru::new(MAX_ENTRIES, MAX_BYTES),
+            loader: None,
+            pending: HashSet::new(),
+        }
     }
 }
 
@@ -108,37 +155,119 @@ impl FrameLevels {
             return level.clone();
         }
         let level = box_filtered_frame(tensor, frame_idx, factor, ImageKey::of(&cache_key));
-        let bytes = level.as_ref().map_or(0, |level| 4 * level.values().len() as u64);
-        self.entries.insert(cache_key, level.clone(), bytes);
+        self.keep(cache_key, level.clone());
         level
+    }
+
+    fn keep(&mut self, cache_key: LevelKey, level: Option<GpuTensor>) {
+        let bytes = level.as_ref().map_or(0, |level| 4 * level.values().len() as u64);
+        self.entries.insert(cache_key, level, bytes);
+    }
+
+    /// Takes in the levels the loader thread has made.
+    fn take_loaded(&mut self) {
+        let Some(loader) = &self.loader else { return };
+        let loaded: Vec<_> = loader.done.try_iter().collect();
+        for (cache_key, level) in loaded {
+            self.pending.remove(&cache_key);
+            self.keep(cache_key, level);
+        }
+    }
+
+    /// The level `factor` of frame `frame_idx`: at once for a tensor held in memory; for a
+    /// frames-only one, if the loader thread has made it (else it is asked for, and `None`).
+    fn level(
+        &mut self,
+        ctx: &egui::Context,
+        tensor: &GpuTensor,
+        frame_idx: usize,
+        factor: usize,
+    ) -> Option<GpuTensor> {
+        if !tensor.is_frames_only() {
+            return self.get(tensor, frame_idx, factor);
+        }
+        let cache_key = (tensor.key(), frame_idx, factor);
+        if let Some(level) = self.entries.get(&cache_key) {
+            return level.clone();
+        }
+        if self.pending.contains(&cache_key) || frame_idx >= tensor.num_frames() {
+            return None;
+        }
+        if self.loader.is_none() {
+            let ctx = ctx.clone();
+            self.loader = FrameLoader::spawn(move || ctx.request_repaint()).ok();
+        }
+        let Some(loader) = &self.loader else {
+            // No thread: read here rather than never.
+            return self.get(tensor, frame_idx, factor);
+        };
+        if loader.jobs.try_send((cache_key, tensor.clone())).is_ok() {
+            self.pending.insert(cache_key);
+        } else {
+            ctx.request_repaint_after(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A level of frame `frame_idx` already made at another box size (the nearest first), to
+    /// draw while the wanted one loads.
+    fn stand_in(&mut self, tensor: &GpuTensor, frame_idx: usize, factor: usize) -> Option<GpuTensor> {
+        (1..=6).find_map(|step| {
+            let coarser = factor << step;
+            let finer = (factor >> step).max(1);
+            [finer, coarser]
+                .into_iter()
+                .filter(|&other| other != factor)
+                .find_map(|other| self.entries.get(&(tensor.key(), frame_idx, other)).cloned().flatten())
+        })
+    }
+
+    /// How many levels the loader thread is still making.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Draws frame `frame_idx` of `tensor` in `style` over `rect` (points), down-sampled to the
     /// size it is shown at: through the GPU when it can draw images, else as a texture rendered
-    /// on the CPU with the same colours. Draws nothing for a frame that does not exist.
+    /// on the CPU with the same colours. Draws nothing for a frame that does not exist; while a
+    /// frames-only tensor's level loads, another level of the frame or a placeholder. Returns
+    /// whether the frame is drawn at the level it is shown at.
     pub fn paint(
         &mut self,
         ui: &egui::Ui,
         (tensor, frame_idx, style): (&GpuTensor, usize, &ImageStyle),
         rect: egui::Rect,
-    ) {
+    ) -> bool {
+        self.take_loaded();
         let [_, _, _, width] = tensor.shape();
         let pixels_per_texel = rect.width() / width.max(1) as f32 * ui.ctx().pixels_per_point();
         let factor = level_factor(pixels_per_texel);
         // A small tensor shown at full size is drawn from itself (one upload for all its frames);
         // a large one, or one shown smaller, through per-frame levels.
-        let image = if factor == 1 && tensor.values().len() <= WHOLE_TENSOR_MAX_VALUES {
-            GpuImage::new(tensor.clone(), frame_idx, style.clone())
+        let whole =
+            !tensor.is_frames_only() && factor == 1 && tensor.values().len() <= WHOLE_TENSOR_MAX_VALUES;
+        let (level, is_final) = if whole {
+            (Some((tensor.clone(), frame_idx)), true)
         } else {
-            self.get(tensor, frame_idx, factor).and_then(|level| GpuImage::new(level, 0, style.clone()))
+            match self.level(ui.ctx(), tensor, frame_idx, factor) {
+                Some(level) => (Some((level, 0)), true),
+                None => (self.stand_in(tensor, frame_idx, factor).map(|level| (level, 0)), false),
+            }
         };
-        let Some(image) = image else { return };
+        let Some(image) = level.and_then(|(level, frame)| GpuImage::new(level, frame, style.clone())) else {
+            if !is_final {
+                ui.painter().rect_filled(rect, 0.0, ui.visuals().faint_bg_color);
+            }
+            return is_final;
+        };
         if gpu::is_available(ui.ctx()) {
             gpu::paint_image(ui.painter(), rect, image);
         } else {
             let texture = self.texture(ui.ctx(), &image);
             egui::Image::from_texture(SizedTexture::new(texture, rect.size())).paint_at(ui, rect);
         }
+        is_final
     }
 
     /// `image` (a frame level) as a texture, rendered on the CPU on first use: crisp squares
@@ -166,6 +295,7 @@ impl FrameLevels {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.textures.clear();
+        self.pending.clear();
     }
 }
 
@@ -220,5 +350,46 @@ mod tests {
         assert_eq!(levels.get(&tensor, 1, 2).unwrap().key(), first.key());
         assert_ne!(levels.get(&tensor, 0, 2).unwrap().key(), first.key());
         assert_eq!(levels.len(), 2);
+    }
+
+    #[test]
+    fn a_frames_only_tensor_is_read_and_down_sampled_on_the_loader_thread() {
+        // The sample's x0 read frame by frame from its file, against the whole tensor.
+        let document =
+            crate::viewer::Document::open(&crate::sample_trajectory_path()).expect("the sample opens");
+        let name = stepscope_engine::trajectory::TensorName::x0(0, 3);
+        let (shape, read_frame) = document.frame_reader(&name, 0).expect("a file tensor");
+        let lazy = GpuTensor::frames_only(ImageKey(1), shape, read_frame).expect("frames only");
+        let (values, _) = document.tensor_values(&name).expect("whole");
+        let whole = GpuTensor::new(ImageKey(2), values, shape).expect("whole tensor");
+        assert!(lazy.is_frames_only() && lazy.values().is_empty());
+        assert!(
+            GpuImage::new(lazy.clone(), 0, ImageStyle::default_for(&whole)).is_none(),
+            "never drawn whole"
+        );
+        assert!(document.frame_reader(&name, usize::MAX).is_none(), "small tensors are read whole");
+
+        let ctx = egui::Context::default();
+        let mut levels = FrameLevels::default();
+        assert!(levels.level(&ctx, &lazy, 2, 2).is_none(), "asked of the loader");
+        assert_eq!(levels.pending(), 1);
+        assert!(levels.level(&ctx, &lazy, 2, 2).is_none(), "asked once");
+        assert_eq!(levels.pending(), 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let loaded = loop {
+            levels.take_loaded();
+            if let Some(level) = levels.level(&ctx, &lazy, 2, 2) {
+                break level;
+            }
+            assert!(std::time::Instant::now() < deadline, "the loader never answered");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(levels.pending(), 0);
+        let expected = box_filtered_frame(&whole, 2, 2, ImageKey(3)).expect("a level");
+        assert_eq!(loaded.shape(), expected.shape());
+        assert_eq!(loaded.values(), expected.values());
+        // While another box size loads, the loaded one stands in.
+        assert!(levels.level(&ctx, &lazy, 2, 4).is_none());
+        assert_eq!(levels.stand_in(&lazy, 2, 4).map(|level| level.key()), Some(loaded.key()));
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::AppCommand;
 use super::document::Document;
+use super::frame_levels::FrameLevels;
 use super::gpu::{Colormap, GpuTensor, ImageKey, ImageStyle};
 use super::lru::Lru;
 use super::open_runs::ParkedRun;
@@ -89,7 +90,7 @@ impl RunsView {
         &mut self,
         ui: &mut egui::Ui,
         room: f32,
-        run: &mut ParkedRun,
+        (run, levels): (&mut ParkedRun, &mut FrameLevels),
         shown: Option<(&GpuTensor, Option<ImageStyle>)>,
         (seed_idx, sigma, view, colormap): (usize, f64, StepView, Colormap),
     ) -> bool {
@@ -119,7 +120,7 @@ impl RunsView {
         };
         match shown {
             Some((shown, _)) if other.shape() != shown.shape() => {
-                frames_row_ui(ui, room, &other, None, None);
+                frames_row_ui(ui, levels, room, &other, None, None);
                 ui.end_row();
                 ui.label("");
                 let message = format!(
@@ -130,7 +131,7 @@ impl RunsView {
                 ui.colored_label(ui.visuals().warn_fg_color, message);
             }
             Some((shown, shared_style)) => {
-                frames_row_ui(ui, room, &other, shared_style, None);
+                frames_row_ui(ui, levels, room, &other, shared_style, None);
                 if self.state.show_difference {
                     ui.end_row();
                     ui.label(format!("|{} - shown|", run.document.title()));
@@ -142,10 +143,10 @@ impl RunsView {
                         self.largest_differences.insert(keys, largest, 1);
                         largest
                     };
-                    frames_row_ui(ui, room, &other, None, Some((shown, colormap, largest)));
+                    frames_row_ui(ui, levels, room, &other, None, Some((shown, colormap, largest)));
                 }
             }
-            None => frames_row_ui(ui, room, &other, None, None),
+            None => frames_row_ui(ui, levels, room, &other, None, None),
         }
         ui.end_row();
         clicked
@@ -188,7 +189,16 @@ impl View for RunsView {
             egui::Grid::new("runs_grid").spacing(egui::Vec2::splat(4.0)).show(ui, |ui| {
                 ui.label(format!("{} (shown)\nstep {step_idx}, σ {sigma:.4}", cx.document.title()));
                 match &shown {
-                    Ok(tensor) => frames_row_ui(ui, room, tensor, shared_style.clone(), None),
+                    Ok(tensor) => {
+                        frames_row_ui(
+                            ui,
+                            &mut cx.caches.frame_levels,
+                            room,
+                            tensor,
+                            shared_style.clone(),
+                            None,
+                        );
+                    }
                     Err(message) => {
                         ui.colored_label(ui.visuals().warn_fg_color, message);
                     }
@@ -197,7 +207,7 @@ impl View for RunsView {
                 for (run_idx, run) in cx.other_runs.iter_mut().enumerate() {
                     let shown = shown.as_ref().ok().map(|tensor| (tensor, shared_style.clone()));
                     let cursor = (seed_idx, sigma, view, cx.colormap);
-                    if self.run_row_ui(ui, room, run, shown, cursor) {
+                    if self.run_row_ui(ui, room, (run, &mut cx.caches.frame_levels), shown, cursor) {
                         clicked_run = Some(run_idx);
                     }
                 }

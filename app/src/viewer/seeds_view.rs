@@ -12,11 +12,12 @@ use egui_plot::{Line, Plot, PlotPoints, VLine};
 use stepscope_engine::trajectory::StepTensor;
 
 use super::document::Document;
+use super::frame_levels::FrameLevels;
 use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageKey, ImageStyle};
 use super::settings::StepView;
 use super::stats_cache::StatsCache;
 use super::tensor_cache::TensorCache;
-use super::view::{View, ViewContext, ViewEvent};
+use super::view::{View, ViewCaches, ViewContext, ViewEvent};
 
 /// The id of the seeds view, which live interventions switch to.
 pub const SEEDS_VIEW_ID: &str = "seeds";
@@ -83,8 +84,7 @@ impl View for SeedsView {
 
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut ViewContext<'_>) {
         let context = (cx.cursor.view, cx.cursor.step_idx, cx.colormap);
-        let caches = &mut *cx.caches;
-        let clicked = seeds_view_ui(ui, cx.document, &mut caches.tensors, &mut caches.stats, self, context);
+        let clicked = seeds_view_ui(ui, cx.document, cx.caches, self, context);
         cx.commands.go_to_step(clicked);
     }
 
@@ -109,8 +109,7 @@ impl View for SeedsView {
 fn seeds_view_ui(
     ui: &mut egui::Ui,
     document: &Document,
-    tensors: &mut TensorCache,
-    stats: &mut StatsCache,
+    caches: &mut ViewCaches,
     seeds: &mut SeedsView,
     (view, step_idx, colormap): (StepView, usize, Colormap),
 ) -> Option<usize> {
@@ -121,6 +120,7 @@ fn seeds_view_ui(
     }
     seed_picker_ui(ui, document, seeds);
     ui.separator();
+    let ViewCaches { tensors, frame_levels, stats } = caches;
     let mut clicked_step = None;
     egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
         egui::CollapsingHeader::new(format!("{} at step {step_idx}", view.label())).default_open(true).show(
@@ -137,7 +137,9 @@ fn seeds_view_ui(
                         ui.label(seed_label(seed_idx))
                             .on_hover_text(super::side_panel::seed_label(document.manifest(), seed_idx));
                         match seed_tensor(document, tensors, seed_idx, step_idx, view) {
-                            Ok(tensor) => frames_row_ui(ui, room, &tensor, shared_style.clone(), None),
+                            Ok(tensor) => {
+                                frames_row_ui(ui, frame_levels, room, &tensor, shared_style.clone(), None);
+                            }
                             Err(message) => {
                                 ui.colored_label(ui.visuals().warn_fg_color, message);
                             }
@@ -151,7 +153,7 @@ fn seeds_view_ui(
                     match pair {
                         Ok((ta, tb)) => {
                             let largest = seeds.largest_difference(&ta, &tb);
-                            frames_row_ui(ui, room, &ta, None, Some((&tb, colormap, largest)));
+                            frames_row_ui(ui, frame_levels, room, &ta, None, Some((&tb, colormap, largest)));
                         }
                         Err(message) => {
                             ui.colored_label(ui.visuals().warn_fg_color, message);
@@ -245,6 +247,7 @@ fn row_frames(frames: usize, room: f32, gap: f32) -> (usize, f32) {
 /// `other` coloured by a map over `[0, largest difference]`.
 pub fn frames_row_ui(
     ui: &mut egui::Ui,
+    levels: &mut FrameLevels,
     room: f32,
     tensor: &GpuTensor,
     style: Option<ImageStyle>,
@@ -253,28 +256,34 @@ pub fn frames_row_ui(
     let [_, frames, height, width] = tensor.shape();
     let (stride, side) = row_frames(frames, room, ui.spacing().item_spacing.x.max(4.0));
     let size = Vec2::new(width as f32, height as f32) * (side / width.max(1) as f32);
-    let style = match other {
-        None => style.unwrap_or_else(|| ImageStyle::default_for(tensor)),
-        Some((other, map, largest)) => ImageStyle::Difference {
-            other: other.clone(),
-            reduce: DifferenceReduce::Max,
-            map,
-            range: [0.0, largest.max(1e-6)],
-        },
+    let hover = |frame_idx: usize| {
+        if stride > 1 {
+            format!("frame {frame_idx} (every {stride}th frame shown: widen the view for all)")
+        } else {
+            format!("frame {frame_idx}")
+        }
     };
+    let Some((other, map, largest)) = other else {
+        let style = style.unwrap_or_else(|| ImageStyle::default_for(tensor));
+        for frame_idx in (0..frames).step_by(stride) {
+            let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+            levels.paint(ui, (tensor, frame_idx, &style), rect);
+            response.on_hover_text(hover(frame_idx));
+        }
+        return;
+    };
+    if tensor.is_frames_only() || other.is_frames_only() {
+        ui.label("not drawn: tensors this large are read a frame at a time, not whole");
+        return;
+    }
+    let range = [0.0, largest.max(1e-6)];
+    let style = ImageStyle::Difference { other: other.clone(), reduce: DifferenceReduce::Max, map, range };
     for frame_idx in (0..frames).step_by(stride) {
         if let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style.clone()) {
-            let hover = if stride > 1 {
-                format!("frame {frame_idx} (every {stride}th frame shown: widen the view for all)")
-            } else {
-                format!("frame {frame_idx}")
-            };
-            gpu::image_ui(ui, image, size).on_hover_text(hover);
+            gpu::image_ui(ui, image, size).on_hover_text(hover(frame_idx));
         }
     }
-    if let ImageStyle::Difference { map, range, .. } = style {
-        gpu::colormap_legend_ui(ui, map, range);
-    }
+    gpu::colormap_legend_ui(ui, map, range);
 }
 
 /// Returns the step the user clicked.

@@ -12,9 +12,13 @@ use super::lru::Lru;
 /// How many tensors stay loaded: a 50-step x 4-seed run's captures of a few layers fit.
 const CAPACITY: usize = 1024;
 
-/// Bytes of tensor values kept at most (the newest tensor stays even if it alone is larger):
-/// five decoded 81 x 480 x 832 videos as f32 would take 1.9 GB.
+/// Bytes of tensor values kept at most (the newest tensor stays even if it alone is larger).
 const MAX_BYTES: u64 = 1 << 30;
+
+/// A file's tensor with more values than this is not read whole to be drawn: it is kept frames
+/// only, each frame read (and down-sampled) when shown. Wan latents (16 x 21 x 60 x 104, 2.1 M
+/// values) are read whole; a decoded 81 x 480 x 832 video (97 M values, 388 MB as f32) is not.
+pub const FRAMES_ONLY_ABOVE_VALUES: usize = 16 << 20;
 
 /// Loaded tensors (or why they could not be) by name. Cleared when another document opens.
 #[derive(Debug)]
@@ -47,11 +51,17 @@ impl TensorCache {
     }
 
     /// The tensor `name` as `[C, F, H, W]` (a rank-3 tensor `[F, H, W]` gains `C = 1`), read
-    /// from `document` on first use.
+    /// from `document` on first use; a file's tensor above [`FRAMES_ONLY_ABOVE_VALUES`] values
+    /// is frames only (nothing read until a frame is drawn).
     pub fn get(&mut self, document: &Document, name: TensorName) -> Result<&GpuTensor, &str> {
         if self.entries.get(&name).is_none() {
             self.loads += 1;
-            let loaded = load(document, name, ImageKey::of(&(name, self.loads)));
+            let key = ImageKey::of(&(name, self.loads));
+            let loaded = match document.frame_reader(&name, FRAMES_ONLY_ABOVE_VALUES) {
+                Some((shape, read_frame)) => GpuTensor::frames_only(key, shape, read_frame)
+                    .ok_or_else(|| format!("{name} has an empty shape {shape:?}")),
+                None => load(document, name, key),
+            };
             let bytes = loaded.as_ref().map_or(0, |tensor| 4 * tensor.values().len() as u64);
             self.entries.insert(name, loaded, bytes);
         }

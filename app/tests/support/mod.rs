@@ -67,14 +67,16 @@ pub fn press(harness: &mut Harness<'_, StepscopeApp>, key: Key) {
     harness.run();
 }
 
-/// Runs the window until the analyses it asked the job thread for are drawn.
+/// Runs the window until the work it handed to background threads (analyses, frames read
+/// from a file) is drawn and nothing asks for another frame.
 pub fn settle(harness: &mut Harness<'_, StepscopeApp>) {
-    harness.run();
-    for _ in 0..100 {
-        if !harness.state().is_computing_analyses() {
-            break;
+    for _ in 0..200 {
+        let settled = harness.try_run().is_ok();
+        if settled && !harness.state().is_computing_analyses() && harness.state().frames_loading() == 0 {
+            return;
         }
         harness.state_mut().wait_for_analyses(std::time::Duration::from_secs(10));
-        harness.run();
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    panic!("the window did not settle");
 }

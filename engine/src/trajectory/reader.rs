@@ -135,6 +135,62 @@ impl TrajectoryReader {
         Ok((decode_f32(bytes, info.dtype), info.shape.clone()))
     }
 
+    /// The shape tensor `name` is stored with, without reading it; `None` if the file holds
+    /// no such tensor.
+    #[must_use]
+    pub fn shape_of(&self, name: &TensorName) -> Option<&[usize]> {
+        self.tensors.get(name).map(|info| info.shape.as_slice())
+    }
+
+    /// Frame `frame_idx` of the video tensor `name` (`[C, F, H, W]`, or `[F, H, W]` read as one
+    /// channel) as `f32`, `[C, H, W]` row-major: its `C` planes read from the memory map
+    /// without touching the other frames, so that a view of a few frames of a decoded
+    /// 81 x 480 x 832 step reads a few megabytes, not 388.
+    pub fn load_frame(
+        &self,
+        name: &TensorName,
+        frame_idx: usize,
+    ) -> Result<(Vec<f32>, [usize; 3]), TrajectoryError> {
+        let not_found =
+            || TrajectoryError::TensorNotFound { path: self.path.clone(), tensor: name.to_string() };
+        let info = self.tensors.get(name).ok_or_else(not_found)?;
+        let [channels, frames, height, width] = match info.shape.as_slice() {
+            &[c, f, h, w] => [c, f, h, w],
+            &[f, h, w] => [1, f, h, w],
+            other => {
+                return Err(TrajectoryError::WrongShape {
+                    path: self.path.clone(),
+                    tensor: name.to_string(),
+                    expected: "[C, F, H, W] or [F, H, W]".to_owned(),
+                    found: other.to_vec(),
+                });
+            }
+        };
+        if frame_idx >= frames {
+            return Err(TrajectoryError::WrongShape {
+                path: self.path.clone(),
+                tensor: name.to_string(),
+                expected: format!("more than {frame_idx} frames"),
+                found: info.shape.clone(),
+            });
+        }
+        let value_bytes = info.dtype.size_in_bytes();
+        // `open` checked that the shape's byte size fits the tensor's range, so these products
+        // do not overflow; `get` keeps the slicing panic-free anyway.
+        let plane_bytes = height * width * value_bytes;
+        let mut values = Vec::with_capacity(channels * height * width);
+        for channel_idx in 0..channels {
+            let start = info.data_range.start + (channel_idx * frames + frame_idx) * plane_bytes;
+            let plane = self
+                .data_start
+                .checked_add(start)
+                .and_then(|start| self.mmap.get(start..start + plane_bytes))
+                .ok_or_else(not_found)?;
+            values.extend(decode_f32(plane, info.dtype));
+        }
+        Ok((values, [channels, height, width]))
+    }
+
     /// The latents entering step `step_idx` of seed `seed_idx`, `[C, F, H, W]`.
     pub fn latents(&self, seed_idx: usize, step_idx: usize) -> Result<Tensor, TrajectoryError> {
         self.load(&TensorName::latents(seed_idx, step_idx))

@@ -314,3 +314,31 @@ fn readers_and_writers_can_move_to_other_threads() {
     assert_send_sync::<TrajectoryWriter>();
     assert_send_sync::<TrajectoryError>();
 }
+
+#[test]
+fn a_frame_reads_the_same_values_as_the_whole_tensor_in_every_storage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for storage in [StorageDtype::F32, StorageDtype::F16, StorageDtype::Bf16] {
+        let path = dir.path().join(format!("run_{storage:?}.safetensors"));
+        full_writer(small_manifest(), storage).write(&path).expect("write");
+        let reader = TrajectoryReader::open(&path).expect("open");
+        let name = TensorName::x0(0, 1);
+        let (whole, shape) = reader.load_values(&name).expect("whole");
+        let &[channels, frames, height, width] = shape.as_slice() else { panic!("[C, F, H, W]: {shape:?}") };
+        assert_eq!(reader.shape_of(&name), Some(shape.as_slice()));
+        for frame_idx in 0..frames {
+            let (frame, frame_shape) = reader.load_frame(&name, frame_idx).expect("a frame");
+            assert_eq!(frame_shape, [channels, height, width]);
+            let expected: Vec<f32> = (0..channels)
+                .flat_map(|c| {
+                    let start = (c * frames + frame_idx) * height * width;
+                    whole[start..start + height * width].to_vec()
+                })
+                .collect();
+            assert_eq!(frame, expected, "{storage:?} frame {frame_idx}");
+        }
+        let past_end = reader.load_frame(&name, frames).expect_err("no such frame").to_string();
+        assert!(past_end.contains(&format!("more than {frames} frames")), "{past_end}");
+        assert!(reader.load_frame(&TensorName::x0(9, 9), 0).is_err());
+    }
+}

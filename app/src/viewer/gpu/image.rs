@@ -22,13 +22,20 @@ impl ImageKey {
     }
 }
 
+/// Reads frame `frame_idx` of a tensor kept out of memory, as `[C, H, W]` f32 values.
+pub type FrameReader = Arc<dyn Fn(usize) -> Result<Vec<f32>, String> + Send + Sync>;
+
 /// A `[C, F, H, W]` f32 tensor to draw from. The values are shared (cloning is cheap) and go
 /// to the GPU once per [`ImageKey`]; each channel's range is found once, at construction, so
-/// that styles and legends read it every frame for free.
+/// that styles and legends read it every frame for free. A tensor too large to hold (a decoded
+/// 480p video) is *frames only*: it holds no values, only a way to read one frame, and is drawn
+/// through down-sampled frames ([`crate::viewer`]'s frame levels), never whole.
 #[derive(Clone)]
 pub struct GpuTensor {
     key: ImageKey,
     values: Arc<[f32]>,
+    /// For a frames-only tensor, how to read one of its frames.
+    frames: Option<FrameReader>,
     shape: [usize; 4],
     /// Per channel, `[min, max]` of its finite values.
     ranges: Arc<[Option<[f32; 2]>]>,
@@ -88,7 +95,47 @@ impl GpuTensor {
         let channel_len = len / shape[0];
         let mut non_finite = NonFiniteCounts::default();
         let ranges = values.chunks_exact(channel_len).map(|channel| scan(channel, &mut non_finite)).collect();
-        Some(Self { key, values, shape, ranges, non_finite })
+        Some(Self { key, values, frames: None, shape, ranges, non_finite })
+    }
+
+    /// A `[C, F, H, W]` tensor that holds no values: `read_frame` gives one frame at a time.
+    /// Its channel ranges and non-finite counts are unknown (`None`, zero). `None` for a zero
+    /// dimension.
+    #[must_use]
+    pub fn frames_only(key: ImageKey, shape: [usize; 4], read_frame: FrameReader) -> Option<Self> {
+        if shape.contains(&0) {
+            return None;
+        }
+        let ranges = vec![None; shape[0]].into();
+        Some(Self {
+            key,
+            values: Arc::from(Vec::new()),
+            frames: Some(read_frame),
+            shape,
+            ranges,
+            non_finite: NonFiniteCounts::default(),
+        })
+    }
+
+    /// Whether the tensor holds no values, only a way to read its frames.
+    #[must_use]
+    pub fn is_frames_only(&self) -> bool {
+        self.frames.is_some()
+    }
+
+    /// Frame `frame_idx` as `[C, H, W]` values: read through the reader of a frames-only
+    /// tensor, copied out of the values otherwise; `None` past the last frame.
+    #[must_use]
+    pub fn read_frame(&self, frame_idx: usize) -> Option<Result<Vec<f32>, String>> {
+        if frame_idx >= self.num_frames() {
+            return None;
+        }
+        Some(match &self.frames {
+            Some(read_frame) => read_frame(frame_idx),
+            None => {
+                Ok((0..self.num_channels()).flat_map(|c| self.plane(c, frame_idx).iter().copied()).collect())
+            }
+        })
     }
 
     /// A `[C, H, W]` image as a one-frame tensor.
@@ -116,7 +163,7 @@ impl GpuTensor {
         self.key
     }
 
-    /// All `C * F * H * W` values, row-major.
+    /// All `C * F * H * W` values, row-major (none for a frames-only tensor).
     #[must_use]
     pub fn values(&self) -> &[f32] {
         &self.values
@@ -281,10 +328,14 @@ pub struct GpuImage {
 impl GpuImage {
     /// Frame `frame_idx` of `tensor` in `style`; `None` if the frame does not exist, a
     /// colormapped channel does not exist, [`ImageStyle::Wan21Latent`] meets a tensor without
-    /// 16 channels, or the tensors of [`ImageStyle::Difference`] differ in shape.
+    /// 16 channels, the tensors of [`ImageStyle::Difference`] differ in shape, or a tensor
+    /// is frames only (it is drawn through its down-sampled frames).
     #[must_use]
     pub fn new(tensor: GpuTensor, frame_idx: usize, style: ImageStyle) -> Option<Self> {
-        let fits = frame_idx < tensor.num_frames()
+        let held = !tensor.is_frames_only()
+            && !matches!(&style, ImageStyle::Difference { other, .. } if other.is_frames_only());
+        let fits = held
+            && frame_idx < tensor.num_frames()
             && match &style {
                 ImageStyle::Wan21Latent => tensor.num_channels() == 16,
                 ImageStyle::Wan22Latent => tensor.num_channels() == 48,

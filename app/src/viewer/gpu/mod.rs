@@ -28,7 +28,7 @@ mod upload_cache;
 pub use colormap::{
     COLORMAP_LEN, Colormap, INF_RGB, NAN_RGB, color32_from_unit_rgb, colormap_legend_ui, format_legend_value,
 };
-pub use image::{DifferenceReduce, GpuImage, GpuTensor, ImageKey, ImageStyle, NonFiniteCounts};
+pub use image::{DifferenceReduce, FrameReader, GpuImage, GpuTensor, ImageKey, ImageStyle, NonFiniteCounts};
 pub use pipelines::{GpuUnavailable, install, install_for_app, is_available, upload_stats};
 pub use reference::{
     LatentRgbMap, MAX_RGB_CHANNELS, WAN21_LATENT_RGB_BIAS, WAN21_LATENT_RGB_FACTORS, WAN22_LATENT_RGB_BIAS,
