@@ -6,10 +6,13 @@
 //! in the manifest. Then, in a 1280 x 800 window, for each view (Frames on `x0_hat`, Frames on
 //! the decoded video, Steps x frames on each), steps through the run with the arrow key and times
 //! every frame around `Harness::step` (the app's `ui` with everything it reads, down-samples and
-//! uploads, plus egui's layout and tessellation; the GPU's own work is not CPU time). The views
-//! draw from what they read in the same frame (no placeholder), so a timed frame is final.
-//! Reports p50 and p95 of a first visit (tensors read and down-sampled) and of a second (cached),
-//! the first frame after opening, and the resident memory after it.
+//! uploads, plus egui's layout and tessellation; the GPU's own work is not CPU time). Frames of
+//! the decoded video are read and down-sampled on the loader thread, so after each key press
+//! the bench steps the window until no frame is still loading: it reports the UI thread's time
+//! per frame (every frame, placeholders included) and the time from the key press until the
+//! visible frames are final (no placeholder counts as drawn), p50 and p95 of a first visit
+//! (tensors read and down-sampled) and of a second (cached), the first frame after opening, and
+//! the resident memory after it.
 //!
 //! `cargo bench -p stepscope --bench real_size_views`
 #![allow(clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark binary: failures abort it")]
@@ -75,29 +78,66 @@ fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (at(0.5), at(0.95))
 }
 
-/// Steps through every step of seed 0 with the Right key, timing each frame.
-fn scrub(harness: &mut Harness<'_, StepscopeApp>) -> Vec<Duration> {
-    harness.key_press(egui::Key::Home);
-    harness.step();
-    (1..STEPS)
-        .map(|_| {
-            harness.key_press(egui::Key::ArrowRight);
-            let start = Instant::now();
-            harness.step();
-            start.elapsed()
-        })
-        .collect()
+/// What one pass over the steps measured.
+struct Scrub {
+    /// The UI thread's time in each frame.
+    frames: Vec<Duration>,
+    /// Per step, from the key press until no visible frame is still loading.
+    until_final: Vec<Duration>,
 }
 
-/// Resident memory of this process, in MB (Linux; 0 elsewhere).
-fn resident_mb() -> f64 {
+/// Steps through every step of seed 0 with the Right key, timing each frame until the
+/// visible frames are final.
+fn scrub(harness: &mut Harness<'_, StepscopeApp>) -> Scrub {
+    harness.key_press(egui::Key::Home);
+    settle(harness);
+    let mut scrub = Scrub { frames: Vec::new(), until_final: Vec::new() };
+    for _ in 1..STEPS {
+        harness.key_press(egui::Key::ArrowRight);
+        let pressed = Instant::now();
+        loop {
+            let start = Instant::now();
+            harness.step();
+            scrub.frames.push(start.elapsed());
+            if harness.state().frames_loading() == 0 {
+                break;
+            }
+            assert!(pressed.elapsed() < Duration::from_secs(60), "frames never finished loading");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        scrub.until_final.push(pressed.elapsed());
+    }
+    scrub
+}
+
+/// Steps the window until nothing is loading.
+fn settle(harness: &mut Harness<'_, StepscopeApp>) {
+    harness.step();
+    while harness.state().frames_loading() > 0 {
+        std::thread::sleep(Duration::from_millis(1));
+        harness.step();
+    }
+}
+
+/// Resident memory of this process, in MB (Linux; 0 elsewhere): all of it, and the part that
+/// is pages of mapped files (the trajectory's memory map, which the kernel may drop at will).
+fn resident_mb() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("RssFile:"))
+}
+
+/// "N MB (M MB of it mapped file pages)".
+fn resident() -> String {
+    let (total, file) = resident_mb();
+    format!("{total:.0} MB ({file:.0} MB of it mapped file pages)")
 }
 
 fn main() {
@@ -114,7 +154,7 @@ fn main() {
         "SYNTHETIC file: {:.2} GB; x0 {LATENT_SHAPE:?} x {STEPS} steps x {SEEDS} seeds, video {VIDEO_SHAPE:?} f16 at steps {VIDEO_STEPS:?}",
         bytes as f64 / 1e9
     );
-    let rss_before = resident_mb();
+    let rss_before = resident();
     let start = Instant::now();
     let open = path.clone();
     let mut harness = Harness::builder()
@@ -125,12 +165,11 @@ fn main() {
     let first_frame = start.elapsed();
     harness.get_by_label("frame 20");
     println!(
-        "open + first frame: {:.1} ms; resident memory {:.0} MB after it ({:.0} MB before the window)",
+        "open + first frame: {:.1} ms; resident memory {} after it ({rss_before} before the window)",
         first_frame.as_secs_f64() * 1e3,
-        resident_mb(),
-        rss_before
+        resident()
     );
-    harness.run();
+    settle(&mut harness);
     let views = [
         ("Frames", "x0_hat"),
         ("Frames", "decoded video"),
@@ -140,14 +179,17 @@ fn main() {
     for (tab, view) in views {
         harness.get_by_label(tab).click();
         harness.get_by_label(view).click();
-        harness.run();
+        settle(&mut harness);
         for pass in ["first visit", "second visit"] {
-            let mut samples = scrub(&mut harness);
-            let (p50, p95) = percentiles(&mut samples);
+            let Scrub { mut frames, mut until_final } = scrub(&mut harness);
+            let (p50, p95) = percentiles(&mut frames);
+            let (final50, final95) = percentiles(&mut until_final);
             println!(
-                "{tab:>14} / {view:<13} {pass}: {} frames, p50 {p50:.2} ms, p95 {p95:.2} ms, resident {:.0} MB",
-                samples.len(),
-                resident_mb()
+                "{tab:>14} / {view:<13} {pass}: {} steps in {} frames; UI per frame p50 {p50:.2} ms, \
+                 p95 {p95:.2} ms; key press to final p50 {final50:.1} ms, p95 {final95:.1} ms; resident {}",
+                until_final.len(),
+                frames.len(),
+                resident()
             );
         }
     }
