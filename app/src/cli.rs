@@ -88,9 +88,13 @@ pub struct SolveArgs {
 pub struct ExportArgs {
     /// A trajectory file.
     pub file: PathBuf,
-    /// Write a contact sheet here (PNG): one row per step, one column per frame.
+    /// Write a contact sheet here (PNG): one row per step, one column per frame, as a figure
+    /// (title, step and sigma per row, frame per column) unless `--bare`.
     #[arg(long, value_name = "PNG")]
     pub sheet: Option<PathBuf>,
+    /// The contact sheet or heatmap alone, without title, labels or colour bar.
+    #[arg(long)]
+    pub bare: bool,
     /// Write the step sweep here (animated GIF): one animation frame per step.
     #[arg(long, value_name = "GIF")]
     pub gif: Option<PathBuf>,
@@ -187,9 +191,13 @@ pub struct ProbeArgs {
     /// least one of it and --png.
     #[arg(short, long, required_unless_present = "png")]
     pub output: Option<PathBuf>,
-    /// A PNG heatmap of the balanced accuracy (steps across, layers up; viridis over 0.5..1).
+    /// A PNG heatmap of the balanced accuracy (steps across, layers up; viridis over 0.5..1), as
+    /// a figure (title, axes, colour bar) unless `--bare`.
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// The heatmap alone, without title, axes or colour bar.
+    #[arg(long)]
+    pub bare: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -4,7 +4,9 @@
 
 use anyhow::{Result, ensure};
 use stepscope::viewer::Document;
-use stepscope::viewer::export::{SweepSpec, SweepTensors, contact_sheet, step_sweep_gif, write_png};
+use stepscope::viewer::export::{
+    SweepSpec, SweepTensors, contact_sheet, contact_sheet_figure, step_sweep_gif, write_png,
+};
 use stepscope_engine::trajectory::replace_file_with;
 
 use crate::cli::ExportArgs;
@@ -28,7 +30,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         eprintln!("warning: {}: seed {} {warning}", args.file.display(), args.seed);
     }
     if let Some(path) = &args.sheet {
-        let sheet = contact_sheet(&tensors)?;
+        let sheet = if args.bare { contact_sheet(&tensors)? } else { contact_sheet_figure(&tensors)? };
         write_png(path, &sheet)?;
         eprintln!(
             "{}: {} steps x {} frames, {} x {} pixels",

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use stepscope::viewer::figure::{ColourBar, Grid, Labels, labelled};
 use stepscope::viewer::gpu::Colormap;
 use stepscope_engine::analysis::{
     PROBE_VERSION, ProbePlan, ProbeRecord, ProbeResult, fit_probes, write_probe_file,
@@ -65,7 +66,20 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
     }
     print_table(&result);
     if let Some(png) = &args.png {
-        write_heatmap_png(png, &result)?;
+        let title = (!args.bare).then(|| {
+            format!(
+                "Linear probes, {} {} frame {}: trained on instances {}..{}, tested on held-out {}..{} ({} test tokens)",
+                record.task,
+                record.size,
+                record.frame,
+                record.train_seeds[0],
+                record.train_seeds[1],
+                record.test_seeds[0],
+                record.test_seeds[1],
+                record.test_tokens
+            )
+        });
+        write_heatmap_png(png, &result, title.as_deref())?;
     }
     Ok(())
 }
@@ -83,19 +97,43 @@ fn print_table(result: &ProbeResult) {
     }
 }
 
-/// Steps across, layers up (layer 0 at the bottom), viridis over balanced accuracy 0.5..1.
-fn write_heatmap_png(path: &Path, result: &ProbeResult) -> Result<()> {
-    let width = u32::try_from(result.steps).context("too many steps")? * CELL_PX;
-    let height = u32::try_from(result.layers).context("too many layers")? * CELL_PX;
-    let image = image::RgbImage::from_fn(width, height, |x, y| {
-        let step = (x / CELL_PX) as usize;
-        let layer = result.layers - 1 - (y / CELL_PX) as usize;
+/// Steps across, layers up (layer 0 at the bottom), viridis over balanced accuracy 0.5..1; with
+/// a `title`, as a figure: step and layer axes, the colour bar.
+fn write_heatmap_png(path: &Path, result: &ProbeResult, title: Option<&str>) -> Result<()> {
+    // A figure's cells are larger, to sit well beside its labels.
+    let cell = if title.is_some() { 2 * CELL_PX } else { CELL_PX };
+    let width = u32::try_from(result.steps).context("too many steps")? * cell;
+    let height = u32::try_from(result.layers).context("too many layers")? * cell;
+    let heatmap = image::RgbaImage::from_fn(width, height, |x, y| {
+        let step = (x / cell) as usize;
+        let layer = result.layers - 1 - (y / cell) as usize;
         let value = result.balanced_accuracy[step * result.layers + layer];
         let rgb = Colormap::Viridis.rgb_of(value as f32, [0.5, 1.0]);
-        image::Rgb(rgb.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8))
+        let [r, g, b] = rgb.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8);
+        image::Rgba([r, g, b, 255])
     });
+    let picture = match title {
+        None => heatmap,
+        Some(title) => {
+            let labels = Labels {
+                title: title.to_owned(),
+                columns: (0..result.steps).map(|step| step.to_string()).collect(),
+                rows: (0..result.layers).rev().map(|layer| layer.to_string()).collect(),
+                column_axis: Some("denoising step".to_owned()),
+                row_axis: Some("layer".to_owned()),
+                colour_bar: Some(ColourBar {
+                    map: Colormap::Viridis,
+                    range: [0.5, 1.0],
+                    ticks: vec![0.5, 0.75, 1.0],
+                    label: format!("balanced accuracy (0.5: chance; majority {:.3})", result.chance),
+                }),
+            };
+            let grid = Grid { columns: result.steps, rows: result.layers, tile: [cell, cell], gap: 0 };
+            labelled(&heatmap, grid, &labels)?
+        }
+    };
     let mut png = Vec::new();
-    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     replace_file_with(path, &png)?;
     Ok(())
 }

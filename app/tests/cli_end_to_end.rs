@@ -373,6 +373,7 @@ fn solve_records_a_task_run_and_export_draws_it() {
         "3",
         "--sheet",
         arg(&sheet),
+        "--bare",
         "--gif",
         arg(&gif),
     ]);
@@ -391,6 +392,24 @@ fn solve_records_a_task_run_and_export_draws_it() {
     }
     assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");
 
+    // Without --bare, the same sheet as a figure: the sheet itself, pixel for pixel, among its
+    // labels (a title above, a step and sigma left of each row, a frame above each column).
+    let figure_path = dir.path().join("figure.png");
+    let as_figure = stepscope(&[
+        "export",
+        arg(&run),
+        "--seed",
+        "1",
+        "--steps",
+        "2,0",
+        "--scale",
+        "3",
+        "--sheet",
+        arg(&figure_path),
+    ]);
+    assert!(as_figure.status.success(), "{}", stderr_of(&as_figure));
+    assert_sheet_among_labels(&picture, &image::open(&figure_path).unwrap().to_rgba8());
+
     let refused = stepscope(&["export", arg(&run), "--seed", "5", "--sheet", arg(&sheet)]);
     assert!(!refused.status.success());
     assert!(stderr_of(&refused).contains("there is no seed 5"), "{}", stderr_of(&refused));
@@ -408,6 +427,7 @@ fn solve_records_a_task_run_and_export_draws_it() {
         "3",
         "--sheet",
         arg(&column),
+        "--bare",
     ]);
     assert!(one_frame.status.success(), "{}", stderr_of(&one_frame));
     let column = image::open(&column).unwrap().to_rgba8();
@@ -415,6 +435,28 @@ fn solve_records_a_task_run_and_export_draws_it() {
     assert_eq!(column.get_pixel(6 * 3 + 1, 2 * 32 + 5 * 3 + 1), pixel);
     let past = stepscope(&["export", arg(&run), "--frame", "5", "--sheet", arg(&sheet)]);
     assert!(stderr_of(&past).contains("the video has 5 frames; there is no frame 5"), "{}", stderr_of(&past));
+}
+
+/// `figure` holds `sheet` pixel for pixel, with ink left of its first row and above its first
+/// column (the labels).
+fn assert_sheet_among_labels(sheet: &image::RgbaImage, figure: &image::RgbaImage) {
+    let picture = sheet;
+    assert!(figure.width() > picture.width() && figure.height() > picture.height());
+    let contains_sheet_at = |x: u32, y: u32| {
+        picture
+            .enumerate_pixels()
+            .all(|(px, py, pixel)| figure.get_pixel_checked(x + px, y + py) == Some(pixel))
+    };
+    let found = (0..figure.height() - picture.height())
+        .flat_map(|y| (0..figure.width() - picture.width()).map(move |x| (x, y)))
+        .find(|&(x, y)| contains_sheet_at(x, y));
+    let (left, top) = found.expect("the sheet is in the figure, unchanged");
+    assert!(left > 30 && top > 30, "room for the labels: {left}, {top}");
+    let inked = |x0: u32, y0: u32, w: u32, h: u32| {
+        (y0..y0 + h).any(|y| (x0..x0 + w).any(|x| figure.get_pixel(x, y)[0] < 128))
+    };
+    assert!(inked(0, top, left, 30), "step 2's label left of the first row");
+    assert!(inked(left, top - 20, 30, 18), "frame 0's label above the first column");
 }
 
 /// Real sizes from the configs alone (`tests/fixtures/wan21/*/config.json`: the shapes of

@@ -9,7 +9,7 @@ use stepscope_engine::trajectory::replace_file_with;
 
 use super::app::StepscopeApp;
 use super::app_files::FileRequest;
-use super::export::{SweepSpec, SweepTensors, contact_sheet, step_sweep_gif, write_png};
+use super::export::{SweepSpec, SweepTensors, contact_sheet_figure, step_sweep_gif, write_png};
 
 /// Output pixels per latent pixel in exported pictures.
 const EXPORT_SCALE: u32 = 8;
@@ -97,7 +97,7 @@ impl StepscopeApp {
         self.pictures.spawn(ctx, move || {
             let written = match kind {
                 PictureKind::ContactSheet => {
-                    contact_sheet(&tensors).and_then(|sheet| write_png(&path, &sheet))
+                    contact_sheet_figure(&tensors).and_then(|sheet| write_png(&path, &sheet))
                 }
                 PictureKind::StepSweep => write_gif(&path, &tensors),
             };

@@ -11,6 +11,7 @@ use image::{Rgba, RgbaImage};
 use stepscope_engine::trajectory::replace_file_with;
 
 use super::document::Document;
+use super::figure::{Grid, Labels, labelled};
 use super::gpu::{GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
 use super::settings::StepView;
 use super::tensor_cache::load;
@@ -52,6 +53,10 @@ impl SweepSpec {
 pub struct SweepTensors {
     /// `(step_idx, [C, F, H, W])` in drawing order.
     steps: Vec<(usize, GpuTensor)>,
+    /// The noise level entering each step of `steps`.
+    sigmas: Vec<f64>,
+    /// What a figure of them is titled: the file, the seed and the tensor.
+    title: String,
     scale: u32,
     /// The one frame drawn, or every frame.
     frame: Option<usize>,
@@ -84,7 +89,10 @@ impl SweepTensors {
             }
             steps.push((step_idx, tensor));
         }
-        Ok(Self { steps, scale: spec.scale, frame: spec.frame })
+        let schedule = &document.manifest().schedule.sigmas;
+        let sigmas = spec.steps.iter().map(|&step| schedule.get(step).copied().unwrap_or(f64::NAN)).collect();
+        let title = format!("{}: seed {}, {}", document.title(), spec.seed_idx, spec.view.label());
+        Ok(Self { steps, sigmas, title, scale: spec.scale, frame: spec.frame })
     }
 
     /// One line per step that holds NaN or infinite values ("step 3: 12 NaN values (drawn
@@ -182,6 +190,34 @@ pub fn contact_sheet(tensors: &SweepTensors) -> Result<RgbaImage> {
         }
     }
     Ok(sheet)
+}
+
+/// The contact sheet as a figure: titled with the file, seed and tensor, each row labelled with
+/// its step and sigma, each column with its frame.
+pub fn contact_sheet_figure(tensors: &SweepTensors) -> Result<RgbaImage> {
+    let sheet = contact_sheet(tensors)?;
+    let (_, first) = tensors.steps.first().context("no steps to draw")?;
+    let [_, _, height, width] = first.shape();
+    let tile = [width as u32 * tensors.scale, height as u32 * tensors.scale];
+    let frames: Vec<usize> = match tensors.frame {
+        Some(frame_idx) => vec![frame_idx],
+        None => (0..first.num_frames()).collect(),
+    };
+    let labels = Labels {
+        title: tensors.title.clone(),
+        columns: frames.iter().map(|frame_idx| format!("frame {frame_idx}")).collect(),
+        rows: tensors
+            .steps
+            .iter()
+            .zip(&tensors.sigmas)
+            .map(|((step_idx, _), sigma)| format!("step {step_idx}\nσ {sigma:.3}"))
+            .collect(),
+        column_axis: None,
+        row_axis: None,
+        colour_bar: None,
+    };
+    let grid = Grid { columns: frames.len(), rows: tensors.steps.len(), tile, gap: GAP };
+    labelled(&sheet, grid, &labels)
 }
 
 /// One animation frame per step (the video's frames side by side), `delay_ms` apart, looping.

@@ -19,6 +19,7 @@ mod command;
 mod dock;
 mod document;
 pub mod export;
+pub mod figure;
 mod file_browser;
 pub mod file_picker;
 mod frame_grid;
