@@ -5,6 +5,10 @@ pass only (as the engine, which captures the pass with the prompt, not the negat
 
 - forward hooks on the blocks take the block's output tokens `[1, N, D]` and reduce them at once
   (`decoded`, `token_norm`, `pca3`, `hidden`; see `reduce.py` and `logit_lens`);
+- `x0`, each layer's prediction of the clean latents, needs the logit lens of both passes when
+  guidance is on: the hooks then also run, for the lens alone, in the unconditional pass that
+  follows the conditional one, and `take` combines them as the sampler combines the final
+  velocity (`v_u + g (v_c - v_u)`) into `x_t - sigma * v_l`, the condition frames re-imposed;
 - an explicit-softmax attention processor on the blocks' `attn1` / `attn2` keeps, for the query
   tokens asked for, `softmax(q k^T / sqrt(d))` over all keys (`self_attn` `[heads, Q, N]`,
   `cross_attn` `[heads, Q, L]`), with q and k computed as diffusers' `WanAttnProcessor` computes
@@ -174,6 +178,11 @@ class _PassState:
     temb: torch.Tensor | None = None
     model: torch.nn.Module | None = None
     results: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
+    # `x0`: whether the unconditional pass follows (guidance on), whether it is the one running,
+    # and each layer's logit lens `[C, F, H, W]` in the conditional and unconditional passes.
+    guided: bool = False
+    unconditional: bool = False
+    lens: dict[tuple[int, bool], torch.Tensor] = field(default_factory=dict)
 
 
 class TransformerCapture:
@@ -198,7 +207,7 @@ class TransformerCapture:
         for model in self.transformers:
             self._handles.append(model.register_forward_pre_hook(self._before_forward, with_kwargs=True))
             self._handles.append(model.register_forward_hook(self._after_forward))
-            if "decoded" in kinds:
+            if "decoded" in kinds or "x0" in kinds:
                 self._handles.append(model.condition_embedder.register_forward_hook(self._keep_temb))
             for layer in self.request.layers:
                 block = model.blocks[layer]
@@ -219,12 +228,24 @@ class TransformerCapture:
         self._handles.clear()
         self._processors.clear()
 
-    def arm(self) -> None:
-        """Captures the next transformer call."""
-        self._state = _PassState(armed=True)
+    def arm(self, guided: bool = False) -> None:
+        """Captures the next transformer call (and, for `x0` with `guided`, the logit lens of the
+        unconditional call after it)."""
+        self._state = _PassState(armed=True, guided=guided)
 
-    def take(self) -> dict[tuple[int, str], torch.Tensor]:
-        """What the last armed pass captured, `{(layer, kind): tensor}`; checks it is complete."""
+    def take(
+        self,
+        x_t: torch.Tensor | None = None,
+        sigma: torch.Tensor | float | None = None,
+        guidance: float = 1.0,
+        impose: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> dict[tuple[int, str], torch.Tensor]:
+        """What the last armed pass captured, `{(layer, kind): tensor}`; checks it is complete.
+
+        `x0` needs the step's `x_t` `[1, C, F, H, W]`, its `sigma`, the `guidance` scale the
+        sampler combined the passes with, and `impose` (which puts the condition frames back)."""
+        if "x0" in self.request.kinds:
+            self._combine_x0(x_t, sigma, guidance, impose)
         results = self._state.results
         missing = [
             (layer, kind) for layer in self.request.layers for kind in self.request.kinds if (layer, kind) not in results
@@ -238,7 +259,43 @@ class TransformerCapture:
         self._state = _PassState()
         return results
 
+    @property
+    def pass_model(self) -> torch.nn.Module | None:
+        """The transformer the armed pass ran on (Wan2.2 A14B has two experts)."""
+        return self._state.model
+
+    def _combine_x0(
+        self,
+        x_t: torch.Tensor | None,
+        sigma: torch.Tensor | float | None,
+        guidance: float,
+        impose: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> None:
+        state = self._state
+        if x_t is None or sigma is None:
+            raise RuntimeError("the `x0` capture needs the step's x_t and sigma")
+        for layer in self.request.layers:
+            conditional = state.lens.get((layer, False))
+            if conditional is None:
+                continue  # `take` names the missing capture
+            velocity = conditional
+            if state.guided:
+                unconditional = state.lens.get((layer, True))
+                if unconditional is None:
+                    raise RuntimeError(
+                        f"guidance is on but no unconditional pass was seen for the `x0` capture at layer {layer}"
+                    )
+                velocity = unconditional + guidance * (conditional - unconditional)
+            sample = x_t.float().to(velocity.device)
+            x0 = sample - torch.as_tensor(sigma, dtype=torch.float32, device=velocity.device) * velocity.unsqueeze(0)
+            if impose is not None:
+                x0 = impose(x0)
+            state.results[(layer, "x0")] = x0[0].detach().float().cpu()
+
     def _armed(self) -> bool:
+        return self._state.armed and not self._state.unconditional and self._state.grid is not None
+
+    def _lens_armed(self) -> bool:
         return self._state.armed and self._state.grid is not None
 
     def _before_forward(self, model: torch.nn.Module, args: tuple, kwargs: dict) -> None:
@@ -254,11 +311,17 @@ class TransformerCapture:
         self._state.model = model
 
     def _after_forward(self, model: torch.nn.Module, args: tuple, output: Any) -> None:
-        if self._state.armed and self._state.model is model:
-            self._state.armed = False
+        state = self._state
+        if not (state.armed and state.model is model):
+            return
+        if state.guided and not state.unconditional and "x0" in self.request.kinds:
+            # The unconditional pass of the same step follows: its logit lens too.
+            state.unconditional = True
+        else:
+            state.armed = False
 
     def _keep_temb(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        if self._armed():
+        if self._lens_armed():
             self._state.temb = output[0]
 
     def _store(self, layer: int, kind: str) -> Callable[[torch.Tensor], None]:
@@ -269,16 +332,25 @@ class TransformerCapture:
 
     def _block_hook(self, layer: int, kinds: Sequence[str]) -> Callable[..., None]:
         def hook(block: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
-            if not self._armed():
+            if not self._lens_armed():
                 return
-            grid = self._state.grid
+            state = self._state
+            grid = state.grid
             assert grid is not None
             with torch.no_grad():
+                if "x0" in kinds:
+                    if state.temb is None or state.model is None:
+                        raise RuntimeError("the logit lens needs the time embedding, which was not seen")
+                    state.lens[(layer, state.unconditional)] = logit_lens(state.model, output, state.temb, grid)
+                if state.unconditional:
+                    return
                 for kind in kinds:
+                    if kind == "x0":
+                        continue
                     if kind == "decoded":
-                        if self._state.temb is None or self._state.model is None:
+                        if state.temb is None or state.model is None:
                             raise RuntimeError("the logit lens needs the time embedding, which was not seen")
-                        tensor = logit_lens(self._state.model, output, self._state.temb, grid)
+                        tensor = logit_lens(state.model, output, state.temb, grid)
                     elif kind == "token_norm":
                         tensor = reduce.token_norms(output, grid)
                     elif kind == "pca3":

@@ -343,7 +343,7 @@ def expected_shape(manifest: Mapping[str, Any], name: TensorName) -> list[int | 
     queries = len(manifest["captures"]["query_tokens"])
     if name.is_video:
         return list(manifest["video"]["shape"])
-    if not name.is_capture or name.kind == "decoded":
+    if not name.is_capture or name.kind in ("decoded", "x0"):
         return latent_shape
     return {
         "token_norm": grid,

@@ -24,7 +24,7 @@ STEP_TENSORS: tuple[str, ...] = ("latents", "velocity", "x0")
 VIDEO = "video"
 """The kind of `s{s}/k{k}/video`, a step's `x0` decoded to pixels (after the step tensors in file order)."""
 
-CAPTURE_KINDS: tuple[str, ...] = ("decoded", "token_norm", "pca3", "self_attn", "cross_attn", "hidden")
+CAPTURE_KINDS: tuple[str, ...] = ("decoded", "token_norm", "pca3", "self_attn", "cross_attn", "hidden", "x0")
 """Every capture kind, in file order."""
 
 ATTENTION_KINDS: frozenset[str] = frozenset({"self_attn", "cross_attn"})

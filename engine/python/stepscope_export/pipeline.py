@@ -187,8 +187,20 @@ class _Recorder:
             raise RuntimeError("the pipeline did not start from the given noise tensor")
         self._check_request(latents)
         if 0 in self.capture_steps and self.capture is not None:
-            self.capture.arm()
+            self.capture.arm(guided=self._guided())
         return out
+
+    def _guided(self) -> bool:
+        """Whether the pipeline runs an unconditional pass after each conditional one."""
+        return bool(getattr(self.pipe, "do_classifier_free_guidance", False))
+
+    def _guidance(self) -> float:
+        """The guidance scale of the captured pass: Wan2.2 A14B's low-noise expert may run with its own."""
+        second = getattr(self.pipe, "transformer_2", None)
+        scale_2 = getattr(self.pipe, "_guidance_scale_2", None)
+        if second is not None and scale_2 is not None and self.capture is not None and self.capture.pass_model is second:
+            return float(scale_2)
+        return float(getattr(self.pipe, "guidance_scale", 1.0))
 
     def _check_request(self, latents: torch.Tensor) -> None:
         steps = len(self.pipe.scheduler.timesteps)
@@ -229,11 +241,11 @@ class _Recorder:
         self.record.velocity.append(velocity[0].cpu())
         self.record.x0.append(x0[0].cpu())
         if self.capture is not None and step in self.capture_steps:
-            self.record.captures[step] = self.capture.take()
+            self.record.captures[step] = self.capture.take(x_t, sigma, self._guidance(), self._impose)
         original = self._saved[1][2] or functools.partial(type(scheduler).step, scheduler)
         out = original(model_output, timestep, sample, *args, **kwargs)
         if self.capture is not None and step + 1 in self.capture_steps:
-            self.capture.arm()
+            self.capture.arm(guided=self._guided())
         return out
 
 

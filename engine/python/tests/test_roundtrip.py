@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ from stepscope_export.names import parse_name
 TOL = 1e-6
 VIDEO_TOL = 1e-5
 VIDEO_SHAPE = [3, tw.FRAMES, tw.HEIGHT, tw.WIDTH]
-ALL_KINDS = ["decoded", "token_norm", "pca3", "self_attn", "cross_attn", "hidden"]
+ALL_KINDS = ["decoded", "token_norm", "pca3", "self_attn", "cross_attn", "hidden", "x0"]
 QUERIES = [0, 5, 17]
 
 
@@ -162,6 +163,7 @@ def test_captures_have_the_spec_shapes_and_meaning(t2v_export):
         "self_attn": [tw.HEADS, len(QUERIES), tokens],
         "cross_attn": [tw.HEADS, len(QUERIES), tw.TEXT_LEN],
         "hidden": [tw.HEADS * tw.HEAD_DIM, *grid],
+        "x0": tw.LATENT_SHAPE,
     }
     for seed_idx in (0, 1):
         for k in (0, 3):
@@ -176,6 +178,8 @@ def test_captures_have_the_spec_shapes_and_meaning(t2v_export):
                 assert max_diff(got["token_norm"].reshape(-1), hidden.norm(dim=-1)) <= 1e-5
                 # The PCA of the block's own output (the reduction itself is tested in test_format.py).
                 assert max_diff(got["pca3"], reduce.pca3(hidden, tuple(grid))) <= 1e-4
+            # The last block's clean prediction, guided over both passes, is the step's x0.
+            assert max_diff(tensors[f"s{seed_idx}/k{k}/layer1/x0"], tensors[f"s{seed_idx}/k{k}/x0"]) <= 1e-5
     expected_names = {
         f"s{s}/k{k}/{kind}" for s in (0, 1) for k in range(4) for kind in ("latents", "velocity", "x0")
     } | {f"s{s}/final/latents" for s in (0, 1)} | {
@@ -278,6 +282,53 @@ def test_the_last_layers_logit_lens_is_the_velocity_without_guidance(tmp_path):
         assert max_diff(decoded, tensors[f"s0/k{k}/velocity"]) <= TOL
 
 
+def truncated_velocity(pipe, layer: int, latents, timestep, embeds) -> torch.Tensor:
+    """The transformer's output with every block after `layer` removed: the output head applied to
+    block `layer`'s output, computed by the model's own forward (not the exporter's logit lens)."""
+    model = copy.deepcopy(pipe.transformer)
+    model.blocks = model.blocks[: layer + 1]
+    with torch.no_grad():
+        return model(hidden_states=latents, timestep=timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0], ids=["no_guidance", "guidance_3"])
+def test_each_layers_x0_is_its_clean_prediction_combined_over_both_passes(tmp_path, guidance):
+    """`layer{l}/x0` is `x_t - sigma (v_u + g (v_c - v_u))` with `v` the model truncated after block
+    `l`; at the last layer it is the step's `x0` (within 1e-5)."""
+    pipe = tw.t2v_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    embeds, negative = tw.text_embeds(30), tw.text_embeds(31)
+    layers = list(range(tw.NUM_LAYERS))
+    result = export_run(
+        pipe,
+        tmp_path / "x0.safetensors",
+        seeds=[5],
+        capture=CaptureRequest(layers=layers, kinds=["x0", "token_norm"]),
+        prompt_embeds=embeds,
+        negative_prompt_embeds=negative if guidance > 1 else None,
+        **tw.SIZE,
+        num_inference_steps=3,
+        guidance_scale=guidance,
+    )
+    manifest, tensors, _ = read(result.path)
+    check_file(result.path)
+    assert manifest["captures"]["kinds"] == ["token_norm", "x0"]
+    sigmas = manifest["schedule"]["sigmas"]
+    timesteps = manifest["schedule"]["timesteps"]
+    for k in range(3):
+        x_t = tensors[f"s0/k{k}/latents"].unsqueeze(0)
+        last = tensors[f"s0/k{k}/layer{tw.NUM_LAYERS - 1}/x0"]
+        assert max_diff(last, tensors[f"s0/k{k}/x0"]) <= 1e-5, k
+        timestep = torch.tensor([timesteps[k]])
+        for layer in layers:
+            velocity = truncated_velocity(pipe, layer, x_t, timestep, embeds)
+            if guidance > 1:
+                unconditional = truncated_velocity(pipe, layer, x_t, timestep, negative)
+                velocity = unconditional + guidance * (velocity - unconditional)
+            expected = (x_t - sigmas[k] * velocity)[0]
+            assert max_diff(tensors[f"s0/k{k}/layer{layer}/x0"], expected) <= 1e-5, (k, layer)
+
+
 def test_storage_dtypes_round_to_nearest(tmp_path):
     pipe = tw.t2v_pipeline(scheduler=tw.euler(3.0))
     pipe.set_progress_bar_config(disable=True)
@@ -355,7 +406,7 @@ def test_image_to_video_runs_round_trip(tmp_path, expand_timesteps):
         pipe,
         tmp_path / "i2v.safetensors",
         seeds=[11],
-        capture=CaptureRequest(layers=[0], kinds=["decoded", "cross_attn", "self_attn"], query_tokens=[0, 9]),
+        capture=CaptureRequest(layers=[0], kinds=["decoded", "cross_attn", "self_attn", "x0"], query_tokens=[0, 9]),
         decode_steps=[2],
         **call,
     )
@@ -375,8 +426,10 @@ def test_image_to_video_runs_round_trip(tmp_path, expand_timesteps):
         x_t, v, x0 = (tensors[f"s0/k{k}/{kind}"] for kind in ("latents", "velocity", "x0"))
         assert max_diff(x0[:, free], (x_t - torch.tensor(sigmas[k]) * v)[:, free]) <= TOL
         if expand_timesteps:
-            # The clean condition frame is in place in x_t, x0 and the final latents alike.
+            # The clean condition frame is in place in x_t, x0 and the final latents alike, and in
+            # each layer's clean prediction.
             assert torch.equal(x_t[:, 0], x0[:, 0]) and torch.equal(x_t[:, 0], tensors["s0/final/latents"][:, 0])
+            assert torch.equal(tensors[f"s0/k{k}/layer0/x0"][:, 0], x_t[:, 0])
         assert list(tensors[f"s0/k{k}/layer0/decoded"].shape) == tw.LATENT_SHAPE
     if not expand_timesteps:
         assert max_diff(tensors["s0/k0/latents"], noise[0]) == 0.0
