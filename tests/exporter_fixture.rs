@@ -306,3 +306,21 @@ fn the_schedule_and_the_noise_are_the_engines_own() -> Result<()> {
     }
     Ok(())
 }
+
+/// The exporter's `x0` capture at the last block (guidance 3, both passes combined) is the
+/// step's `x0_hat`, as the format says, read back by the engine: within 1e-5.
+#[test]
+fn the_last_blocks_x0_capture_is_the_steps_x0() -> Result<()> {
+    let (reader, _) = open()?;
+    let manifest = reader.manifest();
+    let last = *manifest.captures.layers.iter().max().context("captured layers")?;
+    for (seed_idx, seed) in manifest.seeds.iter().enumerate() {
+        for &step_idx in &seed.capture_steps {
+            let layer = values(&reader.capture(seed_idx, step_idx, last, CaptureKind::X0)?)?;
+            let x0 = values(&reader.x0(seed_idx, step_idx)?)?;
+            let largest = layer.iter().zip(&x0).map(|(a, b)| (a - b).abs()).fold(0.0_f32, f32::max);
+            ensure!(largest <= 1e-5, "s{seed_idx}/k{step_idx}: layer {last}'s x0 differs by {largest}");
+        }
+    }
+    Ok(())
+}

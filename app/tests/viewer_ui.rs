@@ -260,9 +260,12 @@ fn file_export_writes_the_shown_seed_as_a_contact_sheet() {
     run_until_label(&mut harness, &format!("Exported {}", sheet.display()));
     // Written and reported: the "Writing the picture…" spinner is gone, so the window settles.
     harness.run();
-    // The sample: 12 steps of 3 frames of 8 x 8 latent pixels, 8 output pixels each, 2 apart.
-    let picture = image::open(&sheet).unwrap();
-    assert_eq!((picture.width(), picture.height()), (3 * 64 + 2 * 2, 12 * 64 + 11 * 2));
+    // The sample: 12 steps of 3 frames of 8 x 8 latent pixels, 8 output pixels each, 2 apart,
+    // as a figure: the sheet with its title and labels around it, on white.
+    let picture = image::open(&sheet).unwrap().to_rgba8();
+    let (sheet_w, sheet_h) = (3 * 64 + 2 * 2, 12 * 64 + 11 * 2);
+    assert!(picture.width() > sheet_w && picture.height() > sheet_h, "{:?}", picture.dimensions());
+    assert_eq!(*picture.get_pixel(0, picture.height() - 1), image::Rgba([255, 255, 255, 255]), "paper");
 }
 
 /// Runs frames until `label` shows (a worker thread is writing a file, a spinner turns
