@@ -3,14 +3,16 @@
 
 use std::path::Path;
 
-use stepscope_engine::trajectory::{Intervention, StorageDtype};
-use stepscope_engine::worker::{EngineCommand, LiveRecord, RecordChange, RunRequest};
+use stepscope_engine::trajectory::Intervention;
+use stepscope_engine::worker::{EngineCommand, RecordChange};
 
 use super::app::StepscopeApp;
 use super::app_files::FileRequest;
 use super::command::AppCommand;
 use super::document::Document;
-use super::live::{LiveAction, LiveSession, LiveSetup, PendingLoad, intervene_ui, live_controls_ui};
+use super::live::{
+    LiveAction, LiveSession, LiveSetup, LoadedRun, PendingLoad, intervene_ui, live_controls_ui,
+};
 use super::seeds_view::SEEDS_VIEW_ID;
 use super::time_control::TimeCommand;
 use super::view::ViewEvent;
@@ -61,8 +63,8 @@ impl StepscopeApp {
         }
     }
 
-    fn start_loaded(&mut self, ctx: &egui::Context, request: RunRequest) -> anyhow::Result<()> {
-        let record = LiveRecord::new(&request, StorageDtype::F32)?;
+    fn start_loaded(&mut self, ctx: &egui::Context, loaded: LoadedRun) -> anyhow::Result<()> {
+        let LoadedRun { request, record } = loaded;
         if self.live.is_none() {
             self.live = Some(LiveSession::spawn(ctx)?);
         }

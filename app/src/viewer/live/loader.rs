@@ -1,21 +1,39 @@
 //! Loading a live run's model off the UI thread: a named thread turns the [`LiveSetup`] into a
-//! [`RunRequest`] (reading the weights, generating the task instance) while the window keeps
-//! drawing, and the window polls for the outcome each frame.
+//! [`RunRequest`] (reading the weights, generating the task instance) and the empty
+//! [`LiveRecord`] the window fills (its manifest comes from a sampling session built for the
+//! request, which the UI thread never builds) while the window keeps drawing, and the window
+//! polls for the outcome each frame.
 
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use crossbeam_channel::{Receiver, TryRecvError, bounded};
-use stepscope_engine::worker::RunRequest;
+use stepscope_engine::trajectory::StorageDtype;
+use stepscope_engine::worker::{LiveRecord, RunRequest};
 
 use super::setup::LiveSetup;
+
+/// A loaded run: what the engine starts, and the record the window fills from its events.
+#[derive(Debug)]
+pub struct LoadedRun {
+    pub request: RunRequest,
+    pub record: LiveRecord,
+}
+
+impl LoadedRun {
+    fn load(setup: &LiveSetup) -> Result<Self> {
+        let request = setup.to_request()?;
+        let record = LiveRecord::new(&request, StorageDtype::F32)?;
+        Ok(Self { request, record })
+    }
+}
 
 /// A model being loaded for a live run.
 #[derive(Debug)]
 pub struct PendingLoad {
     pub setup: LiveSetup,
     pub started: Instant,
-    done: Receiver<Result<RunRequest, String>>,
+    done: Receiver<Result<LoadedRun, String>>,
 }
 
 impl PendingLoad {
@@ -29,7 +47,7 @@ impl PendingLoad {
             .name("stepscope-load".to_owned())
             .spawn(move || {
                 // The window may have moved on (a newer load); then nobody listens.
-                let _ignored = sender.send(job.to_request().map_err(|err| format!("{err:#}")));
+                let _ignored = sender.send(LoadedRun::load(&job).map_err(|err| format!("{err:#}")));
                 ctx.request_repaint();
             })
             .context("starting the model-loading thread")?;
@@ -38,7 +56,7 @@ impl PendingLoad {
 
     /// The request once loaded, or why it failed; `None` while loading.
     #[must_use]
-    pub fn poll(&self) -> Option<Result<RunRequest, String>> {
+    pub fn poll(&self) -> Option<Result<LoadedRun, String>> {
         match self.done.try_recv() {
             Ok(outcome) => Some(outcome),
             Err(TryRecvError::Empty) => None,

@@ -11,6 +11,6 @@ mod setup;
 pub use controls::{LiveAction, live_controls_ui};
 pub use dialog::NewRunDialog;
 pub use intervene::{Brush, InterveneRequest, InterveneState, PaintColour, intervene_ui};
-pub use loader::PendingLoad;
+pub use loader::{LoadedRun, PendingLoad};
 pub use session::{Activity, AttentionAnswer, LiveSession};
 pub use setup::{LiveSetup, LiveTask, builtin_model_dir, provenance};
