@@ -8,6 +8,11 @@
 //! adapter here), timing each part. The reader maps the file and reads only the tensors the
 //! first frame shows.
 //!
+//! Then the same for a file of many small tensors: what `stepscope solve --seeds 120 --capture
+//! "hidden,decoded,token_norm@all"` writes on the built-in maze model (about 65,000 tensors; its
+//! header is most of the cost), written once with the release binary. Each run also reports the
+//! resident memory after the first frame.
+//!
 //! `cargo bench -p stepscope --bench time_to_first_frame`
 #![allow(clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark binary: failures abort it")]
 
@@ -48,6 +53,45 @@ fn write_big_file(path: &Path) {
     writer.write(path).unwrap();
 }
 
+/// Resident memory of this process, in MB (Linux; 0 elsewhere).
+fn resident_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Opens `path` in a 1280 x 800 window `RUNS` times, timing the first frame of each.
+fn time_first_frames(path: &Path) {
+    for run in 0..RUNS {
+        let start = Instant::now();
+        let open = path.to_owned();
+        let mut harness = Harness::builder()
+            .with_size([1280.0, 800.0])
+            .wgpu()
+            .build_eframe(move |cc| StepscopeApp::new(cc, Some(&open), Box::new(NoPicker)));
+        let constructed = start.elapsed();
+        harness.step();
+        let first_ui_frame = start.elapsed();
+        harness.render().unwrap();
+        let rendered = start.elapsed();
+        harness.get_by_label("frame 0");
+        assert!(harness.state().document().is_some(), "the file opened");
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "run {run}: window + open {:.1} ms, first UI frame done {:.1} ms, first frame rendered {:.1} ms; \
+             resident {:.0} MB",
+            ms(constructed),
+            ms(first_ui_frame),
+            ms(rendered),
+            resident_mb()
+        );
+    }
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
@@ -58,26 +102,27 @@ fn main() {
         println!("wrote {} in {:.1} s", path.display(), start.elapsed().as_secs_f64());
     }
     let bytes = std::fs::metadata(&path).unwrap().len();
-    println!("file: {:.2} GB, {STEPS} steps x 3 tensors of {LATENT_SHAPE:?} f32", bytes as f64 / 1e9);
-    for run in 0..RUNS {
+    println!("SYNTHETIC file: {:.2} GB, {STEPS} steps x 3 tensors of {LATENT_SHAPE:?} f32", bytes as f64 / 1e9);
+    time_first_frames(&path);
+
+    let many = dir.join("solve_120_seeds.safetensors");
+    if !many.exists() {
         let start = Instant::now();
-        let open = path.clone();
-        let mut harness = Harness::builder()
-            .with_size([1280.0, 800.0])
-            .wgpu()
-            .build_eframe(move |cc| StepscopeApp::new(cc, Some(&open), Box::new(NoPicker)));
-        let constructed = start.elapsed();
-        harness.step();
-        let first_ui_frame = start.elapsed();
-        harness.render().unwrap();
-        let rendered = start.elapsed();
-        harness.get_by_label("frame 20");
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-        println!(
-            "run {run}: window + open {:.1} ms, first UI frame done {:.1} ms, first frame rendered {:.1} ms",
-            ms(constructed),
-            ms(first_ui_frame),
-            ms(rendered)
-        );
+        let solved = std::process::Command::new(env!("CARGO_BIN_EXE_stepscope"))
+            .args(["solve", "--seeds", "120", "--capture", "hidden,decoded,token_norm@all", "--quiet", "-o"])
+            .arg(&many)
+            .status()
+            .unwrap();
+        assert!(solved.success(), "stepscope solve failed");
+        println!("wrote {} in {:.1} s", many.display(), start.elapsed().as_secs_f64());
     }
+    let reader = stepscope_engine::trajectory::TrajectoryReader::open(&many).unwrap();
+    let bytes = std::fs::metadata(&many).unwrap().len();
+    println!(
+        "file of the built-in maze model (`solve --seeds 120`): {:.1} MB, {} tensors",
+        bytes as f64 / 1e6,
+        reader.tensor_names().len()
+    );
+    drop(reader);
+    time_first_frames(&many);
 }
