@@ -102,7 +102,10 @@ fn main() {
         println!("wrote {} in {:.1} s", path.display(), start.elapsed().as_secs_f64());
     }
     let bytes = std::fs::metadata(&path).unwrap().len();
-    println!("SYNTHETIC file: {:.2} GB, {STEPS} steps x 3 tensors of {LATENT_SHAPE:?} f32", bytes as f64 / 1e9);
+    println!(
+        "SYNTHETIC file: {:.2} GB, {STEPS} steps x 3 tensors of {LATENT_SHAPE:?} f32",
+        bytes as f64 / 1e9
+    );
     time_first_frames(&path);
 
     let many = dir.join("solve_120_seeds.safetensors");

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::command::AppCommand;
 use super::document::Document;
 use super::gpu::{GpuTensor, ImageStyle};
-use super::settings::StepView;
 use super::step_plot::seed_colour;
+use super::step_view::StepView;
 use super::time_control::TimeCommand;
 use super::view::{Cursor, View, ViewCaches, ViewContext, restore_saved, to_saved};
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::frame_view::FramePointer;
 use super::gpu::Colormap;
-use super::settings::StepView;
+use super::step_view::StepView;
 use super::time_control::TimeCommand;
 
 /// One change of app state.

@@ -12,8 +12,8 @@ use stepscope_engine::trajectory::{Manifest, TensorName, TrajectoryReader};
 use stepscope_engine::worker::LiveRecord;
 
 use super::gpu::FrameReader;
-use super::settings::StepView;
 use super::stats_worker::SharedSource;
+use super::step_view::StepView;
 
 /// Where a document's tensors come from.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use stepscope_engine::trajectory::replace_file_with;
 use super::document::Document;
 use super::figure::{Grid, Labels, labelled};
 use super::gpu::{GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
-use super::settings::StepView;
+use super::step_view::StepView;
 use super::tensor_cache::load;
 
 /// Points between tiles, in output pixels.

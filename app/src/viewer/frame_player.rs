@@ -9,7 +9,7 @@ use egui::Vec2;
 use serde::{Deserialize, Serialize};
 
 use super::gpu::{GpuTensor, ImageStyle};
-use super::settings::StepView;
+use super::step_view::StepView;
 use super::view::{Cursor, ViewContext};
 
 /// Frames per second the player allows.

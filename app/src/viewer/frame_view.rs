@@ -12,7 +12,7 @@ use super::frame_grid::{FrameGrid, ZOOM_RANGE, fit_zoom, zoom_about};
 use super::frame_levels::FrameLevels;
 use super::frame_player::FramePlayer;
 use super::gpu::{GpuTensor, ImageStyle};
-use super::settings::StepView;
+use super::step_view::StepView;
 use super::view::{Cursor, View, ViewContext, ViewEvent, restore_saved, to_saved};
 
 /// Channels listed in the hover read-out; the rest are counted.

@@ -41,6 +41,7 @@ mod side_panel;
 mod stats_cache;
 mod stats_worker;
 mod step_plot;
+mod step_view;
 mod stored_attention;
 mod sweep;
 mod sweep_window;
@@ -57,7 +58,8 @@ use anyhow::{Context as _, anyhow};
 
 pub use app::StepscopeApp;
 pub use document::Document;
-pub use settings::{StepView, ViewerSettings};
+pub use settings::ViewerSettings;
+pub use step_view::StepView;
 pub use sweep::{Sweep, SweepFailure, SweepRow};
 
 /// What the window opens on.

@@ -14,8 +14,8 @@ use super::gpu::{Colormap, GpuTensor, ImageKey, ImageStyle};
 use super::lru::Lru;
 use super::open_runs::ParkedRun;
 use super::seeds_view::{frames_row_ui, largest_abs_difference};
-use super::settings::StepView;
 use super::step_plot::{copy_csv_button, step_grid, steps_csv};
+use super::step_view::StepView;
 use super::tensor_cache::TensorCache;
 use super::view::{View, ViewContext, restore_saved, to_saved};
 

@@ -14,8 +14,8 @@ use stepscope_engine::trajectory::StepTensor;
 use super::document::Document;
 use super::frame_levels::FrameLevels;
 use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageKey, ImageStyle};
-use super::settings::StepView;
 use super::stats_cache::StatsCache;
+use super::step_view::StepView;
 use super::tensor_cache::TensorCache;
 use super::view::{View, ViewCaches, ViewContext, ViewEvent};
 

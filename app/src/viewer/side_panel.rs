@@ -4,8 +4,8 @@ use stepscope_engine::trajectory::{Intervention, Manifest, NoiseSource};
 
 use super::command::{AppCommand, CommandQueue};
 use super::document::Document;
-use super::settings::StepView;
 use super::step_plot::seed_colour;
+use super::step_view::StepView;
 
 /// The file summary, the seed picker (when there are several seeds) and the view picker
 /// (`view` is the one shown); a choice is pushed as a command.

@@ -9,8 +9,8 @@ use super::frame_levels::FrameLevels;
 use super::frame_view::PixelMark;
 use super::gpu::Colormap;
 use super::open_runs::ParkedRun;
-use super::settings::StepView;
 use super::stats_cache::StatsCache;
+use super::step_view::StepView;
 use super::tensor_cache::TensorCache;
 
 /// Where the user is: the seed, step and per-step tensor every view follows.
