@@ -20,6 +20,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bench_data::{bench_file, resident_mb};
 use candle_core::{DType, Device};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -34,6 +35,9 @@ mod synthetic_run;
 
 #[path = "support/no_picker.rs"]
 mod no_picker;
+
+#[path = "support/bench_data.rs"]
+mod bench_data;
 
 const STEPS: usize = 50;
 const SEEDS: usize = 2;
@@ -119,21 +123,6 @@ fn settle(harness: &mut Harness<'_, StepscopeApp>) {
     }
 }
 
-/// Resident memory of this process, in MB (Linux; 0 elsewhere): all of it, and the part that
-/// is pages of mapped files (the trajectory's memory map, which the kernel may drop at will).
-fn resident_mb() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("RssFile:"))
-}
-
 /// "N MB (M MB of it mapped file pages)".
 fn resident() -> String {
     let (total, file) = resident_mb();
@@ -141,14 +130,7 @@ fn resident() -> String {
 }
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("real_size_views.safetensors");
-    if !path.exists() {
-        let start = Instant::now();
-        write_file(&path);
-        println!("wrote {} in {:.1} s", path.display(), start.elapsed().as_secs_f64());
-    }
+    let path = bench_file("real_size_views.safetensors", write_file);
     let bytes = std::fs::metadata(&path).unwrap().len();
     println!(
         "SYNTHETIC file: {:.2} GB; x0 {LATENT_SHAPE:?} x {STEPS} steps x {SEEDS} seeds, video {VIDEO_SHAPE:?} f16 at steps {VIDEO_STEPS:?}",

@@ -19,6 +19,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use bench_data::{bench_file, resident_mb};
 use candle_core::Device;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -33,6 +34,9 @@ mod synthetic_run;
 
 #[path = "support/no_picker.rs"]
 mod no_picker;
+
+#[path = "support/bench_data.rs"]
+mod bench_data;
 
 const STEPS: usize = 80;
 const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
@@ -51,17 +55,6 @@ fn write_big_file(path: &Path) {
         }
     }
     writer.write(path).unwrap();
-}
-
-/// Resident memory of this process, in MB (Linux; 0 elsewhere).
-fn resident_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Opens `path` in a 1280 x 800 window `RUNS` times, timing the first frame of each.
@@ -87,20 +80,13 @@ fn time_first_frames(path: &Path) {
             ms(constructed),
             ms(first_ui_frame),
             ms(rendered),
-            resident_mb()
+            resident_mb().0
         );
     }
 }
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("time_to_first_frame_2gb.safetensors");
-    if !path.exists() {
-        let start = Instant::now();
-        write_big_file(&path);
-        println!("wrote {} in {:.1} s", path.display(), start.elapsed().as_secs_f64());
-    }
+    let path = bench_file("time_to_first_frame_2gb.safetensors", write_big_file);
     let bytes = std::fs::metadata(&path).unwrap().len();
     println!(
         "SYNTHETIC file: {:.2} GB, {STEPS} steps x 3 tensors of {LATENT_SHAPE:?} f32",
@@ -108,17 +94,14 @@ fn main() {
     );
     time_first_frames(&path);
 
-    let many = dir.join("solve_120_seeds.safetensors");
-    if !many.exists() {
-        let start = Instant::now();
+    let many = bench_file("solve_120_seeds.safetensors", |path| {
         let solved = std::process::Command::new(env!("CARGO_BIN_EXE_stepscope"))
             .args(["solve", "--seeds", "120", "--capture", "hidden,decoded,token_norm@all", "--quiet", "-o"])
-            .arg(&many)
+            .arg(path)
             .status()
             .unwrap();
         assert!(solved.success(), "stepscope solve failed");
-        println!("wrote {} in {:.1} s", many.display(), start.elapsed().as_secs_f64());
-    }
+    });
     let reader = stepscope_engine::trajectory::TrajectoryReader::open(&many).unwrap();
     let bytes = std::fs::metadata(&many).unwrap().len();
     println!(

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench_data::bench_file;
 use candle_core::{DType, Device};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -26,6 +27,9 @@ use stepscope_engine::trajectory::{self, StorageDtype};
 
 #[path = "support/no_picker.rs"]
 mod no_picker;
+
+#[path = "support/bench_data.rs"]
+mod bench_data;
 
 const STEPS: usize = 50;
 const SEEDS: u64 = 4;
@@ -109,14 +113,7 @@ fn scrub(harness: &mut Harness<'_, StepscopeApp>) -> Vec<Duration> {
 }
 
 fn main() {
-    let dir = repo_path("target/bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ui_frame_time_50x4.safetensors");
-    if !path.exists() {
-        let start = Instant::now();
-        record(&path);
-        println!("recorded {} in {:.1} s", path.display(), start.elapsed().as_secs_f64());
-    }
+    let path = bench_file("ui_frame_time_50x4.safetensors", record);
     let bytes = std::fs::metadata(&path).unwrap().len();
     println!(
         "trajectory: {STEPS} steps x {SEEDS} seeds, latents {LATENT_SHAPE:?}, captures decoded/token_norm/pca3 at 2 layers, {:.1} MB",
