@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,15 @@ def replace_file(path: str | os.PathLike[str], chunks: Callable[[], Iterable[byt
     A new hidden file in the target's folder (created with the usual permissions, `0o666` less
     the umask) receives the bytes, is synced to disk and renamed over `path`; then the folder is
     synced (on POSIX systems). If anything fails before the rename, the temporary file is removed
-    and a previous file at `path` is left as it was.
+    and a previous file at `path` is left as it was. Temporary files of `path` that killed writers
+    left behind (this package's or the engine's: both name them `.NAME.PID-N.tmp`) are removed
+    first: those whose process no longer runs (POSIX), or untouched for a day (elsewhere).
     """
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
+    sweep_stale_temp_files(folder, path.name)
     temp_path, fd = _create_temp_file(folder, path.name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -139,13 +143,54 @@ def replace_file(path: str | os.PathLike[str], chunks: Callable[[], Iterable[byt
 
 
 _TEMP_COUNTER = itertools.count()
+_STALE_AFTER_S = 24 * 3600
+
+
+def _temp_file_owner(file_name: str, target_name: str) -> int | None:
+    """The process id in `.{target_name}.{pid}-{counter}.tmp`, if `file_name` is such a name."""
+    prefix = f".{target_name}."
+    if not (file_name.startswith(prefix) and file_name.endswith(".tmp")):
+        return None
+    pid, dash, counter = file_name[len(prefix) : -len(".tmp")].partition("-")
+    if not (dash and pid.isdigit() and counter.isdigit()):
+        return None
+    return int(pid)
+
+
+def _writer_is_gone(pid: int, temp_path: Path) -> bool:
+    if pid == os.getpid():
+        return False
+    if os.name == "posix":
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except (ProcessLookupError, OverflowError):  # no such process; larger than any pid
+            return True
+        except OSError:  # it exists but is not ours (PermissionError), or unknown: keep the file
+            return False
+        return False
+    try:
+        return time.time() - temp_path.stat().st_mtime > _STALE_AFTER_S
+    except OSError:
+        return False
+
+
+def sweep_stale_temp_files(folder: Path, target_name: str) -> None:
+    """Removes the temporary files of `target_name` in `folder` whose writer is gone (best effort)."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        pid = _temp_file_owner(entry.name, target_name)
+        if pid is not None and _writer_is_gone(pid, entry):
+            entry.unlink(missing_ok=True)
 
 
 def _create_temp_file(folder: Path, target_name: str) -> tuple[Path, int]:
     """Creates a new, empty, hidden file in `folder` named after `target_name`; returns it open."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(16):
-        temp_path = folder / f".{target_name}.{os.getpid()}.{next(_TEMP_COUNTER)}.tmp"
+        temp_path = folder / f".{target_name}.{os.getpid()}-{next(_TEMP_COUNTER)}.tmp"
         try:
             return temp_path, os.open(temp_path, flags, 0o666)
         except FileExistsError:
