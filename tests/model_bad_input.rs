@@ -157,3 +157,59 @@ fn half_precision_loads_and_stays_close_to_f32() {
         assert!(err < tolerance, "{dtype:?}: {err} exceeds {tolerance}");
     }
 }
+
+/// A model whose block 1 has NaN weights: the first step stops with an error naming the step,
+/// the tensor and (with the blocks' outputs captured) the first block that went non-finite,
+/// instead of recording a trajectory of NaN; the session does not move past the step.
+#[test]
+fn nan_weights_stop_the_run_at_the_first_step_naming_the_block() {
+    use std::sync::Arc;
+
+    use stepscope_engine::scheduler::SchedulerKind;
+    use stepscope_engine::session::{
+        Conditioning, NoiseSource, SamplingSession, SessionError, SessionSettings,
+    };
+
+    let (_dir, model_dir) = model_copy();
+    rewrite_weights(&model_dir, |tensors| {
+        let weight = &tensors["blocks.1.ffn.net.2.bias"];
+        let nan = Tensor::full(f32::NAN, weight.dims(), &Device::Cpu).unwrap();
+        tensors.insert("blocks.1.ffn.net.2.bias".to_owned(), nan);
+    });
+    let model = Arc::new(WanTransformer::load(&model_dir, DType::F32, &Device::Cpu).unwrap());
+    let inputs =
+        candle_core::safetensors::load(fixture("parity/sample_t2v_unipc.safetensors"), &Device::Cpu).unwrap();
+    let conditioning = Conditioning {
+        prompt_embeds: inputs["prompt_embeds"].clone(),
+        negative_prompt_embeds: inputs.get("negative_prompt_embeds").cloned(),
+        condition_latent: None,
+    };
+    let noise = inputs["noise"].squeeze(0).unwrap();
+    let shape: [usize; 4] = noise.dims().try_into().unwrap();
+    for (capture, first_layer) in [("hidden@all", Some(1)), ("", None)] {
+        let settings = SessionSettings {
+            steps: 3,
+            shift: 3.0,
+            scheduler: SchedulerKind::UniPc,
+            guidance_scale: 4.0,
+            capture: capture.parse().unwrap(),
+        };
+        let mut session = SamplingSession::new(
+            Arc::clone(&model),
+            Arc::new(conditioning.clone()),
+            settings,
+            shape,
+            &NoiseSource::Given(noise.clone()),
+        )
+        .unwrap();
+        let err = session.step().expect_err("NaN weights must stop the run");
+        let SessionError::NonFinite { step_idx, tensor, count, first_layer: found } = &err else {
+            panic!("expected a non-finite error, got {err}");
+        };
+        assert_eq!((*step_idx, *tensor, *found), (0, "velocity", first_layer), "{err}");
+        assert_eq!(*count, shape.iter().product::<usize>(), "every value is NaN: {err}");
+        let message = err.to_string();
+        assert!(message.starts_with("step 0: the velocity holds"), "{message}");
+        assert_eq!(session.step_idx(), 0, "the step was not taken");
+    }
+}

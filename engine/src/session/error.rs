@@ -23,6 +23,14 @@ pub enum SessionError {
     #[error("cancelled before step {step_idx}")]
     Cancelled { step_idx: usize },
 
+    /// The model produced NaN or infinite values: the run stops at that step (not taken).
+    #[error(
+        "step {step_idx}: the {tensor} holds {count} non-finite values (NaN or infinity){}; the run \
+         stops here (check the weights for NaN or infinity, or use f32)",
+        .first_layer.map(|layer| format!(", first at block {layer} of the captured blocks")).unwrap_or_default()
+    )]
+    NonFinite { step_idx: usize, tensor: &'static str, count: usize, first_layer: Option<usize> },
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

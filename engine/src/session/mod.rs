@@ -252,6 +252,13 @@ impl SamplingSession {
         };
         let velocity = self.guided(&cond.velocity, uncond.as_ref().map(|uncond| &uncond.velocity))?;
         let x0 = self.impose_condition(&(&self.latents - (&velocity * sigma)?)?)?;
+        for (tensor, name) in [(&velocity, "velocity"), (&x0, "x0 prediction")] {
+            let count = non_finite_count(tensor)?;
+            if count > 0 {
+                let first_layer = first_non_finite_layer(&cond)?;
+                return Err(SessionError::NonFinite { step_idx, tensor: name, count, first_layer });
+            }
+        }
         let layers = self.reduce_captures(&cond, uncond.as_ref(), sigma)?;
 
         let next = self.solver.step(step_idx, &velocity, &self.latents)?;
@@ -405,4 +412,29 @@ fn probs_of(probs: Option<&Tensor>, layer_idx: usize) -> Result<Tensor> {
     let probs = probs
         .ok_or_else(|| SessionError::Capture(format!("layer {layer_idx} was not probed for attention")))?;
     Ok(probs.squeeze(0)?)
+}
+
+/// How many of `tensor`'s values are NaN or infinite: zero at the cost of one subtraction and one
+/// sum (`x - x` is 0 for every finite `x` and NaN otherwise, so the sum is 0 exactly when all are
+/// finite); counted one by one only when some are not.
+fn non_finite_count(tensor: &Tensor) -> Result<usize> {
+    let zeros_if_finite = (tensor - tensor)?;
+    let total = zeros_if_finite.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    if total == 0.0 {
+        return Ok(0);
+    }
+    let values = tensor.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    Ok(values.iter().filter(|value| !value.is_finite()).count())
+}
+
+/// The first block (of those whose output the pass kept) whose output holds a non-finite value.
+fn first_non_finite_layer(output: &crate::model::ForwardOutput) -> Result<Option<usize>> {
+    for trace in &output.layers {
+        if let Some(hidden) = &trace.hidden
+            && non_finite_count(hidden)? > 0
+        {
+            return Ok(Some(trace.layer_idx));
+        }
+    }
+    Ok(None)
 }
