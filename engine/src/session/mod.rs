@@ -414,11 +414,11 @@ fn probs_of(probs: Option<&Tensor>, layer_idx: usize) -> Result<Tensor> {
     Ok(probs.squeeze(0)?)
 }
 
-/// How many of `tensor`'s values are NaN or infinite: zero at the cost of one subtraction and one
-/// sum (`x - x` is 0 for every finite `x` and NaN otherwise, so the sum is 0 exactly when all are
-/// finite); counted one by one only when some are not.
+/// How many of `tensor`'s values are NaN or infinite: zero at the cost of one multiplication and
+/// one sum (`0 * x` is 0 for every finite `x` and NaN otherwise, so the sum is 0 exactly when all
+/// are finite); counted one by one only when some are not.
 fn non_finite_count(tensor: &Tensor) -> Result<usize> {
-    let zeros_if_finite = (tensor - tensor)?;
+    let zeros_if_finite = (tensor * 0.0)?;
     let total = zeros_if_finite.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()?;
     if total == 0.0 {
         return Ok(0);
