@@ -48,8 +48,22 @@ fn a_config_that_is_not_json_is_named() {
     std::fs::write(model.join("config.json"), "{ \"num_layers\": ").unwrap();
     let err = load_err(&model);
     assert!(err.contains("config.json") && err.contains("not valid diffusers JSON"), "{err}");
+    // A config with sizes missing is refused, not filled with the 14B defaults.
     std::fs::write(model.join("config.json"), r#"{"num_layers": 0}"#).unwrap();
+    let err = load_err(&model);
+    assert!(err.contains("has no `patch_size`"), "{err}");
+    // A complete config with a zero size names it.
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("parity/t2v_hd20/config.json")).unwrap())
+            .unwrap();
+    config["num_layers"] = 0.into();
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
     assert!(load_err(&model).contains("num_layers must be positive"));
+    // And one far beyond any Wan model fails in the config's check, before any table is built.
+    config["num_layers"] = 1_000_000_000_u64.into();
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    let err = load_err(&model);
+    assert!(err.contains("num_layers is 1000000000, above the limit of 512"), "{err}");
 }
 
 #[test]

@@ -52,13 +52,18 @@ impl CheckpointFiles {
     }
 }
 
+/// A sharded checkpoint's index lists one line per weight (the 14B's is about 100 KB); more
+/// than this is not an index.
+const MAX_INDEX_BYTES: u64 = 64 << 20;
+
 /// Reads the distinct shard files named by a sharded checkpoint's `weight_map`.
 fn shards_from_index(index: &Path) -> std::result::Result<Vec<PathBuf>, String> {
     #[derive(serde::Deserialize)]
     struct Index {
         weight_map: BTreeMap<String, String>,
     }
-    let text = std::fs::read_to_string(index).map_err(|e| format!("cannot read {INDEX_FILE}: {e}"))?;
+    let text = super::config::read_capped(index, MAX_INDEX_BYTES)
+        .map_err(|e| format!("cannot read {INDEX_FILE}: {e}"))?;
     let parsed: Index = serde_json::from_str(&text).map_err(|e| format!("{INDEX_FILE} is not valid: {e}"))?;
     let dir = index.parent().unwrap_or(Path::new("."));
     let mut shards: Vec<PathBuf> = Vec::new();

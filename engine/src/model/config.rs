@@ -58,12 +58,74 @@ impl Default for WanConfig {
     }
 }
 
+/// A model's `config.json` is a few hundred bytes; more than this is not one (a config linked to
+/// `/dev/zero` would otherwise be read until memory runs out).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The keys diffusers writes into every `WanTransformer3DModel` config: a config without one is
+/// not a complete Wan config, and is refused rather than filled with the 14B defaults.
+pub const REQUIRED_KEYS: [&str; 9] = [
+    "patch_size",
+    "num_attention_heads",
+    "attention_head_dim",
+    "in_channels",
+    "out_channels",
+    "text_dim",
+    "freq_dim",
+    "ffn_dim",
+    "num_layers",
+];
+
+/// The largest value each size may take: far above any released Wan model (the 14B has 40
+/// layers of 40 heads of 128, an FFN of 13,824), far below what would exhaust memory or time
+/// before a single weight is compared.
+const SIZE_LIMITS: [(&str, usize); 10] = [
+    ("num_layers", 512),
+    ("num_attention_heads", 1024),
+    ("attention_head_dim", 1024),
+    ("in_channels", 4096),
+    ("out_channels", 4096),
+    ("text_dim", 65_536),
+    ("freq_dim", 65_536),
+    ("ffn_dim", 1 << 20),
+    ("rope_max_seq_len", 1 << 20),
+    ("patch_size entries", 64),
+];
+
+/// Reads at most `limit` bytes of the text file at `path`; more is an error saying so.
+pub fn read_capped(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes: not a model config"),
+        ));
+    }
+    Ok(text)
+}
+
 impl WanConfig {
-    /// Reads and validates a diffusers `config.json`.
+    /// Reads and validates a diffusers `config.json` (at most [`MAX_CONFIG_BYTES`], every key of
+    /// [`REQUIRED_KEYS`] present, every size within its bound).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = read_capped(path, MAX_CONFIG_BYTES)
             .map_err(|source| ModelError::ConfigRead { path: path.to_owned(), cause: source })?;
-        let config: Self = serde_json::from_str(&text)
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|source| ModelError::ConfigParse { path: path.to_owned(), cause: source })?;
+        let object = value.as_object().ok_or_else(|| {
+            ModelError::ConfigInvalid(format!("{}: the config is not a JSON object", path.display()))
+        })?;
+        if let Some(missing) = REQUIRED_KEYS.iter().find(|key| !object.contains_key(**key)) {
+            return Err(ModelError::ConfigInvalid(format!(
+                "{} has no `{missing}` (diffusers writes every size of a WanTransformer3DModel: is this \
+                 the transformer's config.json?)",
+                path.display()
+            )));
+        }
+        let config: Self = serde_json::from_value(value)
             .map_err(|source| ModelError::ConfigParse { path: path.to_owned(), cause: source })?;
         config.validate()?;
         Ok(config)
@@ -93,6 +155,26 @@ impl WanConfig {
         let invalid = |what: String| Err(ModelError::ConfigInvalid(what));
         if self.patch_size.contains(&0) {
             return invalid(format!("patch_size {:?} has a zero entry", self.patch_size));
+        }
+        let largest_patch = self.patch_size.iter().copied().max().unwrap_or(0);
+        for (name, limit) in SIZE_LIMITS {
+            let value = match name {
+                "num_layers" => self.num_layers,
+                "num_attention_heads" => self.num_attention_heads,
+                "attention_head_dim" => self.attention_head_dim,
+                "in_channels" => self.in_channels,
+                "out_channels" => self.out_channels(),
+                "text_dim" => self.text_dim,
+                "freq_dim" => self.freq_dim,
+                "ffn_dim" => self.ffn_dim,
+                "rope_max_seq_len" => self.rope_max_seq_len,
+                _ => largest_patch,
+            };
+            if value > limit {
+                return invalid(format!(
+                    "{name} is {value}, above the limit of {limit} (no Wan model is that large)"
+                ));
+            }
         }
         for (name, value) in [
             ("num_attention_heads", self.num_attention_heads),
@@ -187,6 +269,51 @@ mod tests {
         let config = WanConfig { image_dim: Some(1280), ..WanConfig::default() };
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("image_dim"), "{message}");
+    }
+
+    #[test]
+    fn sizes_beyond_any_wan_model_are_refused_before_anything_is_built() {
+        for (config, name) in [
+            (WanConfig { num_layers: 1_000_000_000, ..WanConfig::default() }, "num_layers"),
+            (WanConfig { num_layers: usize::MAX, ..WanConfig::default() }, "num_layers"),
+            (WanConfig { ffn_dim: 1 << 30, ..WanConfig::default() }, "ffn_dim"),
+            (WanConfig { patch_size: [1, 2, 1000], ..WanConfig::default() }, "patch_size"),
+        ] {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(name) && message.contains("above the limit"), "{message}");
+        }
+        WanConfig { num_layers: 512, ..WanConfig::default() }.validate().unwrap();
+    }
+
+    #[test]
+    fn a_config_that_is_empty_lacks_a_size_or_is_endless_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, "{}").unwrap();
+        let message = WanConfig::from_file(&path).unwrap_err().to_string();
+        assert!(message.contains("has no `patch_size`"), "{message}");
+        let mut full: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&WanConfig::default()).unwrap()).unwrap();
+        full.as_object_mut().unwrap().remove("num_layers");
+        std::fs::write(&path, full.to_string()).unwrap();
+        let message = WanConfig::from_file(&path).unwrap_err().to_string();
+        assert!(message.contains("has no `num_layers`"), "{message}");
+        std::fs::write(&path, "[1, 2]").unwrap();
+        assert!(WanConfig::from_file(&path).unwrap_err().to_string().contains("not a JSON object"));
+        // Longer than any config: refused after reading the cap, not read to the end.
+        std::fs::write(&path, vec![b' '; (MAX_CONFIG_BYTES + 10) as usize]).unwrap();
+        let message = WanConfig::from_file(&path).unwrap_err().to_string();
+        assert!(message.contains("larger than"), "{message}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_config_linked_to_an_endless_file_is_refused_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let message = WanConfig::from_file(&path).unwrap_err().to_string();
+        assert!(message.contains("larger than") || message.contains("UTF-8"), "{message}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 use stepscope_engine::analysis::task_info;
 use stepscope_engine::model::WanTransformer;
+use stepscope_engine::model::config::{MAX_CONFIG_BYTES, read_capped};
 use stepscope_engine::recording::RunProvenance;
 use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SessionSettings};
@@ -176,7 +177,8 @@ impl LiveSetup {
 /// `config.json` as written, and the prompt embeddings' file name.
 #[must_use]
 pub fn provenance(model_dir: &Path, prompt_embeds: &Path, prompt: Option<String>) -> RunProvenance {
-    let model_config = std::fs::read_to_string(model_dir.join("config.json"))
+    let config_path = model_dir.join("config.json");
+    let model_config = read_capped(&config_path, MAX_CONFIG_BYTES)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
