@@ -468,3 +468,71 @@ fn a_tensor_listed_twice_is_reported() {
     let error = open_err(&craft(&header, &valid_data()[..8]), &["lists tensor `s0/k0/latents` twice"]);
     assert!(matches!(error, TrajectoryError::DuplicateTensor { .. }), "{error}");
 }
+
+/// The schedule means what a flow-matching sampler does: noise levels in [0, 1] that never rise
+/// and end at 0, each timestep 1000 sigma (truncated by UniPC, so within 1).
+#[test]
+fn a_schedule_that_no_sampler_follows_is_refused() {
+    let schedule = |sigmas: Value, timesteps: Value| {
+        with_manifest(move |manifest| {
+            manifest["schedule"]["sigmas"] = sigmas;
+            manifest["schedule"]["timesteps"] = timesteps;
+        })
+    };
+    open_err(
+        &schedule(json!([5.0, 5.0, 5.0]), json!([5000.0, 5000.0])),
+        &["`schedule.sigmas[0]` is 5, outside [0, 1]"],
+    );
+    open_err(
+        &schedule(json!([0.5, 1.0, 0.0]), json!([500.0, 1000.0])),
+        &["`schedule.sigmas` rises from 0.5 at step 0 to 1 at step 1"],
+    );
+    open_err(
+        &schedule(json!([1.0, 0.5, 0.25]), json!([1000.0, 500.0])),
+        &["`schedule.sigmas` ends at 0.25, not 0"],
+    );
+    open_err(
+        &schedule(json!([1.0, 0.5, 0.0]), json!([1000.0, 250.0])),
+        &["`schedule.timesteps[1]` is 250, but sigma 0.5 gives 500"],
+    );
+    // UniPC's truncated timesteps open.
+    assert!(open(&schedule(json!([0.9999, 0.5004, 0.0]), json!([999.0, 500.0]))).is_ok());
+}
+
+/// The manifest once: a `__metadata__` holding its key twice would read differently in programs
+/// that keep the first and those that keep the last.
+#[test]
+fn a_manifest_stored_twice_is_refused() {
+    let manifest = valid_manifest().to_string();
+    let mut other = valid_manifest();
+    other["created_by"] = json!("another writer");
+    let header = valid_header(&valid_manifest()).to_string();
+    let first_entry = format!("{}:{}", json!(MANIFEST_KEY), json!(manifest));
+    let twice = format!("{first_entry},{}:{}", json!(MANIFEST_KEY), json!(other.to_string()));
+    let header = header.replacen(&first_entry, &twice, 1);
+    assert_ne!(header, valid_header(&valid_manifest()).to_string(), "the key was doubled");
+    let error = open_err(&craft(&header, &valid_data()), &["holds the key `stepscope.manifest` twice"]);
+    assert!(matches!(error, TrajectoryError::HeaderJson { .. }), "{error}");
+}
+
+/// Where the model's config names them, its channels, patch size and block count must fit the
+/// file.
+#[test]
+fn a_model_config_that_disagrees_with_the_latents_is_refused() {
+    let config = |config: Value| with_manifest(move |manifest| manifest["model"]["config"] = config);
+    open_err(
+        &config(json!({"out_channels": 16, "in_channels": 16})),
+        &["`model.config` gives the model 16 output channels but `latent_shape` has 1"],
+    );
+    open_err(&config(json!({"in_channels": 4})), &["gives the model 4 output channels"]);
+    open_err(
+        &config(json!({"patch_size": [1, 2, 2]})),
+        &["`model.config.patch_size`", "but `patch_size` is [1, 1, 1]"],
+    );
+    let captured = with_manifest(|manifest| {
+        manifest["model"]["config"] = json!({"num_layers": 1});
+        manifest["captures"] = json!({"layers": [3], "kinds": ["token_norm"], "query_tokens": []});
+    });
+    open_err(&captured, &["`captures.layers` includes block 3 but the model has 1 blocks"]);
+    assert!(open(&config(json!({"out_channels": 1, "patch_size": [1, 1, 1], "num_layers": 2}))).is_ok());
+}

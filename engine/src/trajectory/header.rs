@@ -109,8 +109,42 @@ pub(crate) struct Layout {
 /// The header as JSON gives it, before any check. Tensor entries keep their order and their
 /// repeats, so that a name listed twice is reported rather than silently dropped.
 struct RawHeader {
-    metadata: Option<BTreeMap<String, String>>,
+    metadata: Option<UniqueStrings>,
     tensors: Vec<(String, RawEntry)>,
+}
+
+/// The `__metadata__` map, refused when a key repeats: JSON parsers keep one of two equal keys
+/// (serde the last, others the first), so a file holding the manifest twice would read
+/// differently in different programs.
+struct UniqueStrings(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for UniqueStrings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StringsVisitor;
+
+        impl<'de> Visitor<'de> for StringsVisitor {
+            type Value = UniqueStrings;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object of strings")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueStrings, A::Error> {
+                let mut strings = BTreeMap::new();
+                while let Some((key, value)) = map.next_entry::<String, String>()? {
+                    if strings.contains_key(&key) {
+                        return Err(de::Error::custom(format_args!(
+                            "`__metadata__` holds the key `{key}` twice"
+                        )));
+                    }
+                    strings.insert(key, value);
+                }
+                Ok(UniqueStrings(strings))
+            }
+        }
+
+        deserializer.deserialize_map(StringsVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -204,7 +238,7 @@ pub(crate) fn parse_layout(path: &Path, file: &[u8]) -> Result<Layout, Trajector
         .collect::<Result<Vec<_>, TrajectoryError>>()?;
     check_tiling(path, &tensors, data_len)?;
 
-    Ok(Layout { data_start, metadata: raw.metadata.unwrap_or_default(), tensors })
+    Ok(Layout { data_start, metadata: raw.metadata.map(|strings| strings.0).unwrap_or_default(), tensors })
 }
 
 /// Checks one entry on its own: dtype, shape size, range inside the data section.

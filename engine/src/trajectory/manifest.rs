@@ -14,6 +14,12 @@ use super::error::TrajectoryError;
 use super::names::{CaptureKind, StepTensor, TensorName};
 pub use crate::scheduler::SchedulerKind;
 
+/// The training timesteps of Wan's flow-matching schedulers: a step's timestep is this times its
+/// sigma.
+const NUM_TRAIN_TIMESTEPS: f64 = 1000.0;
+/// How far a stored timestep may be from `1000 * sigma`: UniPC stores it truncated to a whole
+/// number (so up to 1 below), Euler as is.
+const TIMESTEP_TOLERANCE: f64 = 1.0;
 /// The manifest of a trajectory file, format version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -313,6 +319,7 @@ impl Manifest {
     pub(crate) fn check(&self) -> Result<(), String> {
         self.check_schedule()?;
         self.check_shapes()?;
+        self.check_model_config()?;
         if let Some(kind) = first_repeat(&self.step_tensors) {
             return Err(format!("`step_tensors` lists `{kind}` twice"));
         }
@@ -390,6 +397,73 @@ impl Manifest {
             if !value.is_finite() {
                 return Err(format!("`{field}` holds {value}, which is not a finite number"));
             }
+        }
+        Self::check_sigmas(&schedule.sigmas, &schedule.timesteps)
+    }
+
+    /// A flow-matching schedule: noise levels in `[0, 1]`, never rising, ending at 0, and each
+    /// timestep the scheduler's `1000 * sigma` (UniPC truncates it to a whole number, so within
+    /// [`TIMESTEP_TOLERANCE`]).
+    fn check_sigmas(sigmas: &[f64], timesteps: &[f64]) -> Result<(), String> {
+        if let Some((step, sigma)) =
+            sigmas.iter().enumerate().find(|(_, sigma)| !(0.0..=1.0).contains(*sigma))
+        {
+            return Err(format!("`schedule.sigmas[{step}]` is {sigma}, outside [0, 1]"));
+        }
+        if let Some(step) = sigmas.windows(2).position(|pair| pair[1] > pair[0]) {
+            return Err(format!(
+                "`schedule.sigmas` rises from {} at step {step} to {} at step {}: a schedule only removes noise",
+                sigmas[step],
+                sigmas[step + 1],
+                step + 1
+            ));
+        }
+        if let Some(&last) = sigmas.last()
+            && last != 0.0
+        {
+            return Err(format!("`schedule.sigmas` ends at {last}, not 0"));
+        }
+        for (step, (&timestep, &sigma)) in timesteps.iter().zip(sigmas).enumerate() {
+            if (timestep - NUM_TRAIN_TIMESTEPS * sigma).abs() > TIMESTEP_TOLERANCE {
+                return Err(format!(
+                    "`schedule.timesteps[{step}]` is {timestep}, but sigma {sigma} gives {}",
+                    NUM_TRAIN_TIMESTEPS * sigma
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the model's config names them, its output channels and patch size must be the
+    /// latents' and the manifest's, and its blocks must include every captured one.
+    fn check_model_config(&self) -> Result<(), String> {
+        let config = &self.model.config;
+        let number =
+            |key: &str| config.get(key).and_then(Value::as_u64).and_then(|value| usize::try_from(value).ok());
+        let channels = number("out_channels").or_else(|| number("in_channels"));
+        if let Some(channels) = channels
+            && channels != self.latent_shape[0]
+        {
+            return Err(format!(
+                "`model.config` gives the model {channels} output channels but `latent_shape` has {}",
+                self.latent_shape[0]
+            ));
+        }
+        if let Some(patch) = config.get("patch_size").and_then(Value::as_array) {
+            let patch: Vec<Option<u64>> = patch.iter().map(Value::as_u64).collect();
+            let expected: Vec<Option<u64>> = self.patch_size.iter().map(|&p| Some(p as u64)).collect();
+            if patch != expected {
+                return Err(format!(
+                    "`model.config.patch_size` is {:?} but `patch_size` is {:?}",
+                    config.get("patch_size"),
+                    self.patch_size
+                ));
+            }
+        }
+        if let (Some(layers), Some(&last)) = (number("num_layers"), self.captures.layers.last())
+            && last >= layers
+        {
+            return Err(format!("`captures.layers` includes block {last} but the model has {layers} blocks"));
         }
         Ok(())
     }
