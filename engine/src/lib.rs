@@ -8,6 +8,7 @@
 //!   videos, with rule-based scorers that read pixels only.
 //! - [`trajectory`]: the trajectory file format (safetensors + a JSON manifest).
 //! - [`analysis`]: statistics over a recorded or live run (seed distances, step x frame maps).
+//! - [`text`]: the pipelines' text encoder (UMT5) and a typed prompt made into embeddings.
 //! - [`training`]: trains a small pixel-space Wan on the tasks (flow matching, `AdamW`, EMA),
 //!   with checkpoints that resume and export to the diffusers layout the model loads.
 //!
@@ -20,6 +21,7 @@ pub mod scheduler;
 pub mod session;
 pub mod tasks;
 pub mod tensor_file;
+pub mod text;
 pub mod training;
 pub mod trajectory;
 pub mod worker;

@@ -57,7 +57,7 @@ impl CheckpointFiles {
 const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 /// Reads the distinct shard files named by a sharded checkpoint's `weight_map`.
-fn shards_from_index(index: &Path) -> std::result::Result<Vec<PathBuf>, String> {
+pub(crate) fn shards_from_index(index: &Path) -> std::result::Result<Vec<PathBuf>, String> {
     #[derive(serde::Deserialize)]
     struct Index {
         weight_map: BTreeMap<String, String>,
@@ -165,7 +165,7 @@ pub fn open_weights(
     Ok(VarBuilder::from_backend(Box::new(weights), dtype, device.clone()))
 }
 
-fn map_weights(paths: &[PathBuf]) -> Result<MmapedSafetensors> {
+pub(crate) fn map_weights(paths: &[PathBuf]) -> Result<MmapedSafetensors> {
     // SAFETY: the checkpoint files are mapped read-only; like every mmap-based loader
     // (safetensors, candle) we rely on nobody truncating them while the model is loaded.
     #[expect(unsafe_code, reason = "memory-mapping checkpoint files, read-only")]
