@@ -1,5 +1,6 @@
 //! The UMT5 text encoder and the prompt embeddings against transformers and diffusers, on the
-//! tiny random encoder and tokenizer `tests/reference/umt5_fixture.py` made (5 prompts: cleaning
+//! tiny random encoder and tokenizer `tests/reference/umt5_fixture.py` made (now in the tiny
+//! pipeline folder `fixtures/wan_pipeline_tiny`) (5 prompts: cleaning
 //! of HTML entities and white space, an empty prompt, one cut at the maximum length):
 //! the tokenizer's ids and mask exactly, the encoder's last hidden state and the pipeline's
 //! `_get_t5_prompt_embeds` within 1e-4 (f32).
@@ -30,8 +31,8 @@ fn expected() -> Expected {
 
 fn encoder() -> PromptEncoder {
     PromptEncoder::load(
-        &fixture("umt5_tiny/tokenizer"),
-        &fixture("umt5_tiny/text_encoder"),
+        &fixture("wan_pipeline_tiny/tokenizer"),
+        &fixture("wan_pipeline_tiny/text_encoder"),
         DType::F32,
         &Device::Cpu,
     )
@@ -93,17 +94,21 @@ fn a_tokenizer_that_does_not_belong_to_the_encoder_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let encoder_dir = dir.path().join("text_encoder");
     std::fs::create_dir(&encoder_dir).unwrap();
-    std::fs::copy(fixture("umt5_tiny/text_encoder/model.safetensors"), encoder_dir.join("model.safetensors"))
-        .unwrap();
+    std::fs::copy(
+        fixture("wan_pipeline_tiny/text_encoder/model.safetensors"),
+        encoder_dir.join("model.safetensors"),
+    )
+    .unwrap();
     let mut config: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("umt5_tiny/text_encoder/config.json")).unwrap(),
+        &std::fs::read_to_string(fixture("wan_pipeline_tiny/text_encoder/config.json")).unwrap(),
     )
     .unwrap();
     config["vocab_size"] = 10.into();
     std::fs::write(encoder_dir.join("config.json"), config.to_string()).unwrap();
-    let err = PromptEncoder::load(&fixture("umt5_tiny/tokenizer"), &encoder_dir, DType::F32, &Device::Cpu)
-        .unwrap_err()
-        .to_string();
+    let err =
+        PromptEncoder::load(&fixture("wan_pipeline_tiny/tokenizer"), &encoder_dir, DType::F32, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("do not belong together") && err.contains("tokenizer.json"), "{err}");
     let missing =
         PromptEncoder::load(dir.path(), &encoder_dir, DType::F32, &Device::Cpu).unwrap_err().to_string();

@@ -363,15 +363,28 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// A diffusers Wan transformer folder (config.json + safetensors weights).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Safetensors file with `prompt_embeds` `[1, L, text_dim]`.
-    #[arg(long)]
-    pub prompt_embeds: PathBuf,
+    /// A diffusers Wan transformer folder (config.json + safetensors weights); with
+    /// --pipeline, the pipeline's `transformer/`.
+    #[arg(long, required_unless_present = "pipeline", conflicts_with = "pipeline")]
+    pub model: Option<PathBuf>,
+    /// A diffusers Wan pipeline folder (`model_index.json`, `transformer/`, `text_encoder/`,
+    /// `tokenizer/`, `vae/`, `scheduler/`): the prompt is encoded by its UMT5 text encoder, and
+    /// its scheduler config sets the sampler and the shift unless --scheduler / --shift do.
+    #[arg(long, requires = "prompt")]
+    pub pipeline: Option<PathBuf>,
+    /// Safetensors file with `prompt_embeds` `[1, L, text_dim]` (without --pipeline).
+    #[arg(long, required_unless_present = "pipeline", conflicts_with = "pipeline")]
+    pub prompt_embeds: Option<PathBuf>,
     /// Safetensors file with `prompt_embeds` `[1, L, text_dim]` for the negative prompt.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pipeline")]
     pub negative_prompt_embeds: Option<PathBuf>,
+    /// With --pipeline: the negative prompt (default: the empty prompt, as diffusers' pipeline).
+    #[arg(long, requires = "pipeline")]
+    pub negative_prompt: Option<String>,
+    /// With --pipeline: the text length the prompt is padded or cut to (the pipeline's
+    /// `max_sequence_length`).
+    #[arg(long, default_value_t = 512, requires = "pipeline")]
+    pub max_text_len: usize,
     /// Classifier-free guidance scale (applies above 1; needs --negative-prompt-embeds).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub guidance: f64,
@@ -390,11 +403,12 @@ pub struct RecordArgs {
     /// Number of denoising steps.
     #[arg(long)]
     pub steps: usize,
-    /// Timestep shift (Wan: 3 at 480p, 5 at 720p).
-    #[arg(long, allow_negative_numbers = true)]
-    pub shift: f64,
-    #[arg(long, value_parser = parse_scheduler, default_value = "unipc")]
-    pub scheduler: SchedulerKind,
+    /// Timestep shift (Wan: 3 at 480p, 5 at 720p); with --pipeline, its scheduler's by default.
+    #[arg(long, allow_negative_numbers = true, required_unless_present = "pipeline")]
+    pub shift: Option<f64>,
+    /// `unipc` or `euler`; default: UniPC, or with --pipeline its scheduler's.
+    #[arg(long, value_parser = parse_scheduler)]
+    pub scheduler: Option<SchedulerKind>,
     /// What to capture inside the network, e.g. `x0,token_norm,pca3@all;self_attn@3:q=0,17`.
     #[arg(long)]
     pub capture: Option<String>,
@@ -407,7 +421,8 @@ pub struct RecordArgs {
     /// Dtype tensors are stored in.
     #[arg(long, value_enum, default_value_t = StoreDtype::F32)]
     pub store: StoreDtype,
-    /// Prompt text to note in the file (the embeddings are what the model sees).
+    /// The prompt: with --pipeline, encoded by its text encoder; otherwise noted in the file
+    /// (the embeddings are what the model sees).
     #[arg(long)]
     pub prompt: Option<String>,
     /// Output trajectory file.

@@ -1,4 +1,5 @@
 //! `stepscope record`: load a model, run one session per seed, write the trajectory file.
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -6,9 +7,12 @@ use candle_core::{DType, Device, Tensor};
 use stepscope_engine::model::checkpoint::CheckpointFiles;
 use stepscope_engine::model::memory::{available_memory_bytes, gib};
 use stepscope_engine::model::{WanConfig, WanTransformer, estimate_memory};
+use stepscope_engine::pipeline::PipelineFolder;
 use stepscope_engine::recording::{Recorder, RunProvenance};
+use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
 use stepscope_engine::tensor_file::read_tensor;
+use stepscope_engine::text::PromptEncoder;
 use stepscope_engine::trajectory::{self, StorageDtype};
 
 use crate::cli::{ComputeDtype, RecordArgs, StoreDtype};
@@ -25,10 +29,10 @@ pub fn compute_dtype(dtype: ComputeDtype) -> DType {
 
 /// States what the run will need, and refuses one that will not fit in the memory this
 /// machine has free (when it can tell; on a GPU the check is left to the driver).
-fn check_memory(args: &RecordArgs, dtype: DType, device: &Device) -> Result<()> {
-    let config = CheckpointFiles::locate(&args.model)
+fn check_memory(args: &RecordArgs, model_dir: &Path, dtype: DType, device: &Device) -> Result<()> {
+    let config = CheckpointFiles::locate(model_dir)
         .and_then(|files| WanConfig::from_file(&files.config))
-        .with_context(|| format!("loading the model from {}", args.model.display()))?;
+        .with_context(|| format!("loading the model from {}", model_dir.display()))?;
     let Some([frames, height, width]) = args.size else { return Ok(()) };
     let shape = [config.in_channels, frames, height, width];
     let per_token = args.condition_latent.is_some();
@@ -55,19 +59,73 @@ fn check_memory(args: &RecordArgs, dtype: DType, device: &Device) -> Result<()> 
     Ok(())
 }
 
+/// The transformer folder, the sampler and the prompt embeddings (positive, negative) a run
+/// uses: from a pipeline folder (the prompt encoded by its text encoder, which is freed before
+/// the transformer loads), or from the files given.
+struct RunInputs {
+    model_dir: PathBuf,
+    scheduler: SchedulerKind,
+    shift: f64,
+    prompt_embeds: Tensor,
+    negative_prompt_embeds: Option<Tensor>,
+    /// What the file says the embeddings came from.
+    embeddings_source: String,
+}
+
+fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInputs> {
+    let Some(dir) = &args.pipeline else {
+        let model_dir = args.model.clone().context("--model or --pipeline is required")?;
+        let embeds_path = args.prompt_embeds.clone().context("--prompt-embeds or --pipeline is required")?;
+        let prompt_embeds = read_tensor(&embeds_path, "prompt_embeds", 3, device)?;
+        let negative_prompt_embeds = match &args.negative_prompt_embeds {
+            Some(path) => Some(read_tensor(path, "prompt_embeds", 3, device)?),
+            None => None,
+        };
+        let name = embeds_path
+            .file_name()
+            .map_or_else(|| embeds_path.display().to_string(), |n| n.to_string_lossy().into());
+        return Ok(RunInputs {
+            model_dir,
+            scheduler: args.scheduler.unwrap_or(SchedulerKind::UniPc),
+            shift: args.shift.context("--shift is required without --pipeline")?,
+            prompt_embeds,
+            negative_prompt_embeds,
+            embeddings_source: format!("file:{name}"),
+        });
+    };
+    let folder = PipelineFolder::open(dir)?;
+    let prompt = args.prompt.as_deref().context("--prompt is required with --pipeline")?;
+    let (prompt_embeds, negative_prompt_embeds) = {
+        let encoder = PromptEncoder::load(&folder.tokenizer, &folder.text_encoder, dtype, device)
+            .with_context(|| format!("loading the text encoder of {}", dir.display()))?;
+        let positive = encoder.encode(prompt, args.max_text_len)?;
+        // As diffusers' pipeline: with guidance, the negative prompt (empty by default) too.
+        let negative = (args.guidance > 1.0)
+            .then(|| encoder.encode(args.negative_prompt.as_deref().unwrap_or(""), args.max_text_len))
+            .transpose()?;
+        (positive, negative)
+        // The encoder is dropped here, before the transformer loads.
+    };
+    Ok(RunInputs {
+        model_dir: folder.transformer.clone(),
+        scheduler: args.scheduler.unwrap_or(folder.scheduler.kind),
+        shift: args.shift.unwrap_or(folder.scheduler.shift),
+        prompt_embeds,
+        negative_prompt_embeds,
+        embeddings_source: format!("umt5:{}", folder.text_encoder.display()),
+    })
+}
+
 pub fn run(args: &RecordArgs) -> Result<()> {
     let device = device(&args.device)?;
     let dtype = compute_dtype(args.dtype);
-    check_memory(args, dtype, &device)?;
-    let model = WanTransformer::load(&args.model, dtype, &device)
-        .with_context(|| format!("loading the model from {}", args.model.display()))?;
+    let inputs = run_inputs(args, dtype, &device)?;
+    check_memory(args, &inputs.model_dir, dtype, &device)?;
+    let model = WanTransformer::load(&inputs.model_dir, dtype, &device)
+        .with_context(|| format!("loading the model from {}", inputs.model_dir.display()))?;
     let model = Arc::new(model);
-
-    let prompt_embeds = read_tensor(&args.prompt_embeds, "prompt_embeds", 3, &device)?;
-    let negative_prompt_embeds = match &args.negative_prompt_embeds {
-        Some(path) => Some(read_tensor(path, "prompt_embeds", 3, &device)?),
-        None => None,
-    };
+    let prompt_embeds = inputs.prompt_embeds.to_dtype(DType::F32)?;
+    let negative_prompt_embeds = inputs.negative_prompt_embeds.clone();
     let condition_latent = match &args.condition_latent {
         Some(path) => Some(read_tensor(path, "condition_latent", 4, &device)?),
         None => None,
@@ -83,8 +141,8 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     };
     let settings = SessionSettings {
         steps: args.steps,
-        shift: args.shift,
-        scheduler: args.scheduler,
+        shift: inputs.shift,
+        scheduler: inputs.scheduler,
         guidance_scale: args.guidance,
         capture,
     };
@@ -106,8 +164,8 @@ pub fn run(args: &RecordArgs) -> Result<()> {
             latent_shape,
             &noise,
         )?;
-        let recorder =
-            recorder.get_or_insert_with(|| Recorder::new(&session, provenance(args), storage(args.store)));
+        let recorder = recorder
+            .get_or_insert_with(|| Recorder::new(&session, provenance(args, &inputs), storage(args.store)));
         let seed_idx = recorder.add_seed(noise_record, None);
         progress.set_message(format!("seed {seed_idx}"));
         while !session.is_finished() {
@@ -157,8 +215,11 @@ fn latent_shape(args: &RecordArgs, model: &WanTransformer, noise: Option<&Tensor
     Ok([model.config().in_channels, frames, height, width])
 }
 
-fn provenance(args: &RecordArgs) -> RunProvenance {
-    stepscope::viewer::live::provenance(&args.model, &args.prompt_embeds, args.prompt.clone())
+fn provenance(args: &RecordArgs, inputs: &RunInputs) -> RunProvenance {
+    let mut provenance =
+        stepscope::viewer::live::provenance(&inputs.model_dir, Path::new(""), args.prompt.clone());
+    provenance.prompt_embeddings.clone_from(&inputs.embeddings_source);
+    provenance
 }
 
 fn storage(store: StoreDtype) -> StorageDtype {

@@ -539,3 +539,89 @@ fn probe_takes_png_alone_and_wants_one_output() {
     let output = stepscope(&["probe", "--png", "/nonexistent/heatmap.png", "--instances", "0"]);
     assert!(!stderr_of(&output).contains("required"), "{}", stderr_of(&output));
 }
+
+/// A whole tiny Wan pipeline folder (`WanPipeline.save_pretrained` of a tiny random UMT5,
+/// transformer and VAE; `tests/reference/wan_pipeline_fixture.py`) run from a typed prompt:
+/// `record --pipeline DIR --prompt ...` encodes the prompt and the empty negative prompt with
+/// the folder's text encoder, takes UniPC and the shift from its scheduler config, and every
+/// step's x0 and the final latents match diffusers' run of the same call within 1e-4.
+#[test]
+fn record_runs_a_pipeline_folder_from_a_typed_prompt_as_diffusers_does() {
+    let pipeline = repo_path("tests/fixtures/wan_pipeline_tiny");
+    let expected_path = pipeline.join("expected.safetensors");
+    let bytes = std::fs::read(&expected_path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let prompt = header.metadata().as_ref().unwrap()["prompt"].clone();
+    let expected = candle_core::safetensors::load(&expected_path, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (noise, run) = (dir.path().join("noise.safetensors"), dir.path().join("run.safetensors"));
+    expected["noise"].save_safetensors("noise", &noise).unwrap();
+    let recorded = stepscope(&[
+        "record",
+        "--pipeline",
+        arg(&pipeline),
+        "--prompt",
+        &prompt,
+        "--max-text-len",
+        "40",
+        "--guidance",
+        "3",
+        "--noise",
+        arg(&noise),
+        "--steps",
+        "4",
+        "-o",
+        arg(&run),
+        "--quiet",
+    ]);
+    assert!(recorded.status.success(), "{}", stderr_of(&recorded));
+    let reader = TrajectoryReader::open(&run).unwrap();
+    let manifest = reader.manifest();
+    assert_eq!(manifest.schedule.scheduler.to_string(), "unipc");
+    assert!((manifest.schedule.shift - 3.0).abs() < 1e-12, "the folder's flow_shift");
+    assert_eq!(manifest.conditioning.prompt.as_deref(), Some(prompt.as_str()));
+    assert!(
+        manifest.conditioning.prompt_embeddings.starts_with("umt5:"),
+        "{}",
+        manifest.conditioning.prompt_embeddings
+    );
+    let mut worst = 0.0_f32;
+    for step in 0..4 {
+        let error = max_abs_diff(&reader.x0(0, step).unwrap(), &expected[&format!("x0_{step}")]);
+        assert!(error <= 1e-4, "step {step}: x0 differs from diffusers by {error}");
+        worst = worst.max(error);
+    }
+    let error = max_abs_diff(&reader.final_latents(0).unwrap(), &expected["final"]);
+    assert!(error <= 1e-4, "the final latents differ from diffusers by {error}");
+    println!("largest |x0 - diffusers| over the steps {worst:.1e}, final latents {error:.1e}");
+
+    // A copy of the folder without its text encoder: the part is named.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(pipeline.join("model_index.json"), broken.join("model_index.json")).unwrap();
+    for part in ["scheduler", "tokenizer", "transformer", "vae"] {
+        std::fs::create_dir(broken.join(part)).unwrap();
+        for entry in std::fs::read_dir(pipeline.join(part)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), broken.join(part).join(entry.file_name())).unwrap();
+        }
+    }
+    let refused = stepscope(&[
+        "record",
+        "--pipeline",
+        arg(&broken),
+        "--prompt",
+        "x",
+        "--steps",
+        "1",
+        "--seed",
+        "1",
+        "--size",
+        "1x2x2",
+        "-o",
+        arg(&run),
+    ]);
+    assert!(!refused.status.success());
+    let message = stderr_of(&refused);
+    assert!(message.contains("`text_encoder` has no config.json"), "{message}");
+}

@@ -9,6 +9,7 @@
 //! - [`trajectory`]: the trajectory file format (safetensors + a JSON manifest).
 //! - [`analysis`]: statistics over a recorded or live run (seed distances, step x frame maps).
 //! - [`text`]: the pipelines' text encoder (UMT5) and a typed prompt made into embeddings.
+//! - [`pipeline`]: a diffusers Wan pipeline folder, its parts and its scheduler.
 //! - [`training`]: trains a small pixel-space Wan on the tasks (flow matching, `AdamW`, EMA),
 //!   with checkpoints that resume and export to the diffusers layout the model loads.
 //!
@@ -16,6 +17,7 @@
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
 pub mod analysis;
 pub mod model;
+pub mod pipeline;
 pub mod recording;
 pub mod scheduler;
 pub mod session;

@@ -9,6 +9,8 @@ What it writes under tests/fixtures/umt5_tiny/ (about 100 KB):
   text_encoder/   a tiny random `UMT5EncoderModel` (d_model 32, 4 heads of 8, d_ff 64, 2 layers,
                   32 relative-position buckets up to distance 128, gated GELU), torch seed 0,
                   saved with `save_pretrained` (config.json + model.safetensors).
+  (tests/reference/wan_pipeline_fixture.py, run next, moves tokenizer/ and text_encoder/ into the
+  tiny pipeline folder tests/fixtures/wan_pipeline_tiny/, where the parity test reads them.)
   expected.safetensors
                   per prompt i: `ids_{i}` and `mask_{i}` (the tokenizer's input ids and attention
                   mask, padded to MAX_LEN), `hidden_{i}` (the encoder's last hidden state
