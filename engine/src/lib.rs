@@ -10,6 +10,7 @@
 //! - [`analysis`]: statistics over a recorded or live run (seed distances, step x frame maps).
 //! - [`text`]: the pipelines' text encoder (UMT5) and a typed prompt made into embeddings.
 //! - [`pipeline`]: a diffusers Wan pipeline folder, its parts and its scheduler.
+//! - [`vae`]: the Wan2.1 VAE's decoder, for decoded frames of any step's `x0_hat`.
 //! - [`training`]: trains a small pixel-space Wan on the tasks (flow matching, `AdamW`, EMA),
 //!   with checkpoints that resume and export to the diffusers layout the model loads.
 //!
@@ -26,4 +27,5 @@ pub mod tensor_file;
 pub mod text;
 pub mod training;
 pub mod trajectory;
+pub mod vae;
 pub mod worker;

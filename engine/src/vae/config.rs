@@ -1,0 +1,94 @@
+//! The VAE's `config.json` (diffusers' `AutoencoderKLWan`).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::VaeError;
+use crate::model::config::{MAX_CONFIG_BYTES, read_capped};
+
+/// What the decoder needs of an `AutoencoderKLWan` config, with diffusers' field names.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WanVaeConfig {
+    pub base_dim: usize,
+    /// The decoder's base width where it differs from the encoder's.
+    #[serde(default)]
+    pub decoder_base_dim: Option<usize>,
+    /// Latent channels (16 for Wan2.1, 48 for Wan2.2's VAE).
+    pub z_dim: usize,
+    pub dim_mult: Vec<usize>,
+    pub num_res_blocks: usize,
+    /// Which down-sampling stages also halve time (the decoder doubles time in reverse order).
+    pub temperal_downsample: Vec<bool>,
+    #[serde(default)]
+    pub is_residual: bool,
+    #[serde(default)]
+    pub patch_size: Option<usize>,
+    #[serde(default = "default_out_channels")]
+    pub out_channels: usize,
+    pub latents_mean: Vec<f32>,
+    pub latents_std: Vec<f32>,
+    #[serde(default)]
+    pub attn_scales: Vec<f64>,
+}
+
+fn default_out_channels() -> usize {
+    3
+}
+
+impl WanVaeConfig {
+    /// Reads and checks `config.json` (at most 1 MiB).
+    pub fn from_file(path: &Path) -> Result<Self, VaeError> {
+        let text = read_capped(path, MAX_CONFIG_BYTES).map_err(|cause| VaeError::Read {
+            path: path.to_owned(),
+            what: "the VAE's config",
+            cause,
+        })?;
+        let config: Self = serde_json::from_str(&text).map_err(|err| VaeError::Config {
+            path: path.to_owned(),
+            what: format!("not an AutoencoderKLWan config: {err}"),
+        })?;
+        config.validate().map_err(|what| VaeError::Config { path: path.to_owned(), what })?;
+        Ok(config)
+    }
+
+    /// Checks what the decoder relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.is_residual || self.patch_size.is_some_and(|patch| patch > 1) {
+            return Err(
+                "the Wan2.2 VAE (residual blocks, patch size 2) is not decoded yet; Wan2.1's 16-channel VAE is".to_owned()
+            );
+        }
+        if self.dim_mult.len() != self.temperal_downsample.len() + 1 {
+            return Err(format!(
+                "dim_mult has {} entries and temperal_downsample {}: it needs one more",
+                self.dim_mult.len(),
+                self.temperal_downsample.len()
+            ));
+        }
+        if self.latents_mean.len() != self.z_dim || self.latents_std.len() != self.z_dim {
+            return Err(format!("latents_mean and latents_std need z_dim = {} values each", self.z_dim));
+        }
+        for (name, value, limit) in [
+            ("base_dim", self.decoder_base(), 4096),
+            ("z_dim", self.z_dim, 4096),
+            ("num_res_blocks", self.num_res_blocks, 64),
+            ("dim_mult entries", self.dim_mult.len(), 16),
+            ("largest dim_mult", self.dim_mult.iter().copied().max().unwrap_or(0), 64),
+        ] {
+            if value == 0 || value > limit {
+                return Err(format!("{name} is {value}, outside 1..={limit}"));
+            }
+        }
+        if !self.attn_scales.is_empty() {
+            return Err("attention at up-sampling scales (attn_scales) is not supported".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The decoder's base width.
+    #[must_use]
+    pub fn decoder_base(&self) -> usize {
+        self.decoder_base_dim.unwrap_or(self.base_dim)
+    }
+}

@@ -1,0 +1,37 @@
+//! The Wan2.1 VAE decoder against diffusers' `AutoencoderKLWan.decode`, on the tiny pipeline
+//! folder's random VAE (`tests/reference/wan_vae_fixture.py`): the last step's `x0_hat` of the
+//! fixture run, three latent frames (so the causal cache carries over two chunks), decoded to
+//! nine frames of 32 x 48, within 1e-4 (f32).
+#![allow(clippy::unwrap_used, reason = "test: a failed unwrap is a failed test")]
+
+use candle_core::{DType, Device};
+use stepscope_engine::vae::WanVae;
+use stepscope_tests::{fixture, max_abs_diff};
+
+const TOLERANCE: f32 = 1e-4;
+
+#[test]
+fn decoded_frames_match_diffusers() {
+    let vae = WanVae::load(&fixture("wan_pipeline_tiny/vae"), DType::F32, &Device::Cpu).unwrap();
+    let run = candle_core::safetensors::load(fixture("wan_pipeline_tiny/expected.safetensors"), &Device::Cpu)
+        .unwrap();
+    let expected =
+        candle_core::safetensors::load(fixture("wan_pipeline_tiny/vae_expected.safetensors"), &Device::Cpu)
+            .unwrap();
+    let video = vae.decode_latents(&run["x0_3"]).unwrap();
+    assert_eq!(video.dims(), [3, 9, 32, 48], "1 + 4 (3 - 1) frames, 8x the latent's size");
+    let error = max_abs_diff(&video, &expected["video_3"]);
+    println!("max |decoded - diffusers| {error:.1e}");
+    assert!(
+        error <= TOLERANCE,
+        "the decoded video differs from diffusers by {error} (tolerance {TOLERANCE})"
+    );
+}
+
+#[test]
+fn latents_of_another_width_are_refused() {
+    let vae = WanVae::load(&fixture("wan_pipeline_tiny/vae"), DType::F32, &Device::Cpu).unwrap();
+    let latents = candle_core::Tensor::zeros((4, 2, 4, 6), DType::F32, &Device::Cpu).unwrap();
+    let err = vae.decode_latents(&latents).unwrap_err().to_string();
+    assert!(err.contains("latents of 4 channels, but the VAE takes 16"), "{err}");
+}
