@@ -385,6 +385,10 @@ pub struct RecordArgs {
     /// `max_sequence_length`).
     #[arg(long, default_value_t = 512, requires = "pipeline")]
     pub max_text_len: usize,
+    /// With --pipeline: steps whose `x0_hat` is also decoded to pixels by the folder's VAE and
+    /// stored (`s{s}/k{k}/video`, as the exporter stores them), comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "pipeline")]
+    pub decode_steps: Vec<usize>,
     /// Classifier-free guidance scale (applies above 1; needs --negative-prompt-embeds).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub guidance: f64,

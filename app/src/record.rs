@@ -14,6 +14,7 @@ use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, Sampling
 use stepscope_engine::tensor_file::read_tensor;
 use stepscope_engine::text::PromptEncoder;
 use stepscope_engine::trajectory::{self, StorageDtype};
+use stepscope_engine::vae::WanVae;
 
 use crate::cli::{ComputeDtype, RecordArgs, StoreDtype};
 use crate::progress::progress_bar;
@@ -70,6 +71,8 @@ struct RunInputs {
     negative_prompt_embeds: Option<Tensor>,
     /// What the file says the embeddings came from.
     embeddings_source: String,
+    /// The pipeline's VAE folder, when steps are to be decoded.
+    vae_dir: Option<PathBuf>,
 }
 
 fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInputs> {
@@ -91,6 +94,7 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
             prompt_embeds,
             negative_prompt_embeds,
             embeddings_source: format!("file:{name}"),
+            vae_dir: None,
         });
     };
     let folder = PipelineFolder::open(dir)?;
@@ -113,6 +117,7 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
         prompt_embeds,
         negative_prompt_embeds,
         embeddings_source: format!("umt5:{}", folder.text_encoder.display()),
+        vae_dir: (!args.decode_steps.is_empty()).then(|| folder.vae.clone()),
     })
 }
 
@@ -125,6 +130,16 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         .with_context(|| format!("loading the model from {}", inputs.model_dir.display()))?;
     let model = Arc::new(model);
     let prompt_embeds = inputs.prompt_embeds.to_dtype(DType::F32)?;
+    if let Some(late) = args.decode_steps.iter().find(|&&step| step >= args.steps) {
+        bail!("--decode-steps {late}: the run has steps 0 to {}", args.steps.saturating_sub(1));
+    }
+    let vae = match &inputs.vae_dir {
+        Some(dir) => Some(
+            WanVae::load(dir, dtype, &device)
+                .with_context(|| format!("loading the VAE from {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let negative_prompt_embeds = inputs.negative_prompt_embeds.clone();
     let condition_latent = match &args.condition_latent {
         Some(path) => Some(read_tensor(path, "condition_latent", 4, &device)?),
@@ -172,6 +187,12 @@ pub fn run(args: &RecordArgs) -> Result<()> {
             let record =
                 session.step().with_context(|| format!("seed {seed_idx}, step {}", session.step_idx()))?;
             recorder.record_step(seed_idx, &record);
+            if let Some(vae) = &vae
+                && args.decode_steps.contains(&record.step_idx)
+            {
+                let video = vae.decode_latents(&record.x0)?;
+                recorder.record_video(seed_idx, record.step_idx, video, "AutoencoderKLWan")?;
+            }
             progress.inc(1);
         }
         recorder.finish_seed(seed_idx, session.latents()?);

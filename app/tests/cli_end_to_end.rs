@@ -570,6 +570,8 @@ fn record_runs_a_pipeline_folder_from_a_typed_prompt_as_diffusers_does() {
         arg(&noise),
         "--steps",
         "4",
+        "--decode-steps",
+        "3",
         "-o",
         arg(&run),
         "--quiet",
@@ -594,6 +596,18 @@ fn record_runs_a_pipeline_folder_from_a_typed_prompt_as_diffusers_does() {
     let error = max_abs_diff(&reader.final_latents(0).unwrap(), &expected["final"]);
     assert!(error <= 1e-4, "the final latents differ from diffusers by {error}");
     println!("largest |x0 - diffusers| over the steps {worst:.1e}, final latents {error:.1e}");
+    // The last step decoded by the folder's VAE in Rust, stored as the exporter stores videos
+    // (f16): diffusers' decode of the same step within f16's rounding of [-1, 1] values.
+    assert_eq!(manifest.seeds[0].video_steps, [3]);
+    let video =
+        reader.load(&stepscope_engine::trajectory::TensorName::Video { seed_idx: 0, step_idx: 3 }).unwrap();
+    let decoded =
+        candle_core::safetensors::load(pipeline.join("vae_expected.safetensors"), &Device::Cpu).unwrap();
+    let error = max_abs_diff(&video, &decoded["video_3"]);
+    assert!(error <= 1e-3, "the decoded video differs from diffusers by {error}");
+    let sheet = dir.path().join("video.png");
+    let exported = stepscope(&["export", arg(&run), "--view", "video", "--sheet", arg(&sheet)]);
+    assert!(exported.status.success(), "{}", stderr_of(&exported));
 
     // A copy of the folder without its text encoder: the part is named.
     let broken = dir.path().join("broken");

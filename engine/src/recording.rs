@@ -7,7 +7,7 @@ use crate::session::{SamplingSession, StepRecord};
 use crate::trajectory::{
     CREATED_BY, Captures, Conditioning, FORMAT_VERSION, ForkPoint, Intervention, Manifest, ModelInfo,
     NoiseSource, Schedule, SeedRecord, StepTensor, StorageDtype, TaskInfo, TensorName, TrajectoryError,
-    TrajectoryWriter,
+    TrajectoryWriter, VideoInfo,
 };
 
 /// What the session itself does not know about a run: where the model and prompt came from.
@@ -131,6 +131,38 @@ impl Recorder {
                 seed.capture_steps.push(step_idx);
             }
         }
+    }
+
+    /// Stores step `step_idx`'s `x0` of seed `seed_idx` decoded to the video `[3, F_v, H_v,
+    /// W_v]` in `[-1, 1]` by `decoder` (stored as f16, as the exporter stores it), after the step
+    /// itself. Every video of a run has one shape; another is refused, saying both.
+    pub fn record_video(
+        &mut self,
+        seed_idx: usize,
+        step_idx: usize,
+        video: Tensor,
+        decoder: &str,
+    ) -> Result<(), TrajectoryError> {
+        let manifest = self.writer.manifest_mut();
+        let expected = manifest.video.as_ref().map(|info| info.shape);
+        let shape: [usize; 4] = video
+            .dims()
+            .try_into()
+            .ok()
+            .filter(|shape: &[usize; 4]| shape[0] == 3)
+            .ok_or_else(|| TrajectoryError::VideoShape { expected, found: video.dims().to_vec() })?;
+        match &manifest.video {
+            Some(info) if info.shape != shape => {
+                return Err(TrajectoryError::VideoShape { expected, found: shape.to_vec() });
+            }
+            Some(_) => {}
+            None => manifest.video = Some(VideoInfo { shape, decoder: decoder.to_owned() }),
+        }
+        if let Some(seed) = manifest.seeds.get_mut(seed_idx) {
+            seed.video_steps.push(step_idx);
+        }
+        self.writer.insert_as(TensorName::Video { seed_idx, step_idx }, video, StorageDtype::F16);
+        Ok(())
     }
 
     /// Stores the final latents `[C, F, H, W]` of seed `seed_idx`.

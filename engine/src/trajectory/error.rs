@@ -269,6 +269,17 @@ pub enum TrajectoryError {
         found: Vec<usize>,
     },
 
+    /// A decoded video to record has not the shape `[3, F, H, W]` of the run's other videos.
+    #[error(
+        "a decoded video has shape {found:?}; {}",
+        .expected.map_or_else(|| "a video is [3, F, H, W]".to_owned(), |shape| format!("the run's other videos are {shape:?}"))
+    )]
+    VideoShape {
+        /// The shape of the videos recorded before, if any.
+        expected: Option<[usize; 4]>,
+        found: Vec<usize>,
+    },
+
     /// A tensor was asked for that the file does not hold.
     #[error("{}: the file holds no tensor `{tensor}`", .path.display())]
     TensorNotFound {
