@@ -244,6 +244,18 @@ pub struct LiveArgs {
     /// Safetensors file with `prompt_embeds` `[1, L, text_dim]` (a free run, no task).
     #[arg(long, requires = "size")]
     pub prompt_embeds: Option<PathBuf>,
+    /// A diffusers Wan pipeline folder: a free run from the typed --prompt, encoded by its UMT5.
+    #[arg(long, requires_all = ["size", "prompt"], conflicts_with_all = ["model", "task", "prompt_embeds"])]
+    pub pipeline: Option<PathBuf>,
+    /// The prompt of a --pipeline run.
+    #[arg(long, requires = "pipeline")]
+    pub prompt: Option<String>,
+    /// The negative prompt of a --pipeline run (used with --guidance above 1).
+    #[arg(long, requires = "pipeline", default_value = "")]
+    pub negative_prompt: String,
+    /// Classifier-free guidance of a --pipeline run.
+    #[arg(long, requires = "pipeline", default_value_t = 1.0)]
+    pub guidance: f64,
     /// Random seed of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

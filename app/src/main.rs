@@ -41,17 +41,21 @@ fn startup(files: Vec<std::path::PathBuf>) -> stepscope::viewer::Startup {
 /// `--prompt-embeds`, a free run.
 pub(crate) fn live_setup(args: cli::LiveArgs) -> stepscope::viewer::live::LiveSetup {
     use stepscope::viewer::live::{LiveSetup, LiveTask, builtin_model_dir};
-    let task = match (&args.prompt_embeds, args.task) {
-        (Some(_), _) => None,
-        (None, name) => Some(LiveTask {
+    let free_run = args.prompt_embeds.is_some() || args.pipeline.is_some();
+    let task = match (free_run, args.task) {
+        (true, _) => None,
+        (false, name) => Some(LiveTask {
             name: name.unwrap_or_else(|| "maze".to_owned()),
             size: args.cells,
             seed: args.instance,
         }),
     };
     LiveSetup {
-        model_dir: args.model.unwrap_or_else(builtin_model_dir),
+        model_dir: args.pipeline.or(args.model).unwrap_or_else(builtin_model_dir),
         prompt_embeds: args.prompt_embeds.unwrap_or_default(),
+        prompt: args.prompt.unwrap_or_default(),
+        negative_prompt: args.negative_prompt,
+        guidance: args.guidance,
         rng_seed: args.seed,
         size: args.size.unwrap_or([args.frames, 0, 0]),
         steps: args.steps,

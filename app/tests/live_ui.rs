@@ -47,6 +47,7 @@ fn tiny_setup(steps: usize) -> LiveSetup {
         scheduler: SchedulerKind::UniPc,
         capture: "token_norm@all".to_owned(),
         task: None,
+        ..LiveSetup::default()
     }
 }
 
@@ -288,4 +289,31 @@ fn painting_the_prediction_or_skipping_a_block_forks_an_altered_seed() {
     assert_eq!((rng_seeds.len(), *merge_steps), (4, 4), "merge steps are capped at the run's 4 steps");
     harness.get_by_label("Run to end").click();
     run_until(&mut harness, "the ensemble's steps", |h| steps_of(h, 3) == [0, 1, 2, 3]);
+}
+
+/// A live run from a typed prompt: the tiny pipeline folder (`tests/fixtures/wan_pipeline_tiny`)
+/// as the model folder, its UMT5 encoding the prompt and the negative prompt on the loading
+/// thread, its scheduler config setting the sampler; the run steps like any other.
+#[test]
+fn a_pipeline_folder_runs_live_from_a_typed_prompt() {
+    let setup = LiveSetup {
+        model_dir: repo_path("tests/fixtures/wan_pipeline_tiny"),
+        prompt: "a red ball rolls across a wooden table".to_owned(),
+        guidance: 3.0,
+        rng_seed: 5,
+        size: [3, 4, 6],
+        steps: 3,
+        capture: String::new(),
+        task: None,
+        ..LiveSetup::default()
+    };
+    assert!(setup.is_pipeline());
+    let mut harness = live_harness(SaveTo(PathBuf::new()), setup);
+    harness.get_by_label("Step").click();
+    run_until(&mut harness, "a step", |h| steps_of(h, 0).len() == 1);
+    let manifest = harness.state().document().unwrap().manifest().clone();
+    assert_eq!(manifest.conditioning.prompt.as_deref(), Some("a red ball rolls across a wooden table"));
+    assert!(manifest.conditioning.prompt_embeddings.starts_with("umt5:"));
+    assert!(manifest.conditioning.negative_prompt, "guidance 3 encodes the negative prompt");
+    assert_eq!(manifest.latent_shape, [16, 3, 4, 6]);
 }

@@ -1,5 +1,6 @@
 //! The "New live run" window: pick a model folder, a built-in task instance or prompt
-//! embeddings, noise seed, size and schedule, then start.
+//! embeddings (or, for a whole pipeline folder, a typed prompt), noise seed, size and schedule,
+//! then start.
 
 use stepscope_engine::scheduler::SchedulerKind;
 
@@ -47,7 +48,9 @@ impl NewRunDialog {
                         browse = Some(FileRequest::ModelDir);
                     }
                     task_row_ui(ui, &mut self.setup.task);
-                    if self.setup.task.is_none()
+                    if self.setup.task.is_none() && self.setup.is_pipeline() {
+                        prompt_rows_ui(ui, &mut self.setup);
+                    } else if self.setup.task.is_none()
                         && path_row_ui(ui, "Prompt embeddings", &mut self.setup.prompt_embeds)
                     {
                         browse = Some(FileRequest::PromptEmbeds);
@@ -94,6 +97,22 @@ impl NewRunDialog {
         self.open = open && !start;
         DialogOutput { start: start.then(|| self.setup.clone()), browse }
     }
+}
+
+/// A pipeline folder's prompt, negative prompt and guidance scale.
+fn prompt_rows_ui(ui: &mut egui::Ui, setup: &mut LiveSetup) {
+    let label = ui.label("Prompt");
+    ui.add(
+        egui::TextEdit::multiline(&mut setup.prompt)
+            .desired_rows(2)
+            .hint_text("typed, encoded by the pipeline's UMT5"),
+    )
+    .labelled_by(label.id);
+    ui.end_row();
+    let label = ui.label("Negative prompt");
+    ui.text_edit_singleline(&mut setup.negative_prompt).labelled_by(label.id);
+    ui.end_row();
+    drag_row_ui(ui, "Guidance", egui::DragValue::new(&mut setup.guidance).range(1.0..=20.0).speed(0.05));
 }
 
 /// A label, a text field holding a path, and a Browse button; returns whether Browse was

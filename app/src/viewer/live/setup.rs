@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 use stepscope_engine::analysis::task_info;
 use stepscope_engine::model::WanTransformer;
 use stepscope_engine::model::config::{MAX_CONFIG_BYTES, read_capped};
+use stepscope_engine::pipeline::PipelineFolder;
 use stepscope_engine::recording::RunProvenance;
 use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SessionSettings};
 use stepscope_engine::tasks::{TaskInstance, TaskKind, TaskParams};
 use stepscope_engine::tensor_file::read_tensor;
+use stepscope_engine::text::PromptEncoder;
 use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
 use stepscope_engine::worker::RunRequest;
 
@@ -23,10 +25,17 @@ use stepscope_engine::worker::RunRequest;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LiveSetup {
-    /// A diffusers Wan transformer folder (config.json + safetensors weights).
+    /// A diffusers Wan transformer folder (config.json + safetensors weights), or a whole
+    /// pipeline folder (`model_index.json`: the prompt is then typed, not embedded).
     pub model_dir: PathBuf,
-    /// A safetensors file holding `prompt_embeds` `[1, L, text_dim]`.
+    /// A safetensors file holding `prompt_embeds` `[1, L, text_dim]` (a transformer folder).
     pub prompt_embeds: PathBuf,
+    /// The prompt, encoded by a pipeline folder's text encoder.
+    pub prompt: String,
+    /// The negative prompt (used when `guidance` is above 1).
+    pub negative_prompt: String,
+    /// Classifier-free guidance scale of a pipeline run (1: none).
+    pub guidance: f64,
     /// The noise seed of seed 0.
     pub rng_seed: u64,
     /// Latent frames, height and width.
@@ -57,6 +66,9 @@ impl Default for LiveSetup {
         Self {
             model_dir: PathBuf::new(),
             prompt_embeds: PathBuf::new(),
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            guidance: 1.0,
             rng_seed: 0,
             size: [3, 16, 16],
             steps: 20,
@@ -67,6 +79,9 @@ impl Default for LiveSetup {
         }
     }
 }
+
+/// The text length a live pipeline run pads its prompt to (the Wan pipelines' default).
+pub const PIPELINE_TEXT_LEN: usize = 512;
 
 /// The built-in model (`assets/model` in the repository), trained on the tasks.
 #[must_use]
@@ -88,6 +103,9 @@ impl LiveSetup {
         Self {
             model_dir: builtin_model_dir(),
             prompt_embeds: PathBuf::new(),
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            guidance: 1.0,
             rng_seed: Self::DEFAULT_MAZE_INSTANCE,
             size: [5, 12, 12],
             steps: 20,
@@ -108,10 +126,58 @@ impl LiveSetup {
             .with_context(|| format!("generating {} {}", task.name, task.seed))
     }
 
+    /// Whether the model folder is a whole pipeline (the prompt is typed).
+    #[must_use]
+    pub fn is_pipeline(&self) -> bool {
+        self.model_dir.join("model_index.json").is_file()
+    }
+
+    /// A pipeline folder's run: the typed prompt (and, with guidance, the negative one)
+    /// encoded by its UMT5, which is freed before the transformer loads; its scheduler config
+    /// sets the sampler and the shift.
+    fn pipeline_request(&self, device: &Device) -> Result<RunRequest> {
+        let folder = PipelineFolder::open(&self.model_dir)?;
+        let (prompt_embeds, negative_prompt_embeds) = {
+            let encoder = PromptEncoder::load(&folder.tokenizer, &folder.text_encoder, DType::F32, device)
+                .with_context(|| format!("loading the text encoder of {}", self.model_dir.display()))?;
+            let negative = (self.guidance > 1.0)
+                .then(|| encoder.encode(&self.negative_prompt, PIPELINE_TEXT_LEN))
+                .transpose()?;
+            (encoder.encode(&self.prompt, PIPELINE_TEXT_LEN)?, negative)
+        };
+        let model = WanTransformer::load(&folder.transformer, DType::F32, device)
+            .with_context(|| format!("loading the transformer of {}", self.model_dir.display()))?;
+        let [frames, height, width] = self.size;
+        let latent_shape = [model.config().in_channels, frames, height, width];
+        let mut provenance = provenance(&folder.transformer, Path::new(""), Some(self.prompt.clone()));
+        provenance.prompt_embeddings = format!("umt5:{}", folder.text_encoder.display());
+        Ok(RunRequest {
+            model: Arc::new(model),
+            conditioning: Arc::new(Conditioning {
+                prompt_embeds,
+                negative_prompt_embeds,
+                condition_latent: None,
+            }),
+            settings: SessionSettings {
+                steps: self.steps,
+                shift: folder.scheduler.shift,
+                scheduler: folder.scheduler.kind,
+                guidance_scale: self.guidance,
+                capture: self.capture.parse().context("the capture list")?,
+            },
+            latent_shape,
+            noise: NoiseSource::Seed(self.rng_seed),
+            provenance,
+        })
+    }
+
     /// Loads the model and the prompt embeddings (on the CPU, in f32) and checks the choices,
     /// giving the request that starts the run.
     pub fn to_request(&self) -> Result<RunRequest> {
         let device = Device::Cpu;
+        if self.task.is_none() && self.is_pipeline() {
+            return self.pipeline_request(&device);
+        }
         let model = WanTransformer::load(&self.model_dir, DType::F32, &device)
             .with_context(|| format!("loading the model from {}", self.model_dir.display()))?;
         let capture: CaptureSpec = self.capture.parse().context("the capture list")?;
