@@ -7,13 +7,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use candle_core::{DType, Device};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use stepscope::viewer::StepscopeApp;
 use stepscope::viewer::file_picker::FilePicker;
 use stepscope::viewer::live::LiveSetup;
 use stepscope_engine::scheduler::SchedulerKind;
-use stepscope_engine::trajectory::{ForkPoint, Intervention, TrajectoryReader};
+use stepscope_engine::trajectory::{ForkPoint, Intervention, TensorName, TrajectoryReader};
+use stepscope_engine::vae::WanVae;
 
 /// How long a test waits for the engine thread before failing.
 const ENGINE_WAIT: Duration = Duration::from_mins(1);
@@ -316,4 +318,26 @@ fn a_pipeline_folder_runs_live_from_a_typed_prompt() {
     assert!(manifest.conditioning.prompt_embeddings.starts_with("umt5:"));
     assert!(manifest.conditioning.negative_prompt, "guidance 3 encodes the negative prompt");
     assert_eq!(manifest.latent_shape, [16, 3, 4, 6]);
+
+    // The pipeline's VAE decodes the step on its own thread; the record then holds the video
+    // under the exporter's name, as the VAE decodes the step's x0 directly.
+    harness.get_by_label("Decode step 0").click();
+    run_until(&mut harness, "step 0 decoded", |h| {
+        h.state().document().unwrap().manifest().seeds[0].video_steps == [0]
+    });
+    let document = harness.state().document().unwrap();
+    let x0 = document.tensor(&TensorName::x0(0, 0)).unwrap();
+    let video = document.tensor(&TensorName::Video { seed_idx: 0, step_idx: 0 }).unwrap();
+    let vae =
+        WanVae::load(&repo_path("tests/fixtures/wan_pipeline_tiny/vae"), DType::F32, &Device::Cpu).unwrap();
+    let expected = vae.decode_latents(&x0).unwrap();
+    let error = (video - expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(error <= 1e-6, "the live decode differs from a direct one by {error}");
+    assert_eq!(document.manifest().video.as_ref().map(|video| video.shape), Some([3, 9, 32, 48]));
+    // Following: each new step is decoded as it arrives.
+    harness.get_by_label("decode each step").click();
+    harness.get_by_label("Step").click();
+    run_until(&mut harness, "step 1 decoded", |h| {
+        h.state().document().unwrap().manifest().seeds[0].video_steps == [0, 1]
+    });
 }

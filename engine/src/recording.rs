@@ -135,7 +135,9 @@ impl Recorder {
 
     /// Stores step `step_idx`'s `x0` of seed `seed_idx` decoded to the video `[3, F_v, H_v,
     /// W_v]` in `[-1, 1]` by `decoder` (stored as f16, as the exporter stores it), after the step
-    /// itself. Every video of a run has one shape; another is refused, saying both.
+    /// itself, in any order of steps (a live run decodes the step the user looks at); a step
+    /// decoded again is replaced. Every video of a run has one shape; another is refused, saying
+    /// both.
     pub fn record_video(
         &mut self,
         seed_idx: usize,
@@ -158,8 +160,10 @@ impl Recorder {
             Some(_) => {}
             None => manifest.video = Some(VideoInfo { shape, decoder: decoder.to_owned() }),
         }
-        if let Some(seed) = manifest.seeds.get_mut(seed_idx) {
-            seed.video_steps.push(step_idx);
+        if let Some(seed) = manifest.seeds.get_mut(seed_idx)
+            && let Err(position) = seed.video_steps.binary_search(&step_idx)
+        {
+            seed.video_steps.insert(position, step_idx);
         }
         self.writer.insert_as(TensorName::Video { seed_idx, step_idx }, video, StorageDtype::F16);
         Ok(())
@@ -199,6 +203,7 @@ impl Recorder {
         let mut names = vec![TensorName::final_latents(seed_idx)];
         for &k in &dropped {
             names.extend(StepTensor::ALL.map(|kind| TensorName::Step { seed_idx, step_idx: k, kind }));
+            names.push(TensorName::Video { seed_idx, step_idx: k });
             for &layer_idx in &manifest.captures.layers {
                 for &kind in &manifest.captures.kinds {
                     names.push(TensorName::capture(seed_idx, k, layer_idx, kind));
@@ -211,6 +216,7 @@ impl Recorder {
         if let Some(seed) = self.writer.manifest_mut().seeds.get_mut(seed_idx) {
             seed.steps.retain(|&k| k < step_idx);
             seed.capture_steps.retain(|&k| k < step_idx);
+            seed.video_steps.retain(|&k| k < step_idx);
             seed.final_latents = false;
         }
     }

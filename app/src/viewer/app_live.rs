@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use stepscope_engine::trajectory::Intervention;
+use stepscope_engine::trajectory::{Intervention, TensorName};
 use stepscope_engine::worker::{EngineCommand, RecordChange};
 
 use super::app::StepscopeApp;
@@ -11,7 +11,7 @@ use super::app_files::FileRequest;
 use super::command::AppCommand;
 use super::document::Document;
 use super::live::{
-    LiveAction, LiveSession, LiveSetup, LoadedRun, PendingLoad, intervene_ui, live_controls_ui,
+    LiveAction, LiveDecoder, LiveSession, LiveSetup, LoadedRun, PendingLoad, intervene_ui, live_controls_ui,
 };
 use super::seeds_view::SEEDS_VIEW_ID;
 use super::time_control::TimeCommand;
@@ -64,12 +64,15 @@ impl StepscopeApp {
     }
 
     fn start_loaded(&mut self, ctx: &egui::Context, loaded: LoadedRun) -> anyhow::Result<()> {
-        let LoadedRun { request, record } = loaded;
+        let LoadedRun { request, record, vae_dir } = loaded;
         if self.live.is_none() {
             self.live = Some(LiveSession::spawn(ctx)?);
         }
         if let Some(live) = &mut self.live {
             live.start(request);
+            let wake = ctx.clone();
+            live.decoder =
+                vae_dir.map(|dir| LiveDecoder::spawn(dir, move || wake.request_repaint())).transpose()?;
         }
         self.show_document(Document::live(record));
         Ok(())
@@ -123,6 +126,15 @@ impl StepscopeApp {
                     self.caches
                         .tensors
                         .forget(|name| name.seed_idx() == seed_idx && name.step_idx() == Some(step_idx));
+                    if let Some(decoder) = &mut live.decoder
+                        && decoder.follow
+                        && seed_idx == shown_seed
+                        && let Some(x0) = document
+                            .live_record()
+                            .and_then(|record| record.tensor(&TensorName::x0(seed_idx, step_idx)))
+                    {
+                        decoder.request(seed_idx, step_idx, x0.clone());
+                    }
                     let follows = step_idx == 0 || cursor_step + 1 >= step_idx;
                     if seed_idx == shown_seed && follows {
                         cursor_step = step_idx;
@@ -153,10 +165,39 @@ impl StepscopeApp {
                     }
                 }
                 RecordChange::Finished { .. } => {}
+                RecordChange::Video { seed_idx, step_idx } => {
+                    let name = TensorName::Video { seed_idx, step_idx };
+                    self.caches.tensors.forget(|cached| *cached == name);
+                }
             }
         }
+        self.take_decoded();
         for command in commands {
             self.apply(command);
+        }
+    }
+
+    /// Stores the steps the VAE thread decoded in the live record.
+    fn take_decoded(&mut self) {
+        let (Some(live), Some(document)) = (&mut self.live, &mut self.document) else { return };
+        let Some(decoder) = &mut live.decoder else { return };
+        for decoded in decoder.poll() {
+            let (seed_idx, step_idx) = (decoded.seed_idx, decoded.step_idx);
+            let stored = decoded.video.and_then(|video| {
+                let record = document.live_record_mut().ok_or("the live run was closed")?;
+                record
+                    .insert_video(seed_idx, step_idx, video, "AutoencoderKLWan")
+                    .map_err(|err| err.to_string())
+            });
+            match stored {
+                Ok(Some(_)) => {
+                    let name = TensorName::Video { seed_idx, step_idx };
+                    self.caches.tensors.forget(|cached| *cached == name);
+                    self.generation += 1;
+                }
+                Ok(None) => {}
+                Err(message) => live.error = Some(message),
+            }
         }
     }
 
@@ -188,6 +229,18 @@ impl StepscopeApp {
             LiveAction::Save => {
                 let default_name = format!("live-seed{}.safetensors", self.settings.live_setup.rng_seed);
                 self.request_file(ctx, FileRequest::SaveLiveRun { default_name });
+            }
+            LiveAction::Decode { step_idx } => {
+                let owner = document.owner_of(seed_idx, step_idx);
+                let x0 = owner.and_then(|owner| {
+                    document
+                        .live_record()?
+                        .tensor(&TensorName::x0(owner, step_idx))
+                        .map(|x0| (owner, x0.clone()))
+                });
+                if let (Some(decoder), Some((owner, x0))) = (&mut live.decoder, x0) {
+                    decoder.request(owner, step_idx, x0);
+                }
             }
         }
     }

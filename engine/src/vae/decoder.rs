@@ -96,11 +96,25 @@ impl WanVaeDecoder {
     /// Latents `z` `[B, z, F, h, w]` (already de-normalised) to the video `[B, 3, 1 + 4 (F - 1),
     /// 8h, 8w]` in `[-1, 1]`, one latent frame at a time.
     pub fn decode(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+        self.decode_unless(z, &|| false)?
+            .ok_or_else(|| candle_core::Error::Msg("a decode that cannot be cancelled was".to_owned()))
+    }
+
+    /// [`Self::decode`], giving up between two latent frames once `cancelled` says so (`None`).
+    pub fn decode_unless(
+        &self,
+        z: &Tensor,
+        cancelled: &dyn Fn() -> bool,
+    ) -> candle_core::Result<Option<Tensor>> {
         let x = self.post_quant_conv.forward(z, None)?;
         let mut cache = FeatCache::default();
-        let frames = (0..x.dim(2)?)
-            .map(|frame| self.chunk(&x.narrow(2, frame, 1)?, &mut cache))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Tensor::cat(&frames, 2)?.clamp(-1.0, 1.0)
+        let mut frames = Vec::new();
+        for frame in 0..x.dim(2)? {
+            if cancelled() {
+                return Ok(None);
+            }
+            frames.push(self.chunk(&x.narrow(2, frame, 1)?, &mut cache)?);
+        }
+        Ok(Some(Tensor::cat(&frames, 2)?.clamp(-1.0, 1.0)?))
     }
 }

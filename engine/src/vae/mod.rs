@@ -29,6 +29,9 @@ pub enum VaeError {
     #[error("decoding: latents of {found} channels, but the VAE takes {expected}")]
     Channels { expected: usize, found: usize },
 
+    #[error("the decode was cancelled")]
+    Cancelled,
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -68,12 +71,23 @@ impl WanVae {
     /// A step's `x0_hat` `[z, F, h, w]` (normalised latents, as the transformer sees them)
     /// decoded to the video `[3, 1 + 4 (F - 1), 8h, 8w]` in `[-1, 1]`, f32.
     pub fn decode_latents(&self, latents: &Tensor) -> Result<Tensor, VaeError> {
+        self.decode_latents_unless(latents, &|| false)?.ok_or(VaeError::Cancelled)
+    }
+
+    /// [`Self::decode_latents`], giving up between two latent frames once `cancelled` says so
+    /// (`None`): a live run's newer request replaces the decode in progress.
+    pub fn decode_latents_unless(
+        &self,
+        latents: &Tensor,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<Tensor>, VaeError> {
         let found = latents.dim(0)?;
         if found != self.config.z_dim {
             return Err(VaeError::Channels { expected: self.config.z_dim, found });
         }
         let z = latents.unsqueeze(0)?.to_dtype(self.mean.dtype())?;
         let z = z.broadcast_mul(&self.std)?.broadcast_add(&self.mean)?;
-        Ok(self.decoder.decode(&z)?.squeeze(0)?.to_dtype(DType::F32)?)
+        let Some(video) = self.decoder.decode_unless(&z, cancelled)? else { return Ok(None) };
+        Ok(Some(video.squeeze(0)?.to_dtype(DType::F32)?))
     }
 }

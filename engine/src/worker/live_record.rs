@@ -19,6 +19,8 @@ pub enum RecordChange {
     Finished { seed_idx: usize },
     /// Everything `seed_idx` held from `step_idx` on was dropped.
     Rewound { seed_idx: usize, step_idx: usize },
+    /// Step `step_idx` of `seed_idx` was decoded to pixels.
+    Video { seed_idx: usize, step_idx: usize },
 }
 
 /// The record of one live run: seed 0 and its forks, each step as it arrives.
@@ -68,6 +70,24 @@ impl LiveRecord {
             | EngineEvent::Error { .. }
             | EngineEvent::State(_) => None,
         }
+    }
+
+    /// Stores step `step_idx`'s `x0` of seed `seed_idx` decoded to pixels (`[3, F_v, H_v, W_v]`
+    /// by `decoder`), decoded on demand while the run goes on; `None` if the seed has not (or no
+    /// longer has) that step, which a rewind during the decode can cause.
+    pub fn insert_video(
+        &mut self,
+        seed_idx: usize,
+        step_idx: usize,
+        video: Tensor,
+        decoder: &str,
+    ) -> Result<Option<RecordChange>, crate::trajectory::TrajectoryError> {
+        let recorded = self.manifest().seeds.get(seed_idx).is_some_and(|seed| seed.steps.contains(&step_idx));
+        if !recorded {
+            return Ok(None);
+        }
+        self.recorder.record_video(seed_idx, step_idx, video, decoder)?;
+        Ok(Some(RecordChange::Video { seed_idx, step_idx }))
     }
 
     /// The manifest of the run so far.

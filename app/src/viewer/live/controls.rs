@@ -24,6 +24,10 @@ pub enum LiveAction {
     },
     /// Save the run as a trajectory file.
     Save,
+    /// Decode the shown seed's `x0_hat` at `step_idx` to pixels with the pipeline's VAE.
+    Decode {
+        step_idx: usize,
+    },
 }
 
 /// The bar; `seed_idx` is the shown seed and `cursor_step` the timeline's step.
@@ -82,6 +86,21 @@ pub fn live_controls_ui(
             action = Some(LiveAction::Rewind { step_idx: cursor_step });
         }
         ui.separator();
+        if let Some(decoder) = &mut session.decoder {
+            let decode = ui
+                .add_enabled(cursor_step < taken, egui::Button::new(format!("Decode step {cursor_step}")))
+                .on_hover_text("Decode this step's x0_hat to pixels with the pipeline's VAE (shown as the decoded video)");
+            if decode.clicked() {
+                action = Some(LiveAction::Decode { step_idx: cursor_step });
+            }
+            ui.checkbox(&mut decoder.follow, "decode each step")
+                .on_hover_text("Decode every new step of the shown seed as it arrives (stepping does not wait)");
+            if let Some((_, step)) = decoder.pending() {
+                ui.spinner();
+                ui.label(format!("decoding step {step}"));
+            }
+            ui.separator();
+        }
         let progress = egui::ProgressBar::new(taken as f32 / total.max(1) as f32)
             .desired_width(140.0)
             .text(format!("{taken} / {total} steps"))

@@ -18,13 +18,20 @@ use super::setup::LiveSetup;
 pub struct LoadedRun {
     pub request: RunRequest,
     pub record: LiveRecord,
+    /// A pipeline run's VAE folder: its steps can be decoded to pixels.
+    pub vae_dir: Option<std::path::PathBuf>,
 }
 
 impl LoadedRun {
     fn load(setup: &LiveSetup) -> Result<Self> {
         let request = setup.to_request()?;
         let record = LiveRecord::new(&request, StorageDtype::F32)?;
-        Ok(Self { request, record })
+        let vae_dir = if setup.task.is_none() && setup.is_pipeline() {
+            Some(stepscope_engine::pipeline::PipelineFolder::open(&setup.model_dir)?.vae)
+        } else {
+            None
+        };
+        Ok(Self { request, record, vae_dir })
     }
 }
 

@@ -2,6 +2,7 @@
 //! arrives and saved on request.
 
 mod controls;
+mod decoder;
 mod dialog;
 mod intervene;
 mod loader;
@@ -9,6 +10,7 @@ mod session;
 mod setup;
 
 pub use controls::{LiveAction, live_controls_ui};
+pub use decoder::{Decoded, LiveDecoder};
 pub use dialog::NewRunDialog;
 pub use intervene::{Brush, InterveneRequest, InterveneState, PaintColour, intervene_ui};
 pub use loader::{LoadedRun, PendingLoad};

@@ -65,6 +65,8 @@ pub struct LiveSession {
     attention: Option<AttentionAnswer>,
     /// The intervention being prepared.
     pub intervene: super::InterveneState,
+    /// A pipeline run's VAE on its own thread, to decode steps to pixels.
+    pub decoder: Option<super::LiveDecoder>,
 }
 
 /// A save in progress on its own thread.
@@ -91,6 +93,7 @@ impl LiveSession {
             attention_asked: false,
             attention: None,
             intervene: super::InterveneState::default(),
+            decoder: None,
         })
     }
 
