@@ -362,21 +362,13 @@ fn solve_records_a_task_run_and_export_draws_it() {
     assert_eq!(manifest.latent_shape, [3, 5, 10, 10]);
 
     let (sheet, gif) = (dir.path().join("sheet.png"), dir.path().join("sweep.gif"));
-    let exported = stepscope(&[
-        "export",
-        arg(&run),
-        "--seed",
-        "1",
-        "--steps",
-        "2,0",
-        "--scale",
-        "3",
-        "--sheet",
-        arg(&sheet),
-        "--bare",
-        "--gif",
-        arg(&gif),
-    ]);
+    // Seed 1's steps 2 and 0 at 3 output pixels per latent pixel, with `rest` added.
+    let export = |rest: &[&str]| {
+        stepscope(
+            &[&["export", arg(&run), "--seed", "1", "--steps", "2,0", "--scale", "3"][..], rest].concat(),
+        )
+    };
+    let exported = export(&["--sheet", arg(&sheet), "--bare", "--gif", arg(&gif)]);
     assert!(exported.status.success(), "{}", stderr_of(&exported));
     let picture = image::open(&sheet).unwrap().to_rgba8();
     // 5 frames of 30 px with 2 px gaps across, 2 steps down.
@@ -395,18 +387,7 @@ fn solve_records_a_task_run_and_export_draws_it() {
     // Without --bare, the same sheet as a figure: the sheet itself, pixel for pixel, among its
     // labels (a title above, a step and sigma left of each row, a frame above each column).
     let figure_path = dir.path().join("figure.png");
-    let as_figure = stepscope(&[
-        "export",
-        arg(&run),
-        "--seed",
-        "1",
-        "--steps",
-        "2,0",
-        "--scale",
-        "3",
-        "--sheet",
-        arg(&figure_path),
-    ]);
+    let as_figure = export(&["--sheet", arg(&figure_path)]);
     assert!(as_figure.status.success(), "{}", stderr_of(&as_figure));
     assert_sheet_among_labels(&picture, &image::open(&figure_path).unwrap().to_rgba8());
 

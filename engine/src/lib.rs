@@ -18,6 +18,7 @@
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
 pub mod analysis;
 pub mod model;
+pub mod part_error;
 pub mod pipeline;
 pub mod recording;
 pub mod scheduler;

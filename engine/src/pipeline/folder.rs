@@ -8,14 +8,7 @@ use crate::model::config::{MAX_CONFIG_BYTES, read_capped};
 use crate::scheduler::SchedulerKind;
 
 /// What is wrong with a pipeline folder, naming the file or part.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error("{}: cannot read {what}: {cause}", .path.display())]
-    Read { path: PathBuf, what: &'static str, cause: std::io::Error },
-
-    #[error("{}: {what}", .path.display())]
-    Invalid { path: PathBuf, what: String },
-}
+pub type PipelineError = crate::part_error::PartError;
 
 /// The sampler a pipeline's scheduler config sets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +45,7 @@ impl PipelineFolder {
     pub fn open(dir: &Path) -> Result<Self, PipelineError> {
         let index_path = dir.join("model_index.json");
         let index = read_json(&index_path, "the pipeline index")?;
-        let invalid = |what: String| PipelineError::Invalid { path: index_path.clone(), what };
+        let invalid = |what: String| PipelineError::Config { path: index_path.clone(), what };
         let class = index.get("_class_name").and_then(Value::as_str).unwrap_or_default().to_owned();
         if !PIPELINES.contains(&class.as_str()) {
             return Err(invalid(format!(
@@ -78,7 +71,7 @@ impl PipelineFolder {
         let part = |name: &str, file: &str| -> Result<PathBuf, PipelineError> {
             let path = dir.join(name);
             if !path.join(file).is_file() {
-                return Err(PipelineError::Invalid {
+                return Err(PipelineError::Config {
                     path: path.clone(),
                     what: format!("the pipeline's `{name}` has no {file} (model_index.json lists the part)"),
                 });
@@ -122,7 +115,7 @@ fn read_json(path: &Path, what: &'static str) -> Result<Value, PipelineError> {
         what,
         cause,
     })?;
-    serde_json::from_str(&text).map_err(|err| PipelineError::Invalid {
+    serde_json::from_str(&text).map_err(|err| PipelineError::Config {
         path: path.to_owned(),
         what: format!("not valid JSON: {err}"),
     })
@@ -132,7 +125,7 @@ fn read_json(path: &Path, what: &'static str) -> Result<Value, PipelineError> {
 /// with `shift`.
 fn scheduler_setting(path: &Path) -> Result<SchedulerSetting, PipelineError> {
     let config = read_json(path, "the scheduler config")?;
-    let invalid = |what: String| PipelineError::Invalid { path: path.to_owned(), what };
+    let invalid = |what: String| PipelineError::Config { path: path.to_owned(), what };
     let number = |key: &str, default: f64| config.get(key).and_then(Value::as_f64).unwrap_or(default);
     let setting = match config.get("_class_name").and_then(Value::as_str).unwrap_or_default() {
         "UniPCMultistepScheduler" => {

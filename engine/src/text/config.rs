@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::error::TextError;
 use crate::model::config::{MAX_CONFIG_BYTES, read_capped};
+use crate::part_error::PartError;
 
 /// What the encoder needs of a `UMT5Config`, with transformers' field names.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -62,16 +63,16 @@ const SIZE_LIMITS: [(&str, usize); 7] = [
 impl Umt5Config {
     /// Reads and checks the encoder's `config.json` (at most 1 MiB; the sizes bounded).
     pub fn from_file(path: &Path) -> Result<Self, TextError> {
-        let text = read_capped(path, MAX_CONFIG_BYTES).map_err(|cause| TextError::Read {
+        let text = read_capped(path, MAX_CONFIG_BYTES).map_err(|cause| PartError::Read {
             path: path.to_owned(),
             what: "the text encoder's config",
             cause,
         })?;
-        let config: Self = serde_json::from_str(&text).map_err(|cause| TextError::Config {
+        let config: Self = serde_json::from_str(&text).map_err(|cause| PartError::Config {
             path: path.to_owned(),
             what: format!("not a UMT5 config: {cause}"),
         })?;
-        config.validate().map_err(|what| TextError::Config { path: path.to_owned(), what })?;
+        config.validate().map_err(|what| PartError::Config { path: path.to_owned(), what })?;
         Ok(config)
     }
 

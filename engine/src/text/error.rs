@@ -2,16 +2,12 @@
 
 use std::path::PathBuf;
 
+use crate::part_error::PartError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {
-    #[error("{}: cannot read {what}: {cause}", .path.display())]
-    Read { path: PathBuf, what: &'static str, cause: std::io::Error },
-
-    #[error("{}: {what}", .path.display())]
-    Config { path: PathBuf, what: String },
-
-    #[error("{}: {what}", .path.display())]
-    Weights { path: PathBuf, what: String },
+    #[error(transparent)]
+    Part(#[from] PartError),
 
     #[error("{}: the tokenizer does not load: {cause}", .path.display())]
     Tokenizer { path: PathBuf, cause: String },

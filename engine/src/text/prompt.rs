@@ -18,6 +18,7 @@ use tokenizers::Tokenizer;
 use super::config::Umt5Config;
 use super::error::TextError;
 use super::umt5::Umt5Encoder;
+use crate::part_error::PartError;
 
 /// The longest a `tokenizer.json` may be (umt5-xxl's is 16 MB).
 const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
@@ -86,7 +87,7 @@ impl PromptEncoder {
         let tokenizer_path = tokenizer_dir.join("tokenizer.json");
         let text =
             crate::model::config::read_capped(&tokenizer_path, MAX_TOKENIZER_BYTES).map_err(|cause| {
-                TextError::Read { path: tokenizer_path.clone(), what: "the tokenizer", cause }
+                PartError::Read { path: tokenizer_path.clone(), what: "the tokenizer", cause }
             })?;
         let tokenizer = Tokenizer::from_bytes(text.as_bytes()).map_err(|cause| TextError::Tokenizer {
             path: tokenizer_path.clone(),
@@ -171,10 +172,10 @@ fn open_encoder_weights(dir: &Path, dtype: DType, device: &Device) -> Result<Var
         vec![single]
     } else {
         crate::model::checkpoint::shards_from_index(&dir.join("model.safetensors.index.json"))
-            .map_err(|what| TextError::Weights { path: dir.to_owned(), what })?
+            .map_err(|what| PartError::Weights { path: dir.to_owned(), what })?
     };
     let weights = crate::model::checkpoint::map_weights(&files)
-        .map_err(|err| TextError::Weights { path: dir.to_owned(), what: err.to_string() })?;
+        .map_err(|err| PartError::Weights { path: dir.to_owned(), what: err.to_string() })?;
     Ok(VarBuilder::from_backend(Box::new(weights), dtype, device.clone()))
 }
 

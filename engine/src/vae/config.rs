@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::VaeError;
 use crate::model::config::{MAX_CONFIG_BYTES, read_capped};
+use crate::part_error::PartError;
 
 /// What the decoder needs of an `AutoencoderKLWan` config, with diffusers' field names.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -39,16 +40,16 @@ fn default_out_channels() -> usize {
 impl WanVaeConfig {
     /// Reads and checks `config.json` (at most 1 MiB).
     pub fn from_file(path: &Path) -> Result<Self, VaeError> {
-        let text = read_capped(path, MAX_CONFIG_BYTES).map_err(|cause| VaeError::Read {
+        let text = read_capped(path, MAX_CONFIG_BYTES).map_err(|cause| PartError::Read {
             path: path.to_owned(),
             what: "the VAE's config",
             cause,
         })?;
-        let config: Self = serde_json::from_str(&text).map_err(|err| VaeError::Config {
+        let config: Self = serde_json::from_str(&text).map_err(|err| PartError::Config {
             path: path.to_owned(),
             what: format!("not an AutoencoderKLWan config: {err}"),
         })?;
-        config.validate().map_err(|what| VaeError::Config { path: path.to_owned(), what })?;
+        config.validate().map_err(|what| PartError::Config { path: path.to_owned(), what })?;
         Ok(config)
     }
 

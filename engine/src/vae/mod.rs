@@ -6,7 +6,9 @@ pub mod config;
 pub mod decoder;
 pub mod layers;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::part_error::PartError;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -17,14 +19,8 @@ pub use decoder::WanVaeDecoder;
 /// What is wrong with a VAE folder or a decode, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum VaeError {
-    #[error("{}: cannot read {what}: {cause}", .path.display())]
-    Read { path: PathBuf, what: &'static str, cause: std::io::Error },
-
-    #[error("{}: {what}", .path.display())]
-    Config { path: PathBuf, what: String },
-
-    #[error("{}: {what}", .path.display())]
-    Weights { path: PathBuf, what: String },
+    #[error(transparent)]
+    Part(#[from] PartError),
 
     #[error("decoding: latents of {found} channels, but the VAE takes {expected}")]
     Channels { expected: usize, found: usize },
@@ -53,10 +49,10 @@ impl WanVae {
         let config = WanVaeConfig::from_file(&dir.join("config.json"))?;
         let weights = dir.join("diffusion_pytorch_model.safetensors");
         let mapped = crate::model::checkpoint::map_weights(std::slice::from_ref(&weights))
-            .map_err(|err| VaeError::Weights { path: weights.clone(), what: err.to_string() })?;
+            .map_err(|err| PartError::Weights { path: weights.clone(), what: err.to_string() })?;
         let vb = VarBuilder::from_backend(Box::new(mapped), dtype, device.clone());
         let decoder = WanVaeDecoder::load(&vb, &config)
-            .map_err(|err| VaeError::Weights { path: weights.clone(), what: err.to_string() })?;
+            .map_err(|err| PartError::Weights { path: weights.clone(), what: err.to_string() })?;
         let z = config.z_dim;
         let mean = Tensor::from_vec(config.latents_mean.clone(), (1, z, 1, 1, 1), device)?.to_dtype(dtype)?;
         let std = Tensor::from_vec(config.latents_std.clone(), (1, z, 1, 1, 1), device)?.to_dtype(dtype)?;
