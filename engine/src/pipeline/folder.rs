@@ -94,7 +94,7 @@ impl PipelineFolder {
             ));
         }
         let scheduler_dir = part("scheduler", "scheduler_config.json")?;
-        Ok(Self {
+        let folder = Self {
             dir: dir.to_owned(),
             class,
             transformer: part("transformer", "config.json")?,
@@ -105,7 +105,50 @@ impl PipelineFolder {
             vae: part("vae", "config.json")?,
             scheduler: scheduler_setting(&scheduler_dir.join("scheduler_config.json"))?,
             expand_timesteps: index.get("expand_timesteps").and_then(Value::as_bool).unwrap_or(false),
-        })
+        };
+        folder.check_widths()?;
+        Ok(folder)
+    }
+
+    /// The parts fit together: the text encoder's width is the transformer's text width, and
+    /// the VAE's latent channels are the transformer's output channels (configs only; nothing
+    /// is loaded).
+    fn check_widths(&self) -> Result<(), PipelineError> {
+        let number = |config: &Value, key: &str| config.get(key).and_then(Value::as_u64);
+        let transformer = read_json(&self.transformer.join("config.json"), "the transformer's config")?;
+        let encoder = read_json(&self.text_encoder.join("config.json"), "the text encoder's config")?;
+        let vae = read_json(&self.vae.join("config.json"), "the VAE's config")?;
+        let out_channels =
+            number(&transformer, "out_channels").or_else(|| number(&transformer, "in_channels"));
+        let pairs = [
+            (
+                "the text encoder's d_model",
+                number(&encoder, "d_model"),
+                "the transformer's text_dim",
+                number(&transformer, "text_dim"),
+                &self.text_encoder,
+            ),
+            (
+                "the VAE's z_dim",
+                number(&vae, "z_dim"),
+                "the transformer's out_channels",
+                out_channels,
+                &self.vae,
+            ),
+        ];
+        for (part, value, other, expected, dir) in pairs {
+            if let (Some(value), Some(expected)) = (value, expected)
+                && value != expected
+            {
+                return Err(PipelineError::Config {
+                    path: dir.join("config.json"),
+                    what: format!(
+                        "{part} is {value} but {other} is {expected}: the parts do not belong together"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -152,4 +195,72 @@ fn scheduler_setting(path: &Path) -> Result<SchedulerSetting, PipelineError> {
         return Err(invalid(format!("the shift {} is not a positive number", setting.shift)));
     }
     Ok(setting)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/wan_pipeline_tiny")
+    }
+
+    /// A copy of the tiny pipeline folder's configs (no weights), with `edit` applied to the
+    /// JSON file `file` of it.
+    fn copy_with(file: &str, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (part, name) in [
+            ("", "model_index.json"),
+            ("scheduler", "scheduler_config.json"),
+            ("transformer", "config.json"),
+            ("text_encoder", "config.json"),
+            ("tokenizer", "tokenizer.json"),
+            ("vae", "config.json"),
+        ] {
+            std::fs::create_dir_all(dir.path().join(part)).expect("a part");
+            std::fs::copy(fixture().join(part).join(name), dir.path().join(part).join(name)).expect("a copy");
+        }
+        let path = dir.path().join(file);
+        let mut json: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        edit(&mut json);
+        std::fs::write(&path, json.to_string()).expect("write");
+        dir
+    }
+
+    #[test]
+    fn the_tiny_pipeline_folder_opens_with_its_scheduler() {
+        let folder = PipelineFolder::open(&fixture()).expect("the fixture opens");
+        assert_eq!(folder.class, "WanPipeline");
+        assert_eq!(folder.scheduler, SchedulerSetting { kind: SchedulerKind::UniPc, shift: 3.0 });
+        assert!(folder.transformer_2.is_none() && !folder.expand_timesteps);
+    }
+
+    #[test]
+    fn parts_that_do_not_belong_together_are_named() {
+        let dir = copy_with("vae/config.json", |vae| vae["z_dim"] = 48.into());
+        let err = PipelineFolder::open(dir.path()).expect_err("mismatched VAE").to_string();
+        assert!(err.contains("the VAE's z_dim is 48 but the transformer's out_channels is 16"), "{err}");
+        let dir = copy_with("text_encoder/config.json", |encoder| encoder["d_model"] = 64.into());
+        let err = PipelineFolder::open(dir.path()).expect_err("mismatched encoder").to_string();
+        assert!(err.contains("d_model is 64 but the transformer's text_dim is 32"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_part_or_an_unsupported_pipeline_is_named() {
+        let dir = copy_with("model_index.json", |_| {});
+        std::fs::remove_file(dir.path().join("vae/config.json")).expect("remove");
+        let err = PipelineFolder::open(dir.path()).expect_err("no VAE").to_string();
+        assert!(err.contains("the pipeline's `vae` has no config.json"), "{err}");
+        let dir = copy_with("model_index.json", |index| {
+            index["image_encoder"] = serde_json::json!(["transformers", "CLIPVisionModel"]);
+        });
+        let err = PipelineFolder::open(dir.path()).expect_err("Wan2.1 I2V").to_string();
+        assert!(err.contains("CLIP image encoder"), "{err}");
+        let dir = copy_with("scheduler/scheduler_config.json", |config| {
+            config["_class_name"] = "DDIMScheduler".into();
+        });
+        let err = PipelineFolder::open(dir.path()).expect_err("another scheduler").to_string();
+        assert!(err.contains("`DDIMScheduler` is not one Stepscope runs"), "{err}");
+    }
 }
