@@ -12,7 +12,7 @@ use stepscope_engine::recording::{Recorder, RunProvenance};
 use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
 use stepscope_engine::tensor_file::read_tensor;
-use stepscope_engine::text::PromptEncoder;
+use stepscope_engine::text::{EmbeddingCache, PromptEncoder, encode_prompts};
 use stepscope_engine::trajectory::{self, StorageDtype};
 use stepscope_engine::vae::WanVae;
 
@@ -99,17 +99,22 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
     };
     let folder = PipelineFolder::open(dir)?;
     let prompt = args.prompt.as_deref().context("--prompt is required with --pipeline")?;
-    let (prompt_embeds, negative_prompt_embeds) = {
-        let encoder = PromptEncoder::load(&folder.tokenizer, &folder.text_encoder, dtype, device)
-            .with_context(|| format!("loading the text encoder of {}", dir.display()))?;
-        let positive = encoder.encode(prompt, args.max_text_len)?;
-        // As diffusers' pipeline: with guidance, the negative prompt (empty by default) too.
-        let negative = (args.guidance > 1.0)
-            .then(|| encoder.encode(args.negative_prompt.as_deref().unwrap_or(""), args.max_text_len))
-            .transpose()?;
-        (positive, negative)
-        // The encoder is dropped here, before the transformer loads.
-    };
+    // As diffusers' pipeline: with guidance, the negative prompt (empty by default) too.
+    let mut prompts = vec![prompt];
+    if args.guidance > 1.0 {
+        prompts.push(args.negative_prompt.as_deref().unwrap_or(""));
+    }
+    // Read from the embedding cache where encoded before; otherwise the encoder loads (and is
+    // dropped before the transformer loads).
+    let cache = EmbeddingCache::for_user();
+    let load = || PromptEncoder::load(&folder.tokenizer, &folder.text_encoder, dtype, device);
+    let parts = (folder.text_encoder.as_path(), folder.tokenizer.as_path());
+    let mut embeddings =
+        encode_prompts(&prompts, args.max_text_len, parts, cache.as_ref(), load, (dtype, device))
+            .with_context(|| format!("encoding the prompt with {}", folder.text_encoder.display()))?
+            .into_iter();
+    let prompt_embeds = embeddings.next().context("the prompt was not encoded")?;
+    let negative_prompt_embeds = embeddings.next();
     Ok(RunInputs {
         model_dir: folder.transformer.clone(),
         scheduler: args.scheduler.unwrap_or(folder.scheduler.kind),

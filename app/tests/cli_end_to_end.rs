@@ -537,27 +537,35 @@ fn record_runs_a_pipeline_folder_from_a_typed_prompt_as_diffusers_does() {
     let dir = tempfile::tempdir().unwrap();
     let (noise, run) = (dir.path().join("noise.safetensors"), dir.path().join("run.safetensors"));
     expected["noise"].save_safetensors("noise", &noise).unwrap();
-    let recorded = stepscope(&[
-        "record",
-        "--pipeline",
-        arg(&pipeline),
-        "--prompt",
-        &prompt,
-        "--max-text-len",
-        "40",
-        "--guidance",
-        "3",
-        "--noise",
-        arg(&noise),
-        "--steps",
-        "4",
-        "--decode-steps",
-        "3",
-        "-o",
-        arg(&run),
-        "--quiet",
-    ]);
+    // The prompt embeddings are kept in a cache of the test's own.
+    let cache = dir.path().join("cache");
+    let recorded = Command::new(env!("CARGO_BIN_EXE_stepscope"))
+        .env("XDG_CACHE_HOME", &cache)
+        .args([
+            "record",
+            "--pipeline",
+            arg(&pipeline),
+            "--prompt",
+            &prompt,
+            "--max-text-len",
+            "40",
+            "--guidance",
+            "3",
+            "--noise",
+            arg(&noise),
+            "--steps",
+            "4",
+            "--decode-steps",
+            "3",
+            "-o",
+            arg(&run),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
     assert!(recorded.status.success(), "{}", stderr_of(&recorded));
+    let cached = std::fs::read_dir(cache.join("stepscope/prompt-embeddings")).unwrap().count();
+    assert_eq!(cached, 2, "the prompt's and the empty negative prompt's embeddings are kept");
     let reader = TrajectoryReader::open(&run).unwrap();
     let manifest = reader.manifest();
     assert_eq!(manifest.schedule.scheduler.to_string(), "unipc");

@@ -17,7 +17,7 @@ use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SessionSettings};
 use stepscope_engine::tasks::{TaskInstance, TaskKind, TaskParams};
 use stepscope_engine::tensor_file::read_tensor;
-use stepscope_engine::text::PromptEncoder;
+use stepscope_engine::text::{EmbeddingCache, PromptEncoder, encode_prompts};
 use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
 use stepscope_engine::worker::RunRequest;
 
@@ -137,14 +137,19 @@ impl LiveSetup {
     /// sets the sampler and the shift.
     fn pipeline_request(&self, device: &Device) -> Result<RunRequest> {
         let folder = PipelineFolder::open(&self.model_dir)?;
-        let (prompt_embeds, negative_prompt_embeds) = {
-            let encoder = PromptEncoder::load(&folder.tokenizer, &folder.text_encoder, DType::F32, device)
-                .with_context(|| format!("loading the text encoder of {}", self.model_dir.display()))?;
-            let negative = (self.guidance > 1.0)
-                .then(|| encoder.encode(&self.negative_prompt, PIPELINE_TEXT_LEN))
-                .transpose()?;
-            (encoder.encode(&self.prompt, PIPELINE_TEXT_LEN)?, negative)
-        };
+        let mut prompts = vec![self.prompt.as_str()];
+        if self.guidance > 1.0 {
+            prompts.push(&self.negative_prompt);
+        }
+        let load = || PromptEncoder::load(&folder.tokenizer, &folder.text_encoder, DType::F32, device);
+        let parts = (folder.text_encoder.as_path(), folder.tokenizer.as_path());
+        let cache = EmbeddingCache::for_user();
+        let mut embeddings =
+            encode_prompts(&prompts, PIPELINE_TEXT_LEN, parts, cache.as_ref(), load, (DType::F32, device))
+                .with_context(|| format!("encoding the prompt with {}", folder.text_encoder.display()))?
+                .into_iter();
+        let prompt_embeds = embeddings.next().context("the prompt was not encoded")?;
+        let negative_prompt_embeds = embeddings.next();
         let model = WanTransformer::load(&folder.transformer, DType::F32, device)
             .with_context(|| format!("loading the transformer of {}", self.model_dir.display()))?;
         let [frames, height, width] = self.size;
