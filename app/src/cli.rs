@@ -49,7 +49,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "config"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "config", "pipeline"])))]
 pub struct MemoryArgs {
     /// A diffusers Wan transformer folder (only its config.json is read).
     #[arg(long)]
@@ -57,6 +57,13 @@ pub struct MemoryArgs {
     /// A diffusers Wan transformer config.json.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// A whole Wan pipeline folder: the text encoder, the transformer and the VAE (configs and
+    /// weight headers only are read).
+    #[arg(long, conflicts_with_all = ["model", "config"])]
+    pub pipeline: Option<PathBuf>,
+    /// With --pipeline: the prompt length the text encoder runs at.
+    #[arg(long, default_value_t = 512, requires = "pipeline")]
+    pub text_len: usize,
     /// Latent size `FxHxW` (Wan2.1 at 480p, 81 frames: 21x60x104).
     #[arg(long, value_parser = parse_size, default_value = "21x60x104")]
     pub size: [usize; 3],

@@ -598,6 +598,14 @@ fn record_runs_a_pipeline_folder_from_a_typed_prompt_as_diffusers_does() {
     let exported = stepscope(&["export", arg(&run), "--view", "video", "--sheet", arg(&sheet)]);
     assert!(exported.status.success(), "{}", stderr_of(&exported));
 
+    // The pipeline's memory, part by part, from configs and weight headers.
+    let memory = stepscope(&["memory", "--pipeline", arg(&pipeline), "--size", "3x4x6", "--text-len", "40"]);
+    assert!(memory.status.success(), "{}", stderr_of(&memory));
+    let table = String::from_utf8_lossy(&memory.stdout);
+    for part in ["text encoder", "transformer", "VAE decoder", "peak: about"] {
+        assert!(table.contains(part), "{table}");
+    }
+
     // A copy of the folder without its text encoder: the part is named.
     let broken = dir.path().join("broken");
     std::fs::create_dir(&broken).unwrap();
