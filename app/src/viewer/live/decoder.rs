@@ -53,13 +53,33 @@ impl LiveDecoder {
     /// Starts `stepscope-vae`, which loads the VAE in `vae_dir` (f32, CPU) at its first job;
     /// `wake` is called after each decoded step.
     pub fn spawn(vae_dir: PathBuf, wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let mut vae: Option<Result<WanVae, String>> = None;
+        let decode = move |x0: &Tensor, cancelled: &dyn Fn() -> bool| {
+            let vae = vae.get_or_insert_with(|| {
+                WanVae::load(&vae_dir, DType::F32, &Device::Cpu)
+                    .map_err(|err| format!("loading the VAE: {err}"))
+            });
+            match vae {
+                Ok(vae) => vae.decode_latents_unless(x0, cancelled).map_err(|err| err.to_string()),
+                Err(message) => Err(message.clone()),
+            }
+        };
+        Self::spawn_with(decode, wake)
+    }
+
+    /// [`Self::spawn`] with the decoding given: `decode(x0, cancelled)` gives the video, or
+    /// `None` once `cancelled()` says so.
+    pub fn spawn_with(
+        decode: impl FnMut(&Tensor, &dyn Fn() -> bool) -> Result<Option<Tensor>, String> + Send + 'static,
+        wake: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
         let queue = Arc::new(Queue::default());
         let cancel = Arc::new(AtomicBool::new(false));
         let (sender, done) = crossbeam_channel::bounded(4);
         let (thread_queue, thread_cancel) = (Arc::clone(&queue), Arc::clone(&cancel));
         std::thread::Builder::new()
             .name("stepscope-vae".to_owned())
-            .spawn(move || decode_loop(&vae_dir, &thread_queue, &thread_cancel, &sender, &wake))?;
+            .spawn(move || decode_loop(decode, &thread_queue, &thread_cancel, &sender, &wake))?;
         Ok(Self { queue, cancel, done, pending: None, follow: false })
     }
 
@@ -100,13 +120,12 @@ impl Drop for LiveDecoder {
 
 /// The thread: waits for the newest job, decodes it unless replaced, sends it back.
 fn decode_loop(
-    vae_dir: &std::path::Path,
+    mut decode: impl FnMut(&Tensor, &dyn Fn() -> bool) -> Result<Option<Tensor>, String>,
     queue: &Queue,
     cancel: &AtomicBool,
     done: &Sender<Decoded>,
     wake: &dyn Fn(),
 ) {
-    let mut vae: Option<Result<WanVae, String>> = None;
     loop {
         let job = {
             let mut slot = queue.job.lock().unwrap_or_else(PoisonError::into_inner);
@@ -121,20 +140,65 @@ fn decode_loop(
                 slot = queue.ready.wait(slot).unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let vae = vae.get_or_insert_with(|| {
-            WanVae::load(vae_dir, DType::F32, &Device::Cpu).map_err(|err| format!("loading the VAE: {err}"))
-        });
-        let video = match vae {
-            Ok(vae) => match vae.decode_latents_unless(&job.x0, &|| cancel.load(Ordering::Relaxed)) {
-                Ok(Some(video)) => Ok(video),
-                Ok(None) => continue, // replaced by a newer request
-                Err(err) => Err(format!("decoding step {}: {err}", job.step_idx)),
-            },
-            Err(message) => Err(message.clone()),
+        let video = match decode(&job.x0, &|| cancel.load(Ordering::Relaxed)) {
+            Ok(Some(video)) => Ok(video),
+            Ok(None) => continue, // replaced by a newer request
+            Err(message) => Err(format!("decoding step {}: {message}", job.step_idx)),
         };
         if done.send(Decoded { seed_idx: job.seed_idx, step_idx: job.step_idx, video }).is_err() {
             return;
         }
         wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A deliberately slow decoder: 20 "chunks" of 10 ms, checking for cancellation between
+    /// them, giving back its input.
+    fn slow(x0: &Tensor, cancelled: &dyn Fn() -> bool) -> Option<Tensor> {
+        for _ in 0..20 {
+            if cancelled() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(x0.clone())
+    }
+
+    fn latent(value: f32) -> Tensor {
+        Tensor::full(value, (1, 1, 1, 1), &Device::Cpu).expect("a tensor")
+    }
+
+    #[test]
+    fn a_newer_request_stops_the_decode_in_progress_and_only_its_step_comes_back() {
+        let mut decoder = LiveDecoder::spawn_with(|x0, cancelled| Ok(slow(x0, cancelled)), || {})
+            .expect("the thread starts");
+        decoder.request(0, 1, latent(1.0));
+        std::thread::sleep(Duration::from_millis(30)); // step 1 is being decoded
+        // The thread holds the queue's lock only to take a job, never while decoding, so this
+        // returns while step 1 is still being decoded.
+        decoder.request(0, 2, latent(2.0));
+        assert_eq!(decoder.pending(), Some((0, 2)));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut decoded = Vec::new();
+        while decoded.is_empty() {
+            assert!(Instant::now() < deadline, "nothing was decoded");
+            decoded = decoder.poll();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Only the newer step came back: the first decode was stopped, not finished.
+        assert_eq!(decoded.len(), 1);
+        assert_eq!((decoded[0].seed_idx, decoded[0].step_idx), (0, 2));
+        let value =
+            decoded[0].video.as_ref().map(|video| video.flatten_all().and_then(|v| v.to_vec1::<f32>()));
+        assert_eq!(value.ok().and_then(Result::ok), Some(vec![2.0]));
+        assert_eq!(decoder.pending(), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(decoder.poll().is_empty(), "the stopped decode never arrives");
     }
 }
