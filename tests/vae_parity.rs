@@ -35,3 +35,22 @@ fn latents_of_another_width_are_refused() {
     let err = vae.decode_latents(&latents).unwrap_err().to_string();
     assert!(err.contains("latents of 4 channels, but the VAE takes 16"), "{err}");
 }
+
+/// Wan2.2's VAE (48 latent channels, residual up blocks with their repeat-and-fold shortcut,
+/// patch size 2) against diffusers, on a tiny random one
+/// (`tests/reference/wan22_vae_fixture.py`): three latent frames of 1 x 2 decode to nine frames
+/// of 16 x 32 within 1e-4 (f32).
+#[test]
+fn wan22_decoded_frames_match_diffusers() {
+    let vae = WanVae::load(&fixture("wan22_vae_tiny"), DType::F32, &Device::Cpu).unwrap();
+    let expected =
+        candle_core::safetensors::load(fixture("wan22_vae_tiny/expected.safetensors"), &Device::Cpu).unwrap();
+    let video = vae.decode_latents(&expected["latents"]).unwrap();
+    assert_eq!(video.dims(), [3, 9, 16, 32], "1 + 4 (3 - 1) frames, 16x the latent's size");
+    let error = max_abs_diff(&video, &expected["video"]);
+    println!("Wan2.2: max |decoded - diffusers| {error:.1e}");
+    assert!(
+        error <= TOLERANCE,
+        "the decoded video differs from diffusers by {error} (tolerance {TOLERANCE})"
+    );
+}

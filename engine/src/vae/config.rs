@@ -55,10 +55,13 @@ impl WanVaeConfig {
 
     /// Checks what the decoder relies on.
     pub fn validate(&self) -> Result<(), String> {
-        if self.is_residual || self.patch_size.is_some_and(|patch| patch > 1) {
-            return Err(
-                "the Wan2.2 VAE (residual blocks, patch size 2) is not decoded yet; Wan2.1's 16-channel VAE is".to_owned()
-            );
+        if self.patch_size.is_some_and(|patch| patch > 8)
+            || (self.is_residual != self.patch_size.is_some_and(|p| p > 1))
+        {
+            return Err(format!(
+                "residual blocks {} with patch size {:?}: Wan2.1's VAE has neither, Wan2.2's both",
+                self.is_residual, self.patch_size
+            ));
         }
         if self.dim_mult.len() != self.temperal_downsample.len() + 1 {
             return Err(format!(

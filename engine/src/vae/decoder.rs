@@ -1,18 +1,24 @@
-//! The Wan2.1 VAE's decoder (diffusers' `WanDecoder3d` with `AutoencoderKLWan`'s
-//! `post_quant_conv`), decoding one latent frame at a time through the causal cache: the first
-//! latent frame becomes one video frame, every later one four (time up-sampled twice).
+//! The Wan VAE's decoder (diffusers' `WanDecoder3d` with `AutoencoderKLWan`'s
+//! `post_quant_conv`): Wan2.1's (16 latent channels, plain up blocks) and Wan2.2's (48
+//! channels, residual up blocks with a repeat-and-fold shortcut, patch size 2), decoding one
+//! latent frame at a time through the causal cache: the first latent frame becomes one video
+//! frame, every later one four (time up-sampled twice).
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use super::config::WanVaeConfig;
-use super::layers::{AttentionBlock, CausalConv3d, ChannelRmsNorm, FeatCache, ResidualBlock, Upsample, silu};
+use super::layers::{
+    AttentionBlock, CausalConv3d, ChannelRmsNorm, DupUp, FeatCache, ResidualBlock, Upsample, silu, unpatchify,
+};
 
-/// One up-sampling stage: residual blocks, then an up-sampler (none after the last stage).
+/// One up-sampling stage: residual blocks, then an up-sampler (none after the last stage), and
+/// in Wan2.2 a shortcut around it all.
 #[derive(Debug, Clone)]
 struct UpBlock {
     resnets: Vec<ResidualBlock>,
     upsample: Option<Upsample>,
+    shortcut: Option<DupUp>,
 }
 
 /// The decoder and the convolution before it.
@@ -24,6 +30,8 @@ pub struct WanVaeDecoder {
     up_blocks: Vec<UpBlock>,
     norm_out: ChannelRmsNorm,
     conv_out: CausalConv3d,
+    /// Wan2.2's patch size (the decoder's channels hold `patch x patch` pixels each).
+    patch: usize,
 }
 
 impl WanVaeDecoder {
@@ -38,8 +46,9 @@ impl WanVaeDecoder {
         let mid = decoder.pp("mid_block");
         let mut up_blocks = Vec::new();
         for (stage, pair) in dims.windows(2).enumerate() {
-            // Wan2.1: after the first stage, the up-sampler before has halved the width.
-            let inputs = if stage > 0 { pair[0] / 2 } else { pair[0] };
+            // Wan2.1: after the first stage, the up-sampler before has halved the width (Wan2.2's
+            // residual blocks keep it).
+            let inputs = if stage > 0 && !config.is_residual { pair[0] / 2 } else { pair[0] };
             let outputs = pair[1];
             let block = decoder.pp(format!("up_blocks.{stage}"));
             let resnets = (0..=config.num_res_blocks)
@@ -48,10 +57,26 @@ impl WanVaeDecoder {
                     ResidualBlock::load(&block.pp(format!("resnets.{idx}")), width, outputs)
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            let upsample = (stage + 1 < config.dim_mult.len())
-                .then(|| Upsample::load(&block.pp("upsamplers.0"), outputs, time_upsample[stage]))
-                .transpose()?;
-            up_blocks.push(UpBlock { resnets, upsample });
+            let up = stage + 1 < config.dim_mult.len();
+            let (upsample, shortcut) = if config.is_residual {
+                let upsample = up
+                    .then(|| Upsample::load(&block.pp("upsampler"), (outputs, outputs), time_upsample[stage]))
+                    .transpose()?;
+                let factor_t = if time_upsample.get(stage).copied().unwrap_or(false) { 2 } else { 1 };
+                (upsample, up.then_some(DupUp { outputs, factor_t }))
+            } else {
+                let upsample = up
+                    .then(|| {
+                        Upsample::load(
+                            &block.pp("upsamplers.0"),
+                            (outputs, outputs / 2),
+                            time_upsample[stage],
+                        )
+                    })
+                    .transpose()?;
+                (upsample, None)
+            };
+            up_blocks.push(UpBlock { resnets, upsample, shortcut });
         }
         let last = dims.last().copied().unwrap_or(base);
         Ok(Self {
@@ -70,11 +95,12 @@ impl WanVaeDecoder {
                 [3, 3, 3],
                 [1, 1],
             )?,
+            patch: config.patch_size.unwrap_or(1),
         })
     }
 
     /// One chunk (`[B, z, 1, h, w]`) through the decoder, with the cache of the chunks before.
-    fn chunk(&self, x: &Tensor, cache: &mut FeatCache) -> candle_core::Result<Tensor> {
+    fn chunk(&self, x: &Tensor, cache: &mut FeatCache, first_chunk: bool) -> candle_core::Result<Tensor> {
         cache.start_chunk();
         let mut x = self.conv_in.forward_cached(x, cache)?;
         let (first, attention, second) = &self.mid;
@@ -82,11 +108,15 @@ impl WanVaeDecoder {
         x = attention.forward(&x)?;
         x = second.forward(&x, cache)?;
         for block in &self.up_blocks {
+            let input = x.clone();
             for resnet in &block.resnets {
                 x = resnet.forward(&x, cache)?;
             }
             if let Some(upsample) = &block.upsample {
                 x = upsample.forward(&x, cache)?;
+            }
+            if let Some(shortcut) = &block.shortcut {
+                x = (x + shortcut.forward(&input, first_chunk)?)?;
             }
         }
         let x = silu(&self.norm_out.forward(&x)?)?;
@@ -113,8 +143,9 @@ impl WanVaeDecoder {
             if cancelled() {
                 return Ok(None);
             }
-            frames.push(self.chunk(&x.narrow(2, frame, 1)?, &mut cache)?);
+            frames.push(self.chunk(&x.narrow(2, frame, 1)?, &mut cache, frame == 0)?);
         }
-        Ok(Some(Tensor::cat(&frames, 2)?.clamp(-1.0, 1.0)?))
+        let video = unpatchify(&Tensor::cat(&frames, 2)?, self.patch)?;
+        Ok(Some(video.clamp(-1.0, 1.0)?))
     }
 }

@@ -258,8 +258,9 @@ impl AttentionBlock {
     }
 }
 
-/// An up-sampler: nearest 2x in space and a 3x3 convolution to half the width, after (in
-/// `upsample3d`) a causal time convolution that doubles the frames, skipped on the first chunk.
+/// An up-sampler: nearest 2x in space and a 3x3 convolution (to half the width in Wan2.1, to
+/// the same width in Wan2.2's residual blocks), after (in `upsample3d`) a causal time
+/// convolution that doubles the frames, skipped on the first chunk.
 #[derive(Debug, Clone)]
 pub struct Upsample {
     /// `[C / 2, C, 3, 3]` and `[C / 2]`.
@@ -268,8 +269,11 @@ pub struct Upsample {
 }
 
 impl Upsample {
-    pub fn load(vb: &VarBuilder<'_>, channels: usize, in_time: bool) -> candle_core::Result<Self> {
-        let outputs = channels / 2;
+    pub fn load(
+        vb: &VarBuilder<'_>,
+        (channels, outputs): (usize, usize),
+        in_time: bool,
+    ) -> candle_core::Result<Self> {
         let conv = vb.pp("resample.1");
         let time_conv = in_time
             .then(|| CausalConv3d::load(&vb.pp("time_conv"), (channels, 2 * channels), [3, 1, 1], [1, 0]))
@@ -311,6 +315,51 @@ impl Upsample {
         let out = upsampled.conv2d(weight, 1, 1, 1, 1)?.broadcast_add(&bias.reshape((1, outputs, 1, 1))?)?;
         out.reshape((batch, frames, outputs, height * 2, width * 2))?.permute((0, 2, 1, 3, 4))?.contiguous()
     }
+}
+
+/// Wan2.2's shortcut around an up-sampling block: the input's channels repeated and folded into
+/// `factor_t` x 2 x 2 times as many frames and pixels (`DupUp3D`); on the first chunk the
+/// first `factor_t - 1` frames are dropped, as the up-sampler makes one frame of the first.
+#[derive(Debug, Clone, Copy)]
+pub struct DupUp {
+    pub outputs: usize,
+    pub factor_t: usize,
+}
+
+impl DupUp {
+    /// `x` `[B, C, T, H, W]` to `[B, outputs, T f_t, 2H, 2W]`.
+    pub fn forward(&self, x: &Tensor, first_chunk: bool) -> candle_core::Result<Tensor> {
+        let (batch, channels, frames, height, width) = x.dims5()?;
+        let factor = self.factor_t * 4;
+        let repeats = self.outputs * factor / channels.max(1);
+        // repeat_interleave over channels: each channel `repeats` times in a row.
+        let repeated = x
+            .unsqueeze(2)?
+            .broadcast_as((batch, channels, repeats, frames, height, width))?
+            .reshape((batch, channels * repeats, frames, height, width))?;
+        let folded = repeated
+            .reshape(vec![batch, self.outputs, self.factor_t, 2, 2, frames, height, width])?
+            .permute(vec![0, 1, 5, 2, 6, 3, 7, 4])?
+            .reshape((batch, self.outputs, frames * self.factor_t, height * 2, width * 2))?;
+        if first_chunk && self.factor_t > 1 {
+            let kept = folded.dim(2)? - (self.factor_t - 1);
+            return folded.narrow(2, self.factor_t - 1, kept);
+        }
+        Ok(folded)
+    }
+}
+
+/// `[B, C p p, T, H, W]` to `[B, C, T, H p, W p]`: the channels' patch unfolded into pixels, as
+/// diffusers' `unpatchify` does (channel `(c, i, j)` is pixel `(y p + j, x p + i)`).
+pub fn unpatchify(x: &Tensor, patch: usize) -> candle_core::Result<Tensor> {
+    if patch <= 1 {
+        return Ok(x.clone());
+    }
+    let (batch, channels, frames, height, width) = x.dims5()?;
+    let out = channels / (patch * patch);
+    x.reshape(vec![batch, out, patch, patch, frames, height, width])?
+        .permute(vec![0, 1, 4, 5, 3, 6, 2])?
+        .reshape((batch, out, frames, height * patch, width * patch))
 }
 
 /// SiLU, for the decoder's head.

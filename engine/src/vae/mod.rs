@@ -1,5 +1,5 @@
-//! The Wan VAE (diffusers' `AutoencoderKLWan`) in candle: the Wan2.1 16-channel decoder, run as
-//! diffusers runs it (causal, one latent frame at a time, so that memory stays that of one
+//! The Wan VAE (diffusers' `AutoencoderKLWan`) in candle: the decoders of Wan2.1 (16 channels)
+//! and Wan2.2 (48 channels, residual, patch size 2), run as diffusers runs them (causal, one latent frame at a time, so that memory stays that of one
 //! chunk), for decoded frames of `x0_hat` at any step. Latents are de-normalised with the
 //! config's `latents_mean` / `latents_std` first, as the pipeline does before `vae.decode`.
 pub mod config;

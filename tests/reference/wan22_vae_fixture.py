@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Writes a tiny random Wan2.2-style VAE (residual up blocks, patch size 2, 48 latent channels)
+and what diffusers decodes with it, for `tests/vae_parity.rs`.
+
+tests/fixtures/wan22_vae_tiny/ (about 200 KB): `config.json` and
+`diffusion_pytorch_model.safetensors` of `AutoencoderKLWan(base_dim=2, decoder_base_dim=4,
+z_dim=48, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True],
+is_residual=True, patch_size=2, in_channels=12, out_channels=12)`, torch seed 3, weights redrawn
+from N(0, 0.5) so that every path matters; `expected.safetensors`: `latents` [48, 3, 1, 2]
+(seed 4, normal) and `video` = `vae.decode(latents * latents_std + latents_mean)` [3, 9, 16, 32]
+(three latent frames: the causal cache and the first chunk's dropped frames both exercised).
+
+Run from the repository root:  python tests/reference/wan22_vae_fixture.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import diffusers
+import torch
+from diffusers import AutoencoderKLWan
+from safetensors.torch import save_file
+
+OUT = Path(__file__).resolve().parents[1] / "fixtures" / "wan22_vae_tiny"
+
+
+def main() -> None:
+    torch.manual_seed(3)
+    vae = AutoencoderKLWan(
+        base_dim=2,
+        decoder_base_dim=4,
+        z_dim=48,
+        dim_mult=[1, 2, 2, 2],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        is_residual=True,
+        patch_size=2,
+        in_channels=12,
+        out_channels=12,
+        latents_mean=[0.01 * i - 0.2 for i in range(48)],
+        latents_std=[0.5 + 0.02 * i for i in range(48)],
+    ).eval()
+    with torch.no_grad():
+        for parameter in vae.parameters():
+            parameter.normal_(0.0, 0.5)
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    vae.save_pretrained(OUT, safe_serialization=True)
+    # The encoder is not decoded with: keep the fixture to what the test reads.
+    from safetensors.torch import load_file
+
+    weights = OUT / "diffusion_pytorch_model.safetensors"
+    kept = {name: tensor for name, tensor in load_file(weights).items() if not name.startswith(("encoder.", "quant_conv."))}
+    save_file(kept, weights)
+    torch.manual_seed(4)
+    latents = torch.randn(48, 3, 1, 2)
+    mean = torch.tensor(vae.config.latents_mean).view(-1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        video = vae.decode((latents * std + mean).unsqueeze(0), return_dict=False)[0][0]
+    save_file(
+        {"latents": latents.contiguous(), "video": video.float().contiguous()},
+        OUT / "expected.safetensors",
+        metadata={"versions": json.dumps({"torch": torch.__version__, "diffusers": diffusers.__version__})},
+    )
+    print(f"wrote {OUT}: video {list(video.shape)}")
+
+
+if __name__ == "__main__":
+    main()
