@@ -41,6 +41,7 @@ fn request(steps: usize) -> RunRequest {
         latent_shape: [4, 3, 8, 8],
         noise: NoiseSource::Seed(11),
         provenance: RunProvenance { model_source: "t2v_hd20".to_owned(), ..RunProvenance::default() },
+        low_noise_expert: None,
     }
 }
 

@@ -35,6 +35,9 @@ fn run_pipeline(dir: &std::path::Path, args: &MemoryArgs) -> Result<()> {
     );
     let transformer = &memory.transformer;
     row("transformer", transformer.parameters, transformer.weight_bytes, transformer.activation_bytes);
+    if let Some(expert) = &memory.low_noise_expert {
+        row("transformer_2", expert.parameters, expert.weight_bytes, expert.activation_bytes);
+    }
     match &memory.vae {
         Some(vae) => row("VAE decoder", vae.parameters, vae.weight_bytes, vae.activation_bytes),
         None => println!("  VAE decoder  (no weights file to count)"),

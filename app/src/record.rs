@@ -73,6 +73,8 @@ struct RunInputs {
     embeddings_source: String,
     /// The pipeline's VAE folder, when steps are to be decoded.
     vae_dir: Option<PathBuf>,
+    /// Wan2.2 A14B's low-noise expert folder and `boundary_ratio`.
+    low_noise_expert: Option<(PathBuf, f64)>,
 }
 
 fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInputs> {
@@ -95,6 +97,7 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
             negative_prompt_embeds,
             embeddings_source: format!("file:{name}"),
             vae_dir: None,
+            low_noise_expert: None,
         });
     };
     let folder = PipelineFolder::open(dir)?;
@@ -123,6 +126,7 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
         negative_prompt_embeds,
         embeddings_source: format!("umt5:{}", folder.text_encoder.display()),
         vae_dir: (!args.decode_steps.is_empty()).then(|| folder.vae.clone()),
+        low_noise_expert: folder.transformer_2.clone().zip(folder.boundary_ratio),
     })
 }
 
@@ -134,6 +138,14 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     let model = WanTransformer::load(&inputs.model_dir, dtype, &device)
         .with_context(|| format!("loading the model from {}", inputs.model_dir.display()))?;
     let model = Arc::new(model);
+    let low_noise_expert = match &inputs.low_noise_expert {
+        Some((dir, boundary_ratio)) => {
+            let low_noise = WanTransformer::load(dir, dtype, &device)
+                .with_context(|| format!("loading the low-noise expert from {}", dir.display()))?;
+            Some((Arc::new(low_noise), *boundary_ratio))
+        }
+        None => None,
+    };
     let prompt_embeds = inputs.prompt_embeds.to_dtype(DType::F32)?;
     if let Some(late) = args.decode_steps.iter().find(|&&step| step >= args.steps) {
         bail!("--decode-steps {late}: the run has steps 0 to {}", args.steps.saturating_sub(1));
@@ -184,6 +196,9 @@ pub fn run(args: &RecordArgs) -> Result<()> {
             latent_shape,
             &noise,
         )?;
+        if let Some((low_noise, boundary_ratio)) = &low_noise_expert {
+            session = session.with_low_noise_expert(Arc::clone(low_noise), *boundary_ratio)?;
+        }
         let recorder = recorder
             .get_or_insert_with(|| Recorder::new(&session, provenance(args, &inputs), storage(args.store)));
         let seed_idx = recorder.add_seed(noise_record, None);

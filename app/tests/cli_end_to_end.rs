@@ -521,6 +521,86 @@ fn probe_takes_png_alone_and_wants_one_output() {
     assert!(!stderr_of(&output).contains("required"), "{}", stderr_of(&output));
 }
 
+/// Checks seed 0's `x0_k` of `steps` steps and its final latents against a reference run's
+/// tensors within 1e-4, giving the largest x0 error and the final latents' error.
+fn assert_run_matches(
+    reader: &TrajectoryReader,
+    expected: &HashMap<String, Tensor>,
+    steps: usize,
+) -> (f32, f32) {
+    let mut worst = 0.0_f32;
+    for step in 0..steps {
+        let error = max_abs_diff(&reader.x0(0, step).unwrap(), &expected[&format!("x0_{step}")]);
+        assert!(error <= 1e-4, "step {step}: x0 differs from diffusers by {error}");
+        worst = worst.max(error);
+    }
+    let error = max_abs_diff(&reader.final_latents(0).unwrap(), &expected["final"]);
+    assert!(error <= 1e-4, "the final latents differ from diffusers by {error}");
+    (worst, error)
+}
+
+/// Copies folder `from` (files and one level of sub-folders) into `to`.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Wan2.2 A14B's layout on the tiny pipeline (`tests/reference/wan_a14b_fixture.py`): a second
+/// transformer and `boundary_ratio` 0.8 in `model_index.json`. With UniPC's timesteps 999, 900,
+/// 750 and 500, steps 0 and 1 are the high-noise expert's and 2 and 3 the low-noise one's, and
+/// every step's x0 and the final latents match diffusers' run within 1e-4.
+#[test]
+fn record_switches_experts_at_the_boundary_as_diffusers_does() {
+    let base = repo_path("tests/fixtures/wan_pipeline_tiny");
+    let a14b = repo_path("tests/fixtures/wan_pipeline_tiny_a14b");
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("a14b");
+    copy_folder(&base, &pipeline);
+    copy_folder(&a14b, &pipeline);
+    let expected_path = a14b.join("expected.safetensors");
+    let bytes = std::fs::read(&expected_path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let prompt = header.metadata().as_ref().unwrap()["prompt"].clone();
+    let expected = candle_core::safetensors::load(&expected_path, &Device::Cpu).unwrap();
+    let (noise, run) = (dir.path().join("noise.safetensors"), dir.path().join("run.safetensors"));
+    expected["noise"].save_safetensors("noise", &noise).unwrap();
+    let record = |pipeline: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_stepscope"))
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .args(["record", "--pipeline", arg(pipeline), "--prompt", &prompt, "--max-text-len", "40"])
+            .args(["--guidance", "3", "--noise", arg(&noise), "--steps", "4", "-o", arg(&run), "--quiet"])
+            .output()
+            .unwrap()
+    };
+    let recorded = record(&pipeline);
+    assert!(recorded.status.success(), "{}", stderr_of(&recorded));
+    let reader = TrajectoryReader::open(&run).unwrap();
+    let (worst, error) = assert_run_matches(&reader, &expected, 4);
+    println!("two experts: largest |x0 - diffusers| {worst:.1e}, final latents {error:.1e}");
+    let memory = stepscope(&["memory", "--pipeline", arg(&pipeline), "--size", "3x4x6", "--text-len", "40"]);
+    assert!(memory.status.success(), "{}", stderr_of(&memory));
+    assert!(String::from_utf8_lossy(&memory.stdout).contains("transformer_2"), "both experts are counted");
+
+    // The same folder with one transformer: the low-noise steps differ, so the test can fail.
+    copy_folder(&base, &dir.path().join("single"));
+    let single = record(&dir.path().join("single"));
+    assert!(single.status.success(), "{}", stderr_of(&single));
+    let reader = TrajectoryReader::open(&run).unwrap();
+    assert!(
+        max_abs_diff(&reader.x0(0, 1).unwrap(), &expected["x0_1"]) <= 1e-4,
+        "step 1 is the first expert's"
+    );
+    let apart = max_abs_diff(&reader.x0(0, 3).unwrap(), &expected["x0_3"]);
+    assert!(apart > 1e-2, "one transformer alone gives step 3 within {apart} of the two experts' run");
+}
+
 /// A whole tiny Wan pipeline folder (`WanPipeline.save_pretrained` of a tiny random UMT5,
 /// transformer and VAE; `tests/reference/wan_pipeline_fixture.py`) run from a typed prompt:
 /// `record --pipeline DIR --prompt ...` encodes the prompt and the empty negative prompt with
@@ -576,14 +656,7 @@ fn record_runs_a_pipeline_folder_from_a_typed_prompt_as_diffusers_does() {
         "{}",
         manifest.conditioning.prompt_embeddings
     );
-    let mut worst = 0.0_f32;
-    for step in 0..4 {
-        let error = max_abs_diff(&reader.x0(0, step).unwrap(), &expected[&format!("x0_{step}")]);
-        assert!(error <= 1e-4, "step {step}: x0 differs from diffusers by {error}");
-        worst = worst.max(error);
-    }
-    let error = max_abs_diff(&reader.final_latents(0).unwrap(), &expected["final"]);
-    assert!(error <= 1e-4, "the final latents differ from diffusers by {error}");
+    let (worst, error) = assert_run_matches(&reader, &expected, 4);
     println!("largest |x0 - diffusers| over the steps {worst:.1e}, final latents {error:.1e}");
     // The last step decoded by the folder's VAE in Rust, stored as the exporter stores videos
     // (f16): diffusers' decode of the same step within f16's rounding of [-1, 1] values.

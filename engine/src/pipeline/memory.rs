@@ -33,6 +33,8 @@ impl PartMemory {
 pub struct PipelineMemory {
     pub encoder: PartMemory,
     pub transformer: MemoryEstimate,
+    /// Wan2.2 A14B's low-noise expert, held beside the first (both stay loaded).
+    pub low_noise_expert: Option<MemoryEstimate>,
     /// `None` where the VAE's weight file is not there to count.
     pub vae: Option<PartMemory>,
 }
@@ -43,7 +45,9 @@ impl PipelineMemory {
     #[must_use]
     pub fn peak_bytes(&self) -> u64 {
         let vae = self.vae.unwrap_or(PartMemory { parameters: 0, weight_bytes: 0, activation_bytes: 0 });
+        let expert_weights = self.low_noise_expert.map_or(0, |expert| expert.weight_bytes);
         let later = self.transformer.weight_bytes
+            + expert_weights
             + vae.weight_bytes
             + self.transformer.activation_bytes.max(vae.activation_bytes);
         self.encoder.total_bytes().max(later)
@@ -120,11 +124,17 @@ pub fn estimate_pipeline(
         // The stream, Q, K, V and the two feed-forward halves, and f32 scores and softmax.
         activation_bytes: l * (6 * d + 2 * ff) * bytes + 2 * l * l * heads * 4,
     };
-    let transformer_config = WanConfig::from_file(&folder.transformer.join("config.json"))
-        .map_err(|err| PipelineError::Config { path: folder.transformer.clone(), what: err.to_string() })?;
-    let shape = [transformer_config.in_channels, frames, height, width];
-    let transformer = estimate_memory(&transformer_config, dtype, shape, folder.expand_timesteps)
-        .map_err(|err| PipelineError::Config { path: folder.transformer.clone(), what: err.to_string() })?;
+    let estimate_transformer = |dir: &Path| {
+        let invalid = |err: &dyn std::fmt::Display| PipelineError::Config {
+            path: dir.to_owned(),
+            what: err.to_string(),
+        };
+        let config = WanConfig::from_file(&dir.join("config.json")).map_err(|err| invalid(&err))?;
+        let shape = [config.in_channels, frames, height, width];
+        estimate_memory(&config, dtype, shape, folder.expand_timesteps).map_err(|err| invalid(&err))
+    };
+    let transformer = estimate_transformer(&folder.transformer)?;
+    let low_noise_expert = folder.transformer_2.as_deref().map(estimate_transformer).transpose()?;
     let vae_config = WanVaeConfig::from_file(&folder.vae.join("config.json"))
         .map_err(|err| PipelineError::Config { path: folder.vae.clone(), what: err.to_string() })?;
     let weights = folder.vae.join("diffusion_pytorch_model.safetensors");
@@ -143,7 +153,7 @@ pub fn estimate_pipeline(
     } else {
         None
     };
-    Ok(PipelineMemory { encoder, transformer, vae })
+    Ok(PipelineMemory { encoder, transformer, low_noise_expert, vae })
 }
 
 #[cfg(test)]

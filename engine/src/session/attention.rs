@@ -50,7 +50,7 @@ impl SamplingSession {
             query_tokens: vec![query],
             ..ForwardProbe::default()
         });
-        let out = self.model.forward(&input, &probe)?;
+        let out = self.model_for(timestep).forward(&input, &probe)?;
         // Each trace holds `[1, heads, 1, N | L]`; one row per layer.
         let row = |probs: Option<&Tensor>, layer_idx: usize| -> Result<Tensor> {
             let probs = probs

@@ -64,6 +64,18 @@ pub struct SamplingSession {
     cancel: CancelToken,
     /// Blocks skipped in every forward pass (an intervention; empty for a plain run).
     skip_layers: Vec<usize>,
+    /// Wan2.2 A14B's two experts: `model` is whichever runs the current step.
+    experts: Option<Experts>,
+}
+
+/// Two transformers that share the denoising (Wan2.2 A14B): the high-noise expert runs the
+/// steps whose timestep is at least `boundary` (`boundary_ratio * 1000`), the low-noise one the
+/// rest, as diffusers' `WanPipeline` switches them.
+#[derive(Debug, Clone)]
+pub struct Experts {
+    pub high_noise: Arc<WanTransformer>,
+    pub low_noise: Arc<WanTransformer>,
+    pub boundary: f64,
 }
 
 impl SamplingSession {
@@ -108,6 +120,7 @@ impl SamplingSession {
             grid,
             cancel: CancelToken::default(),
             skip_layers: Vec::new(),
+            experts: None,
         };
         session.latents = session.impose_condition(&session.latents)?;
         Ok(session)
@@ -182,6 +195,42 @@ impl SamplingSession {
         &self.model
     }
 
+    /// The session with Wan2.2 A14B's low-noise expert taking over below `boundary_ratio` of the
+    /// training timesteps (the model given to [`Self::new`] being the high-noise expert). The two
+    /// must share their latent and text widths and patch size.
+    pub fn with_low_noise_expert(
+        mut self,
+        low_noise: Arc<WanTransformer>,
+        boundary_ratio: f64,
+    ) -> Result<Self> {
+        let (high, low) = (self.model.config(), low_noise.config());
+        let same = high.in_channels == low.in_channels
+            && high.out_channels() == low.out_channels()
+            && high.text_dim == low.text_dim
+            && high.patch_size == low.patch_size;
+        if !same {
+            return Err(SessionError::Setup(
+                "the two experts differ in their channels, text width or patch size".to_owned(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&boundary_ratio) {
+            return Err(SessionError::Setup(format!("boundary_ratio {boundary_ratio} is outside [0, 1]")));
+        }
+        let high_noise = Arc::clone(&self.model);
+        self.experts = Some(Experts { high_noise, low_noise, boundary: boundary_ratio * 1000.0 });
+        Ok(self)
+    }
+
+    /// The transformer that runs a step of timestep `timestep`.
+    #[must_use]
+    pub fn model_for(&self, timestep: f64) -> &Arc<WanTransformer> {
+        match &self.experts {
+            Some(experts) if timestep < experts.boundary => &experts.low_noise,
+            Some(experts) => &experts.high_noise,
+            None => &self.model,
+        }
+    }
+
     #[must_use]
     pub fn capture(&self) -> &ResolvedCapture {
         &self.capture
@@ -233,6 +282,7 @@ impl SamplingSession {
         }
         let schedule = self.solver.schedule();
         let (sigma, timestep) = (schedule.sigmas[step_idx], schedule.timesteps[step_idx]);
+        self.model = Arc::clone(self.model_for(timestep));
         let timesteps = self.timesteps_for(timestep)?;
 
         let probe = self.forward_probe(self.capture.probe());

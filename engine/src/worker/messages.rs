@@ -22,12 +22,23 @@ pub struct RunRequest {
     pub noise: NoiseSource,
     /// Where the model and prompt came from, for the file a live run is saved to.
     pub provenance: RunProvenance,
+    /// Wan2.2 A14B's low-noise expert and the pipeline's `boundary_ratio` (`model` being the
+    /// high-noise expert); `None` for a single transformer.
+    pub low_noise_expert: Option<(Arc<WanTransformer>, f64)>,
 }
 
 impl RunRequest {
     /// An empty recorder for this run, with seed 0 registered: what the UI fills from the
     /// engine's events and saves. Checks the request as starting it would.
     pub fn recorder(&self, storage: StorageDtype) -> Result<Recorder, SessionError> {
+        let session = self.session()?;
+        let mut recorder = Recorder::new(&session, self.provenance.clone(), storage);
+        recorder.add_seed(self.noise_record(), None);
+        Ok(recorder)
+    }
+
+    /// The run's first seed as a session entering step 0, with both experts where there are two.
+    pub fn session(&self) -> Result<SamplingSession, SessionError> {
         let session = SamplingSession::new(
             Arc::clone(&self.model),
             Arc::clone(&self.conditioning),
@@ -35,9 +46,12 @@ impl RunRequest {
             self.latent_shape,
             &self.noise,
         )?;
-        let mut recorder = Recorder::new(&session, self.provenance.clone(), storage);
-        recorder.add_seed(self.noise_record(), None);
-        Ok(recorder)
+        match &self.low_noise_expert {
+            Some((low_noise, boundary_ratio)) => {
+                session.with_low_noise_expert(Arc::clone(low_noise), *boundary_ratio)
+            }
+            None => Ok(session),
+        }
     }
 
     /// How the file describes this run's noise.

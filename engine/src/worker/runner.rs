@@ -71,13 +71,7 @@ pub(crate) struct Runner {
 
 impl Runner {
     pub(crate) fn start(&mut self, request: RunRequest) -> Result<EngineEvent, SessionError> {
-        let session = SamplingSession::new(
-            request.model,
-            request.conditioning,
-            request.settings,
-            request.latent_shape,
-            &request.noise,
-        )?;
+        let session = request.session()?;
         let rng_seed = match request.noise {
             crate::session::NoiseSource::Seed(rng_seed) => Some(rng_seed),
             crate::session::NoiseSource::Given(_) => None,

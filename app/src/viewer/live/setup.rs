@@ -152,6 +152,14 @@ impl LiveSetup {
         let negative_prompt_embeds = embeddings.next();
         let model = WanTransformer::load(&folder.transformer, DType::F32, device)
             .with_context(|| format!("loading the transformer of {}", self.model_dir.display()))?;
+        let low_noise_expert = match (&folder.transformer_2, folder.boundary_ratio) {
+            (Some(dir), Some(boundary_ratio)) => {
+                let low_noise = WanTransformer::load(dir, DType::F32, device)
+                    .with_context(|| format!("loading the low-noise expert {}", dir.display()))?;
+                Some((Arc::new(low_noise), boundary_ratio))
+            }
+            _ => None,
+        };
         let [frames, height, width] = self.size;
         let latent_shape = [model.config().in_channels, frames, height, width];
         let mut provenance = provenance(&folder.transformer, Path::new(""), Some(self.prompt.clone()));
@@ -173,6 +181,7 @@ impl LiveSetup {
             latent_shape,
             noise: NoiseSource::Seed(self.rng_seed),
             provenance,
+            low_noise_expert,
         })
     }
 
@@ -240,6 +249,7 @@ impl LiveSetup {
             latent_shape,
             noise: NoiseSource::Seed(self.rng_seed),
             provenance,
+            low_noise_expert: None,
         })
     }
 }
