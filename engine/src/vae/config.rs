@@ -25,6 +25,9 @@ pub struct WanVaeConfig {
     pub is_residual: bool,
     #[serde(default)]
     pub patch_size: Option<usize>,
+    /// The encoder's input channels (3, or 12 for Wan2.2's patch-folded pixels).
+    #[serde(default = "default_out_channels")]
+    pub in_channels: usize,
     #[serde(default = "default_out_channels")]
     pub out_channels: usize,
     pub latents_mean: Vec<f32>,
@@ -76,6 +79,8 @@ impl WanVaeConfig {
         for (name, value, limit) in [
             ("base_dim", self.decoder_base(), 4096),
             ("z_dim", self.z_dim, 4096),
+            ("in_channels", self.in_channels, 4096),
+            ("out_channels", self.out_channels, 4096),
             ("num_res_blocks", self.num_res_blocks, 64),
             ("dim_mult entries", self.dim_mult.len(), 16),
             ("largest dim_mult", self.dim_mult.iter().copied().max().unwrap_or(0), 64),

@@ -36,7 +36,7 @@ impl FeatCache {
     }
 
     /// The next slot, made when first asked for.
-    fn take(&mut self) -> &mut Slot {
+    pub(super) fn take(&mut self) -> &mut Slot {
         if self.next == self.slots.len() {
             self.slots.push(Slot::Empty);
         }
@@ -73,6 +73,8 @@ pub struct CausalConv3d {
     /// Frames of zeros in front: `2 * padding_t`.
     time_padding: usize,
     space_padding: usize,
+    /// The stride along time (2 in the encoder's time down-samplers, otherwise 1).
+    time_stride: usize,
 }
 
 impl CausalConv3d {
@@ -88,7 +90,14 @@ impl CausalConv3d {
             bias: vb.get(outputs, "bias")?,
             time_padding: 2 * padding[0],
             space_padding: padding[1],
+            time_stride: 1,
         })
+    }
+
+    /// The convolution taking every `stride`-th window along time.
+    #[must_use]
+    pub fn with_time_stride(self, stride: usize) -> Self {
+        Self { time_stride: stride.max(1), ..self }
     }
 
     /// `x` `[B, C, T, H, W]`, after `past` (the cached frames of the chunks before, which take
@@ -107,15 +116,23 @@ impl CausalConv3d {
         }
         let (batch, _, frames, height, width) = x.dims5()?;
         let (outputs, inputs, kernel_t, _, _) = self.weight.dims5()?;
-        let out_frames = frames + 1 - kernel_t;
+        if frames < kernel_t {
+            return Err(candle_core::Error::Msg(format!(
+                "a causal convolution of {kernel_t} frames given {frames}"
+            )));
+        }
+        let out_frames = (frames - kernel_t) / self.time_stride + 1;
         let mut sum: Option<Tensor> = None;
         for dt in 0..kernel_t {
-            let window = x.narrow(2, dt, out_frames)?.permute((0, 2, 1, 3, 4))?.reshape((
-                batch * out_frames,
-                inputs,
-                height,
-                width,
-            ))?;
+            let window = if self.time_stride == 1 {
+                x.narrow(2, dt, out_frames)?
+            } else {
+                let picked: Vec<u32> =
+                    (0..out_frames).map(|frame| (dt + frame * self.time_stride) as u32).collect();
+                x.index_select(&Tensor::new(picked, x.device())?, 2)?
+            };
+            let window =
+                window.permute((0, 2, 1, 3, 4))?.reshape((batch * out_frames, inputs, height, width))?;
             let kernel = self.weight.narrow(2, dt, 1)?.squeeze(2)?.contiguous()?;
             let term = window.conv2d(&kernel, self.space_padding, 1, 1, 1)?;
             sum = Some(match sum {

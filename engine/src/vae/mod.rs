@@ -1,9 +1,13 @@
-//! The Wan VAE (diffusers' `AutoencoderKLWan`) in candle: the decoders of Wan2.1 (16 channels)
-//! and Wan2.2 (48 channels, residual, patch size 2), run as diffusers runs them (causal, one latent frame at a time, so that memory stays that of one
-//! chunk), for decoded frames of `x0_hat` at any step. Latents are de-normalised with the
-//! config's `latents_mean` / `latents_std` first, as the pipeline does before `vae.decode`.
+//! The Wan VAE (diffusers' `AutoencoderKLWan`) in candle: the decoders and encoders of Wan2.1
+//! (16 channels) and Wan2.2 (48 channels, residual, patch size 2), run as diffusers runs them
+//! (causal, a chunk of frames at a time, so that memory stays that of one chunk): decoded frames
+//! of `x0_hat` at any step, and the latent of an image-to-video run's first frame. Latents are
+//! de-normalised with the config's `latents_mean` / `latents_std` before `vae.decode` and
+//! normalised after `vae.encode`, as the pipelines do.
 pub mod config;
 pub mod decoder;
+pub mod down_layers;
+pub mod encoder;
 pub mod layers;
 
 use std::path::Path;
@@ -15,6 +19,7 @@ use candle_nn::VarBuilder;
 
 pub use config::WanVaeConfig;
 pub use decoder::WanVaeDecoder;
+pub use encoder::WanVaeEncoder;
 
 /// What is wrong with a VAE folder or a decode, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,9 @@ pub enum VaeError {
 
     #[error("decoding: latents of {found} channels, but the VAE takes {expected}")]
     Channels { expected: usize, found: usize },
+
+    #[error("encoding: a video of {found} channels, but the VAE takes {expected} (RGB)")]
+    VideoChannels { expected: usize, found: usize },
 
     #[error("the decode was cancelled")]
     Cancelled,
@@ -42,21 +50,43 @@ pub struct WanVae {
     std: Tensor,
 }
 
-impl WanVae {
-    /// Loads `dir/config.json` and `dir/diffusion_pytorch_model.safetensors` as `dtype` on
-    /// `device`.
-    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self, VaeError> {
+/// A VAE folder's config, its weights and its latent normalisation, `[1, z, 1, 1, 1]` each.
+struct VaeParts {
+    config: WanVaeConfig,
+    weights: std::path::PathBuf,
+    vb: VarBuilder<'static>,
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl VaeParts {
+    /// Maps `dir/diffusion_pytorch_model.safetensors` as `dtype` on `device`, with
+    /// `dir/config.json`.
+    fn open(dir: &Path, dtype: DType, device: &Device) -> Result<Self, VaeError> {
         let config = WanVaeConfig::from_file(&dir.join("config.json"))?;
         let weights = dir.join("diffusion_pytorch_model.safetensors");
         let mapped = crate::model::checkpoint::map_weights(std::slice::from_ref(&weights))
             .map_err(|err| PartError::Weights { path: weights.clone(), what: err.to_string() })?;
         let vb = VarBuilder::from_backend(Box::new(mapped), dtype, device.clone());
-        let decoder = WanVaeDecoder::load(&vb, &config)
-            .map_err(|err| PartError::Weights { path: weights.clone(), what: err.to_string() })?;
         let z = config.z_dim;
         let mean = Tensor::from_vec(config.latents_mean.clone(), (1, z, 1, 1, 1), device)?.to_dtype(dtype)?;
         let std = Tensor::from_vec(config.latents_std.clone(), (1, z, 1, 1, 1), device)?.to_dtype(dtype)?;
-        Ok(Self { config, decoder, mean, std })
+        Ok(Self { config, weights, vb, mean, std })
+    }
+
+    fn weights_error(&self, err: &candle_core::Error) -> PartError {
+        PartError::Weights { path: self.weights.clone(), what: err.to_string() }
+    }
+}
+
+impl WanVae {
+    /// Loads `dir/config.json` and the decoder of `dir/diffusion_pytorch_model.safetensors` as
+    /// `dtype` on `device`.
+    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self, VaeError> {
+        let parts = VaeParts::open(dir, dtype, device)?;
+        let decoder =
+            WanVaeDecoder::load(&parts.vb, &parts.config).map_err(|err| parts.weights_error(&err))?;
+        Ok(Self { decoder, config: parts.config, mean: parts.mean, std: parts.std })
     }
 
     #[must_use]
@@ -85,5 +115,39 @@ impl WanVae {
         let z = z.broadcast_mul(&self.std)?.broadcast_add(&self.mean)?;
         let Some(video) = self.decoder.decode_unless(&z, cancelled)? else { return Ok(None) };
         Ok(Some(video.squeeze(0)?.to_dtype(DType::F32)?))
+    }
+}
+
+/// A Wan VAE's encoder with the latent normalisation: RGB in, latents as the transformer sees
+/// them out (an image-to-video run's first frame).
+#[derive(Debug, Clone)]
+pub struct WanVaeEncoding {
+    encoder: WanVaeEncoder,
+    /// `[1, z, 1, 1, 1]` each.
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl WanVaeEncoding {
+    /// Loads the encoder of `dir/diffusion_pytorch_model.safetensors` as `dtype` on `device`.
+    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self, VaeError> {
+        let parts = VaeParts::open(dir, dtype, device)?;
+        let encoder =
+            WanVaeEncoder::load(&parts.vb, &parts.config).map_err(|err| parts.weights_error(&err))?;
+        Ok(Self { encoder, mean: parts.mean, std: parts.std })
+    }
+
+    /// A video `[3, 1 + 4k, H, W]` in `[-1, 1]` to its normalised latents `[z, 1 + k, h, w]`
+    /// (f32): `(mean_of(vae.encode(video)) - latents_mean) / latents_std`, as
+    /// `WanImageToVideoPipeline.prepare_latents` makes its condition.
+    pub fn encode_video(&self, video: &Tensor) -> Result<Tensor, VaeError> {
+        let found = video.dim(0)?;
+        if found != 3 {
+            return Err(VaeError::VideoChannels { expected: 3, found });
+        }
+        let x = video.unsqueeze(0)?.to_dtype(self.mean.dtype())?;
+        let latents = self.encoder.encode(&x)?;
+        let normalised = latents.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
+        Ok(normalised.squeeze(0)?.to_dtype(DType::F32)?)
     }
 }
