@@ -263,6 +263,9 @@ pub struct LiveArgs {
     /// Classifier-free guidance of a --pipeline run.
     #[arg(long, requires = "pipeline", default_value_t = 1.0)]
     pub guidance: f64,
+    /// The first frame of an image-to-video --pipeline run (Wan2.2 TI2V), encoded by its VAE.
+    #[arg(long, requires = "pipeline")]
+    pub image: Option<PathBuf>,
     /// Random seed of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -421,8 +424,13 @@ pub struct RecordArgs {
     #[arg(long, value_parser = parse_size)]
     pub size: Option<[usize; 3]>,
     /// Safetensors file with `condition_latent` `[C, F_c, H, W]`: clean first latent frames (TI2V).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "image")]
     pub condition_latent: Option<PathBuf>,
+    /// With an image-to-video --pipeline (Wan2.2 TI2V): the first frame (PNG, JPEG or GIF),
+    /// encoded by the pipeline's VAE into the clean first latent frame; resized to the video's
+    /// size where it differs.
+    #[arg(long, requires = "pipeline")]
+    pub image: Option<PathBuf>,
     /// Number of denoising steps.
     #[arg(long)]
     pub steps: usize,

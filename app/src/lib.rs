@@ -1,6 +1,7 @@
 //! Stepscope's desktop app: an eframe window that scrubs the denoising steps of a trajectory
 //! file. The `stepscope` binary opens it, or with a subcommand runs the engine headless.
 
+pub mod first_frame;
 pub mod viewer;
 
 use std::path::PathBuf;

@@ -56,6 +56,7 @@ pub(crate) fn live_setup(args: cli::LiveArgs) -> stepscope::viewer::live::LiveSe
         prompt: args.prompt.unwrap_or_default(),
         negative_prompt: args.negative_prompt,
         guidance: args.guidance,
+        image: args.image.unwrap_or_default(),
         rng_seed: args.seed,
         size: args.size.unwrap_or([args.frames, 0, 0]),
         steps: args.steps,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
+use stepscope::first_frame::load_first_frame;
 use stepscope_engine::model::checkpoint::CheckpointFiles;
 use stepscope_engine::model::memory::{available_memory_bytes, gib};
 use stepscope_engine::model::{WanConfig, WanTransformer, estimate_memory};
@@ -14,7 +15,7 @@ use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, Sampling
 use stepscope_engine::tensor_file::read_tensor;
 use stepscope_engine::text::{EmbeddingCache, PromptEncoder, encode_prompts};
 use stepscope_engine::trajectory::{self, StorageDtype};
-use stepscope_engine::vae::WanVae;
+use stepscope_engine::vae::{WanVae, WanVaeEncoding};
 
 use crate::cli::{ComputeDtype, RecordArgs, StoreDtype};
 use crate::progress::progress_bar;
@@ -73,6 +74,8 @@ struct RunInputs {
     embeddings_source: String,
     /// The pipeline's VAE folder, when steps are to be decoded.
     vae_dir: Option<PathBuf>,
+    /// The pipeline's VAE folder, when an image is to be encoded as the first frame.
+    image_vae_dir: Option<PathBuf>,
     /// Wan2.2 A14B's low-noise expert folder and `boundary_ratio`.
     low_noise_expert: Option<(PathBuf, f64)>,
 }
@@ -97,11 +100,21 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
             negative_prompt_embeds,
             embeddings_source: format!("file:{name}"),
             vae_dir: None,
+            image_vae_dir: None,
             low_noise_expert: None,
         });
     };
     let folder = PipelineFolder::open(dir)?;
     let prompt = args.prompt.as_deref().context("--prompt is required with --pipeline")?;
+    if args.image.is_some() && !folder.takes_image() {
+        bail!(
+            "--image: {} is a text-to-video pipeline (no `expand_timesteps`); image-to-video runs with Wan2.2 TI2V",
+            dir.display()
+        );
+    }
+    if args.image.is_none() && args.condition_latent.is_none() && folder.needs_image() {
+        bail!("{} is an image-to-video pipeline: give --image FILE, the first frame", dir.display());
+    }
     // As diffusers' pipeline: with guidance, the negative prompt (empty by default) too.
     let mut prompts = vec![prompt];
     if args.guidance > 1.0 {
@@ -126,6 +139,7 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
         negative_prompt_embeds,
         embeddings_source: format!("umt5:{}", folder.text_encoder.display()),
         vae_dir: (!args.decode_steps.is_empty()).then(|| folder.vae.clone()),
+        image_vae_dir: args.image.is_some().then(|| folder.vae.clone()),
         low_noise_expert: folder.transformer_2.clone().zip(folder.boundary_ratio),
     })
 }
@@ -158,15 +172,18 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         None => None,
     };
     let negative_prompt_embeds = inputs.negative_prompt_embeds.clone();
-    let condition_latent = match &args.condition_latent {
-        Some(path) => Some(read_tensor(path, "condition_latent", 4, &device)?),
-        None => None,
-    };
     let given_noise = match &args.noise {
         Some(path) => Some(read_tensor(path, "noise", 4, &device)?),
         None => None,
     };
     let latent_shape = latent_shape(args, &model, given_noise.as_ref())?;
+    let condition_latent = match (&args.condition_latent, &args.image, &inputs.image_vae_dir) {
+        (Some(path), _, _) => Some(read_tensor(path, "condition_latent", 4, &device)?),
+        (None, Some(image), Some(vae_dir)) => {
+            Some(encode_first_frame(image, vae_dir, latent_shape, dtype, &device)?)
+        }
+        _ => None,
+    };
     let capture: CaptureSpec = match &args.capture {
         Some(text) => text.parse().context("--capture")?,
         None => CaptureSpec::default(),
@@ -222,6 +239,23 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     recorder.write(&args.output)?;
     eprintln!("wrote {}", args.output.display());
     Ok(())
+}
+
+/// The clean first latent frame `[z, 1, h, w]` of an image-to-video run: the image brought to
+/// the video's size (`h` x `w` latent pixels times the VAE's factor) and encoded by the
+/// pipeline's VAE (whose encoder is freed before sampling).
+fn encode_first_frame(
+    image: &Path,
+    vae_dir: &Path,
+    [_, _, height, width]: [usize; 4],
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    let encoding = WanVaeEncoding::load(vae_dir, dtype, device)
+        .with_context(|| format!("loading the VAE's encoder from {}", vae_dir.display()))?;
+    let factor = encoding.spatial_factor();
+    let frame = load_first_frame(image, [height * factor, width * factor], device)?;
+    encoding.encode_video(&frame).with_context(|| format!("encoding {} with the VAE", image.display()))
 }
 
 fn device(name: &str) -> Result<Device> {

@@ -1,16 +1,15 @@
 //! The `stepscope` binary end to end: record runs from a tiny diffusers model, read them back,
 //! and refuse bad input with one clear message and a non-zero exit.
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+mod pipeline_folders;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
+use pipeline_folders::{copy_folder, reference_run, repo_path, ti2v_folder};
 use stepscope_engine::trajectory::{CaptureKind, TrajectoryReader};
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
-}
 
 fn model_dir() -> PathBuf {
     repo_path("tests/fixtures/parity/t2v_hd20")
@@ -539,19 +538,6 @@ fn assert_run_matches(
     (worst, error)
 }
 
-/// Copies folder `from` (files and one level of sub-folders) into `to`.
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 /// Wan2.2 A14B's layout on the tiny pipeline (`tests/reference/wan_a14b_fixture.py`): a second
 /// transformer and `boundary_ratio` 0.8 in `model_index.json`. With UniPC's timesteps 999, 900,
 /// 750 and 500, steps 0 and 1 are the high-noise expert's and 2 and 3 the low-noise one's, and
@@ -565,10 +551,7 @@ fn record_switches_experts_at_the_boundary_as_diffusers_does() {
     copy_folder(&base, &pipeline);
     copy_folder(&a14b, &pipeline);
     let expected_path = a14b.join("expected.safetensors");
-    let bytes = std::fs::read(&expected_path).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let prompt = header.metadata().as_ref().unwrap()["prompt"].clone();
-    let expected = candle_core::safetensors::load(&expected_path, &Device::Cpu).unwrap();
+    let (prompt, expected) = reference_run(&expected_path);
     let (noise, run) = (dir.path().join("noise.safetensors"), dir.path().join("run.safetensors"));
     expected["noise"].save_safetensors("noise", &noise).unwrap();
     let record = |pipeline: &Path| {
@@ -601,6 +584,64 @@ fn record_switches_experts_at_the_boundary_as_diffusers_does() {
     assert!(apart > 1e-2, "one transformer alone gives step 3 within {apart} of the two experts' run");
 }
 
+/// Wan2.2 TI2V from an image (`tests/reference/wan_ti2v_fixture.py`): a tiny
+/// `WanImageToVideoPipeline` with `expand_timesteps` and the tiny Wan2.2 VAE (48 channels, 16x).
+/// `record --pipeline DIR --image FILE` encodes the image with the VAE's encoder in Rust into the
+/// clean first latent frame; every step's x0 on the frames the model generates (diffusers steps
+/// the first frame's noise along unseen, so frame 0 is left out) and the final latents (the
+/// image's latent on frame 0) match diffusers' run within 1e-4. A text-to-video folder refuses
+/// the image, and the image-to-video folder refuses a run without one.
+#[test]
+fn record_runs_image_to_video_from_an_image_as_diffusers_does() {
+    let base = repo_path("tests/fixtures/wan_pipeline_tiny");
+    let ti2v = repo_path("tests/fixtures/wan_pipeline_tiny_ti2v");
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = ti2v_folder(dir.path());
+    let expected_path = ti2v.join("expected.safetensors");
+    let (prompt, expected) = reference_run(&expected_path);
+    let (noise, run) = (dir.path().join("noise.safetensors"), dir.path().join("run.safetensors"));
+    expected["noise"].save_safetensors("noise", &noise).unwrap();
+    let image = ti2v.join("image.png");
+    let record = |pipeline: &Path, image: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stepscope"));
+        command
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .args(["record", "--pipeline", arg(pipeline), "--prompt", &prompt, "--max-text-len", "40"])
+            .args(["--guidance", "3", "--noise", arg(&noise), "--steps", "4", "-o", arg(&run), "--quiet"]);
+        if let Some(image) = image {
+            command.args(["--image", arg(image)]);
+        }
+        command.output().unwrap()
+    };
+    let recorded = record(&pipeline, Some(&image));
+    assert!(recorded.status.success(), "{}", stderr_of(&recorded));
+    let reader = TrajectoryReader::open(&run).unwrap();
+    assert!(
+        reader.manifest().conditioning.condition_frame,
+        "the run is marked as conditioned on a first frame"
+    );
+    let generated = |x: &Tensor| x.narrow(1, 1, x.dim(1).unwrap() - 1).unwrap();
+    let mut worst = 0.0_f32;
+    for step in 0..4 {
+        let error = max_abs_diff(
+            &generated(&reader.x0(0, step).unwrap()),
+            &generated(&expected[&format!("x0_{step}")]),
+        );
+        assert!(error <= 1e-4, "step {step}: x0 differs from diffusers by {error}");
+        worst = worst.max(error);
+    }
+    let error = max_abs_diff(&reader.final_latents(0).unwrap(), &expected["final"]);
+    assert!(error <= 1e-4, "the final latents differ from diffusers by {error}");
+    println!("image to video: largest |x0 - diffusers| {worst:.1e}, final latents {error:.1e}");
+
+    let refused = record(&pipeline, None);
+    assert!(!refused.status.success());
+    assert!(stderr_of(&refused).contains("give --image FILE"), "{}", stderr_of(&refused));
+    let text_to_video = record(&base, Some(&image));
+    assert!(!text_to_video.status.success());
+    assert!(stderr_of(&text_to_video).contains("text-to-video pipeline"), "{}", stderr_of(&text_to_video));
+}
+
 /// A whole tiny Wan pipeline folder (`WanPipeline.save_pretrained` of a tiny random UMT5,
 /// transformer and VAE; `tests/reference/wan_pipeline_fixture.py`) run from a typed prompt:
 /// `record --pipeline DIR --prompt ...` encodes the prompt and the empty negative prompt with
@@ -610,10 +651,7 @@ fn record_switches_experts_at_the_boundary_as_diffusers_does() {
 fn record_runs_a_pipeline_folder_from_a_typed_prompt_as_diffusers_does() {
     let pipeline = repo_path("tests/fixtures/wan_pipeline_tiny");
     let expected_path = pipeline.join("expected.safetensors");
-    let bytes = std::fs::read(&expected_path).unwrap();
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let prompt = header.metadata().as_ref().unwrap()["prompt"].clone();
-    let expected = candle_core::safetensors::load(&expected_path, &Device::Cpu).unwrap();
+    let (prompt, expected) = reference_run(&expected_path);
     let dir = tempfile::tempdir().unwrap();
     let (noise, run) = (dir.path().join("noise.safetensors"), dir.path().join("run.safetensors"));
     expected["noise"].save_safetensors("noise", &noise).unwrap();

@@ -4,7 +4,9 @@
 //! accessibility labels and the saved file.
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
-use std::path::{Path, PathBuf};
+mod pipeline_folders;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
@@ -15,7 +17,9 @@ use stepscope::viewer::file_picker::FilePicker;
 use stepscope::viewer::live::LiveSetup;
 use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::trajectory::{ForkPoint, Intervention, TensorName, TrajectoryReader};
-use stepscope_engine::vae::WanVae;
+use stepscope_engine::vae::{WanVae, WanVaeEncoding};
+
+use pipeline_folders::{repo_path, ti2v_folder};
 
 /// How long a test waits for the engine thread before failing.
 const ENGINE_WAIT: Duration = Duration::from_mins(1);
@@ -32,10 +36,6 @@ impl FilePicker for SaveTo {
     fn save_trajectory(&mut self, _default_name: &str) -> Option<PathBuf> {
         Some(self.0.clone())
     }
-}
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
 }
 
 fn tiny_setup(steps: usize) -> LiveSetup {
@@ -340,4 +340,47 @@ fn a_pipeline_folder_runs_live_from_a_typed_prompt() {
     run_until(&mut harness, "step 1 decoded", |h| {
         h.state().document().unwrap().manifest().seeds[0].video_steps == [0, 1]
     });
+}
+
+/// A live image-to-video run (the tiny Wan2.2 TI2V folder of
+/// `tests/reference/wan_ti2v_fixture.py`): the image is encoded by the folder's VAE into the
+/// condition, the first latent frame the session starts from, and the run steps in the window;
+/// without an image the setup says what to pick.
+#[test]
+fn an_image_to_video_pipeline_runs_live_from_its_first_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = ti2v_folder(dir.path());
+    let image = pipeline.join("image.png");
+    let setup = LiveSetup {
+        model_dir: pipeline.clone(),
+        prompt: "the red ball in the picture rolls to the left".to_owned(),
+        size: [3, 4, 6],
+        steps: 2,
+        capture: String::new(),
+        image: image.clone(),
+        task: None,
+        ..LiveSetup::default()
+    };
+    let request = setup.to_request().unwrap();
+    let condition = request.conditioning.condition_latent.clone().expect("the image's latent");
+    assert_eq!(condition.dims(), [48, 1, 4, 6]);
+    let encoding = WanVaeEncoding::load(&pipeline.join("vae"), DType::F32, &Device::Cpu).unwrap();
+    let frame = stepscope::first_frame::load_first_frame(&image, [64, 96], &Device::Cpu).unwrap();
+    let direct = encoding.encode_video(&frame).unwrap();
+    let first = request.session().unwrap().latents().unwrap().narrow(1, 0, 1).unwrap();
+    let error = (first - direct).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(error == 0.0, "the run's first latent frame is the image's latent (off by {error})");
+    let without = LiveSetup { image: PathBuf::new(), ..setup.clone() };
+    let err = format!("{:#}", without.to_request().unwrap_err());
+    assert!(err.contains("pick the first frame's image"), "{err}");
+
+    let mut harness = live_harness(SaveTo(PathBuf::new()), setup);
+    harness.get_by_label("Step").click();
+    run_until(&mut harness, "a step", |h| steps_of(h, 0).len() == 1);
+    let manifest = harness.state().document().unwrap().manifest().clone();
+    assert!(
+        manifest.conditioning.condition_frame,
+        "the live run is marked as conditioned on its first frame"
+    );
+    assert_eq!(manifest.latent_shape, [48, 3, 4, 6]);
 }

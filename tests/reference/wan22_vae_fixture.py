@@ -2,10 +2,11 @@
 """Writes a tiny random Wan2.2-style VAE (residual up blocks, patch size 2, 48 latent channels)
 and what diffusers decodes with it, for `tests/vae_parity.rs`.
 
-tests/fixtures/wan22_vae_tiny/ (about 200 KB): `config.json` and
+tests/fixtures/wan22_vae_tiny/ (about 420 KB): `config.json` and
 `diffusion_pytorch_model.safetensors` of `AutoencoderKLWan(base_dim=2, decoder_base_dim=4,
 z_dim=48, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True],
-is_residual=True, patch_size=2, in_channels=12, out_channels=12)`, torch seed 3, weights redrawn
+is_residual=True, patch_size=2, in_channels=12, out_channels=12,
+scale_factor_spatial=16)` (its three down-samplers and the patch: 16x in space), torch seed 3, weights redrawn
 from N(0, 0.5) so that every path matters; `expected.safetensors`: `latents` [48, 3, 1, 2]
 (seed 4, normal) and `video` = `vae.decode(latents * latents_std + latents_mean)` [3, 9, 16, 32]
 (three latent frames: the causal cache and the first chunk's dropped frames both exercised);
@@ -64,6 +65,7 @@ def main() -> None:
         out_channels=12,
         latents_mean=[0.01 * i - 0.2 for i in range(48)],
         latents_std=[0.5 + 0.02 * i for i in range(48)],
+        scale_factor_spatial=16,
     ).eval()
     with torch.no_grad():
         for parameter in vae.parameters():

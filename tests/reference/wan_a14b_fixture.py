@@ -17,7 +17,6 @@ Run from the repository root after tests/reference/wan_pipeline_fixture.py:
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,8 +29,10 @@ from transformers import T5TokenizerFast, UMT5EncoderModel
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "engine" / "python"))
 sys.path.insert(0, str(ROOT / "engine" / "python" / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tiny_wan as tw  # noqa: E402
+from pipeline_runs import record_x0, save_parts  # noqa: E402
 from stepscope_export import stepscope_noise  # noqa: E402
 
 BASE = ROOT / "tests" / "fixtures" / "wan_pipeline_tiny"
@@ -51,27 +52,10 @@ def main() -> None:
         boundary_ratio=0.8,
     )
     pipe.set_progress_bar_config(disable=True)
-    staging = OUT.with_name(OUT.name + ".staging")
-    if staging.exists():
-        shutil.rmtree(staging)
-    pipe.save_pretrained(staging, safe_serialization=True)
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
-    shutil.copytree(staging / "transformer_2", OUT / "transformer_2")
-    shutil.copy(staging / "model_index.json", OUT / "model_index.json")
-    shutil.rmtree(staging)
+    save_parts(pipe, OUT, ("transformer_2",))
 
     noise = stepscope_noise(5, tw.LATENT_SHAPE)
-    x0 = []
-    original_step = pipe.scheduler.step
-
-    def recording_step(model_output, timestep, sample, *args, **kwargs):
-        sigma = pipe.scheduler.sigmas[len(x0)]
-        x0.append((sample[0].float() - sigma * model_output[0].float()).contiguous())
-        return original_step(model_output, timestep, sample, *args, **kwargs)
-
-    pipe.scheduler.step = recording_step
+    x0 = record_x0(pipe)
     with torch.no_grad():
         final = pipe(
             prompt=PROMPT, height=tw.HEIGHT, width=tw.WIDTH, num_frames=tw.FRAMES, num_inference_steps=4,

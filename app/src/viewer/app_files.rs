@@ -7,6 +7,9 @@ use super::app::StepscopeApp;
 use super::app_export::{CaptureTarget, PictureKind};
 use super::file_browser::{BrowseFor, BrowseOutcome, FileBrowser};
 
+/// The image files a first frame may be read from.
+pub(super) const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif"];
+
 /// Why the app asks for a path, with what it needs to go on once it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileRequest {
@@ -24,6 +27,8 @@ pub enum FileRequest {
     ModelDir,
     /// The prompt embeddings of the New live run dialog.
     PromptEmbeds,
+    /// The first frame of an image-to-video run in the New live run dialog.
+    FirstFrame,
 }
 
 impl FileRequest {
@@ -46,6 +51,9 @@ impl FileRequest {
             Self::PromptEmbeds => {
                 ("Pick the prompt embeddings", BrowseFor::OpenFile { extensions: &["safetensors"] }, "")
             }
+            Self::FirstFrame => {
+                ("Pick the first frame (an image)", BrowseFor::OpenFile { extensions: IMAGE_EXTENSIONS }, "")
+            }
         }
     }
 }
@@ -65,6 +73,7 @@ impl StepscopeApp {
             FileRequest::Capture { default_name, .. } => picker.save_picture(default_name, "png"),
             FileRequest::ModelDir => picker.pick_model_dir(),
             FileRequest::PromptEmbeds => picker.pick_tensor_file(),
+            FileRequest::FirstFrame => picker.pick_image(),
         };
         match picked {
             Some(path) => self.file_chosen(ctx, request, path),
@@ -111,6 +120,7 @@ impl StepscopeApp {
             FileRequest::Capture { target, .. } => self.pending_capture = Some((target, path)),
             FileRequest::ModelDir => self.new_run_dialog.setup.model_dir = path,
             FileRequest::PromptEmbeds => self.new_run_dialog.setup.prompt_embeds = path,
+            FileRequest::FirstFrame => self.new_run_dialog.setup.image = path,
         }
     }
 

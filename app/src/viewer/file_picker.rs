@@ -30,6 +30,11 @@ pub trait FilePicker: std::fmt::Debug {
         None
     }
 
+    /// An image (the first frame of an image-to-video run).
+    fn pick_image(&mut self) -> Option<PathBuf> {
+        None
+    }
+
     /// Where to save a trajectory, suggesting `default_name`.
     fn save_trajectory(&mut self, default_name: &str) -> Option<PathBuf> {
         let _ = default_name;
@@ -97,6 +102,15 @@ impl FilePicker for NativeFilePicker {
             rfd::FileDialog::new()
                 .set_title("Pick the prompt embeddings")
                 .add_filter("safetensors", &["safetensors"])
+                .pick_file()
+        })
+    }
+
+    fn pick_image(&mut self) -> Option<PathBuf> {
+        self.run(|| {
+            rfd::FileDialog::new()
+                .set_title("Pick the first frame")
+                .add_filter("image", super::app_files::IMAGE_EXTENSIONS)
                 .pick_file()
         })
     }

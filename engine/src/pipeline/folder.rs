@@ -32,7 +32,7 @@ pub struct PipelineFolder {
     pub tokenizer: PathBuf,
     pub vae: PathBuf,
     pub scheduler: SchedulerSetting,
-    /// Wan2.2 TI2V's per-token timesteps (a clean first frame).
+    /// Wan2.2 TI2V's per-token timesteps (a clean first frame): the pipeline takes an image.
     pub expand_timesteps: bool,
 }
 
@@ -93,6 +93,13 @@ impl PipelineFolder {
                 "`transformer_2` and `boundary_ratio` come together (Wan2.2 A14B)".to_owned(),
             ));
         }
+        let expand_timesteps = index.get("expand_timesteps").and_then(Value::as_bool).unwrap_or(false);
+        if class == "WanImageToVideoPipeline" && !expand_timesteps {
+            return Err(invalid(
+                "this image-to-video pipeline (Wan2.2 A14B I2V) gives the transformer the image through extra                  input channels, which Stepscope does not run yet; Wan2.2 TI2V (`expand_timesteps`) and the                  text-to-video pipelines run"
+                    .to_owned(),
+            ));
+        }
         let scheduler_dir = part("scheduler", "scheduler_config.json")?;
         let folder = Self {
             dir: dir.to_owned(),
@@ -104,7 +111,7 @@ impl PipelineFolder {
             tokenizer: part("tokenizer", "tokenizer.json")?,
             vae: part("vae", "config.json")?,
             scheduler: scheduler_setting(&scheduler_dir.join("scheduler_config.json"))?,
-            expand_timesteps: index.get("expand_timesteps").and_then(Value::as_bool).unwrap_or(false),
+            expand_timesteps,
         };
         folder.check_widths()?;
         Ok(folder)
@@ -113,6 +120,18 @@ impl PipelineFolder {
     /// The parts fit together: the text encoder's width is the transformer's text width, and
     /// the VAE's latent channels are the transformer's output channels (configs only; nothing
     /// is loaded).
+    /// Whether the pipeline runs from an image (its VAE latent the clean first latent frame).
+    #[must_use]
+    pub fn takes_image(&self) -> bool {
+        self.expand_timesteps
+    }
+
+    /// Whether the pipeline runs only from an image (`WanImageToVideoPipeline`).
+    #[must_use]
+    pub fn needs_image(&self) -> bool {
+        self.class == "WanImageToVideoPipeline"
+    }
+
     fn check_widths(&self) -> Result<(), PipelineError> {
         let number = |config: &Value, key: &str| config.get(key).and_then(Value::as_u64);
         let transformer = read_json(&self.transformer.join("config.json"), "the transformer's config")?;
@@ -257,6 +276,18 @@ mod tests {
         });
         let err = PipelineFolder::open(dir.path()).expect_err("Wan2.1 I2V").to_string();
         assert!(err.contains("CLIP image encoder"), "{err}");
+        let dir = copy_with("model_index.json", |index| {
+            index["_class_name"] = "WanImageToVideoPipeline".into();
+            index["expand_timesteps"] = false.into();
+        });
+        let err = PipelineFolder::open(dir.path()).expect_err("Wan2.2 A14B I2V").to_string();
+        assert!(err.contains("extra input channels"), "{err}");
+        let dir = copy_with("model_index.json", |index| {
+            index["_class_name"] = "WanImageToVideoPipeline".into();
+            index["expand_timesteps"] = true.into();
+        });
+        let folder = PipelineFolder::open(dir.path()).expect("Wan2.2 TI2V image-to-video opens");
+        assert!(folder.takes_image() && folder.needs_image());
         let dir = copy_with("scheduler/scheduler_config.json", |config| {
             config["_class_name"] = "DDIMScheduler".into();
         });

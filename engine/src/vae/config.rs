@@ -95,6 +95,13 @@ impl WanVaeConfig {
         Ok(())
     }
 
+    /// Pixels per latent pixel along height and width: one halving per down-sampling stage,
+    /// times the patch (8 for Wan2.1's VAE, 16 for Wan2.2's).
+    #[must_use]
+    pub fn spatial_factor(&self) -> usize {
+        (1 << self.dim_mult.len().saturating_sub(1)) * self.patch_size.unwrap_or(1)
+    }
+
     /// The decoder's base width.
     #[must_use]
     pub fn decoder_base(&self) -> usize {

@@ -122,6 +122,7 @@ impl WanVae {
 /// them out (an image-to-video run's first frame).
 #[derive(Debug, Clone)]
 pub struct WanVaeEncoding {
+    config: WanVaeConfig,
     encoder: WanVaeEncoder,
     /// `[1, z, 1, 1, 1]` each.
     mean: Tensor,
@@ -134,7 +135,13 @@ impl WanVaeEncoding {
         let parts = VaeParts::open(dir, dtype, device)?;
         let encoder =
             WanVaeEncoder::load(&parts.vb, &parts.config).map_err(|err| parts.weights_error(&err))?;
-        Ok(Self { encoder, mean: parts.mean, std: parts.std })
+        Ok(Self { encoder, config: parts.config, mean: parts.mean, std: parts.std })
+    }
+
+    /// Video pixels per latent pixel along height and width.
+    #[must_use]
+    pub fn spatial_factor(&self) -> usize {
+        self.config.spatial_factor()
     }
 
     /// A video `[3, 1 + 4k, H, W]` in `[-1, 1]` to its normalised latents `[z, 1 + k, h, w]`

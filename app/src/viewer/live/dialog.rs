@@ -50,6 +50,9 @@ impl NewRunDialog {
                     task_row_ui(ui, &mut self.setup.task);
                     if self.setup.task.is_none() && self.setup.is_pipeline() {
                         prompt_rows_ui(ui, &mut self.setup);
+                        if path_row_ui(ui, "First frame (TI2V)", &mut self.setup.image) {
+                            browse = Some(FileRequest::FirstFrame);
+                        }
                     } else if self.setup.task.is_none()
                         && path_row_ui(ui, "Prompt embeddings", &mut self.setup.prompt_embeds)
                     {

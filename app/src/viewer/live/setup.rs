@@ -19,7 +19,10 @@ use stepscope_engine::tasks::{TaskInstance, TaskKind, TaskParams};
 use stepscope_engine::tensor_file::read_tensor;
 use stepscope_engine::text::{EmbeddingCache, PromptEncoder, encode_prompts};
 use stepscope_engine::training::checkpoint::{PROMPTS_FILE, load_prompts};
+use stepscope_engine::vae::WanVaeEncoding;
 use stepscope_engine::worker::RunRequest;
+
+use crate::first_frame::load_first_frame;
 
 /// The choices behind a live run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +39,8 @@ pub struct LiveSetup {
     pub negative_prompt: String,
     /// Classifier-free guidance scale of a pipeline run (1: none).
     pub guidance: f64,
+    /// The first frame of an image-to-video pipeline run (Wan2.2 TI2V); empty for none.
+    pub image: PathBuf,
     /// The noise seed of seed 0.
     pub rng_seed: u64,
     /// Latent frames, height and width.
@@ -69,6 +74,7 @@ impl Default for LiveSetup {
             prompt: String::new(),
             negative_prompt: String::new(),
             guidance: 1.0,
+            image: PathBuf::new(),
             rng_seed: 0,
             size: [3, 16, 16],
             steps: 20,
@@ -106,6 +112,7 @@ impl LiveSetup {
             prompt: String::new(),
             negative_prompt: String::new(),
             guidance: 1.0,
+            image: PathBuf::new(),
             rng_seed: Self::DEFAULT_MAZE_INSTANCE,
             size: [5, 12, 12],
             steps: 20,
@@ -137,6 +144,13 @@ impl LiveSetup {
     /// sets the sampler and the shift.
     fn pipeline_request(&self, device: &Device) -> Result<RunRequest> {
         let folder = PipelineFolder::open(&self.model_dir)?;
+        let has_image = !self.image.as_os_str().is_empty();
+        if has_image && !folder.takes_image() {
+            bail!("a text-to-video pipeline takes no image: clear the image, or pick a Wan2.2 TI2V folder");
+        }
+        if !has_image && folder.needs_image() {
+            bail!("an image-to-video pipeline: pick the first frame's image");
+        }
         let mut prompts = vec![self.prompt.as_str()];
         if self.guidance > 1.0 {
             prompts.push(&self.negative_prompt);
@@ -162,15 +176,24 @@ impl LiveSetup {
         };
         let [frames, height, width] = self.size;
         let latent_shape = [model.config().in_channels, frames, height, width];
+        let condition_latent = if has_image {
+            let encoding = WanVaeEncoding::load(&folder.vae, DType::F32, device)
+                .with_context(|| format!("loading the VAE's encoder from {}", folder.vae.display()))?;
+            let factor = encoding.spatial_factor();
+            let frame = load_first_frame(&self.image, [height * factor, width * factor], device)?;
+            Some(
+                encoding
+                    .encode_video(&frame)
+                    .with_context(|| format!("encoding {} with the VAE", self.image.display()))?,
+            )
+        } else {
+            None
+        };
         let mut provenance = provenance(&folder.transformer, Path::new(""), Some(self.prompt.clone()));
         provenance.prompt_embeddings = format!("umt5:{}", folder.text_encoder.display());
         Ok(RunRequest {
             model: Arc::new(model),
-            conditioning: Arc::new(Conditioning {
-                prompt_embeds,
-                negative_prompt_embeds,
-                condition_latent: None,
-            }),
+            conditioning: Arc::new(Conditioning { prompt_embeds, negative_prompt_embeds, condition_latent }),
             settings: SessionSettings {
                 steps: self.steps,
                 shift: folder.scheduler.shift,
