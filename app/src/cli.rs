@@ -266,6 +266,9 @@ pub struct LiveArgs {
     /// The first frame of an image-to-video --pipeline run (Wan2.2 TI2V), encoded by its VAE.
     #[arg(long, requires = "pipeline")]
     pub image: Option<PathBuf>,
+    /// Compute device: `auto`, `cpu`, `cuda:N` (build with `--features cuda`) or `metal`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
     /// Random seed of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -443,8 +446,9 @@ pub struct RecordArgs {
     /// What to capture inside the network, e.g. `x0,token_norm,pca3@all;self_attn@3:q=0,17`.
     #[arg(long)]
     pub capture: Option<String>,
-    /// Compute device: `cpu`, `cuda:N` (build with `--features cuda`) or `metal` (`--features metal`).
-    #[arg(long, default_value = "cpu")]
+    /// Compute device: `auto` (a GPU where this build and the machine have one, else the CPU),
+    /// `cpu`, `cuda:N` (build with `--features cuda`) or `metal` (`--features metal`).
+    #[arg(long, default_value = "auto")]
     pub device: String,
     /// Dtype the model computes in.
     #[arg(long, value_enum, default_value_t = ComputeDtype::F32)]

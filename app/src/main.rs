@@ -63,6 +63,7 @@ pub(crate) fn live_setup(args: cli::LiveArgs) -> stepscope::viewer::live::LiveSe
         shift: args.shift,
         scheduler: args.scheduler,
         capture: args.capture,
+        device: args.device,
         task,
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
 use stepscope::first_frame::load_first_frame;
+use stepscope_engine::device::device_named;
 use stepscope_engine::model::checkpoint::CheckpointFiles;
 use stepscope_engine::model::memory::{available_memory_bytes, gib};
 use stepscope_engine::model::{WanConfig, WanTransformer, estimate_memory};
@@ -145,7 +146,7 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
 }
 
 pub fn run(args: &RecordArgs) -> Result<()> {
-    let device = device(&args.device)?;
+    let device = device_named(&args.device)?;
     let dtype = compute_dtype(args.dtype);
     let inputs = run_inputs(args, dtype, &device)?;
     check_memory(args, &inputs.model_dir, dtype, &device)?;
@@ -256,24 +257,6 @@ fn encode_first_frame(
     let factor = encoding.spatial_factor();
     let frame = load_first_frame(image, [height * factor, width * factor], device)?;
     encoding.encode_video(&frame).with_context(|| format!("encoding {} with the VAE", image.display()))
-}
-
-fn device(name: &str) -> Result<Device> {
-    let device = match name {
-        "cpu" => Ok(Device::Cpu),
-        "metal" => Device::new_metal(0),
-        cuda if cuda.starts_with("cuda") => {
-            let ordinal = match cuda.strip_prefix("cuda:") {
-                Some(n) => {
-                    n.parse().with_context(|| format!("--device {name}: `{n}` is not a GPU number"))?
-                }
-                None => 0,
-            };
-            Device::new_cuda(ordinal)
-        }
-        other => bail!("--device {other}: expected cpu, cuda, cuda:N or metal"),
-    };
-    device.with_context(|| format!("--device {name} is not available in this build or on this machine"))
 }
 
 fn latent_shape(args: &RecordArgs, model: &WanTransformer, noise: Option<&Tensor>) -> Result<[usize; 4]> {

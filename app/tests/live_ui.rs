@@ -179,6 +179,22 @@ fn a_model_that_does_not_load_reopens_the_dialog_with_the_reason() {
     harness.get_by_label_contains("no_such_model");
 }
 
+/// A device this build cannot use (CUDA in a CPU build) reopens the dialog, whose Device picker
+/// holds the choice, with what to do.
+#[test]
+fn a_device_this_build_lacks_reopens_the_dialog_saying_how_to_get_it() {
+    if candle_core::utils::cuda_is_available() {
+        return;
+    }
+    let mut setup = tiny_setup(3);
+    setup.device = "cuda:0".to_owned();
+    let mut harness = live_harness(SaveTo(PathBuf::from("unused")), setup);
+    harness.run();
+    assert!(!harness.state().is_live());
+    harness.get_by_label("Device");
+    harness.get_by_label_contains("build with `--features cuda`");
+}
+
 /// The session `stepscope` opens on: a maze for the built-in model (`assets/model`), its puzzle
 /// as the clean first frame, scored at every step.
 #[test]

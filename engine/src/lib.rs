@@ -10,13 +10,16 @@
 //! - [`analysis`]: statistics over a recorded or live run (seed distances, step x frame maps).
 //! - [`text`]: the pipelines' text encoder (UMT5) and a typed prompt made into embeddings.
 //! - [`pipeline`]: a diffusers Wan pipeline folder, its parts and its scheduler.
-//! - [`vae`]: the Wan2.1 VAE's decoder, for decoded frames of any step's `x0_hat`.
+//! - [`vae`]: the Wan VAEs' decoders and encoders: decoded frames of any step's `x0_hat`, and an
+//!   image-to-video run's first latent frame.
+//! - [`device`]: the device a run computes on, by name (`auto`, `cpu`, `cuda:N`, `metal`).
 //! - [`training`]: trains a small pixel-space Wan on the tasks (flow matching, `AdamW`, EMA),
 //!   with checkpoints that resume and export to the diffusers layout the model loads.
 //!
 //! Conventions: latents are `[C, F, H, W]` for one sample (`[B, C, F, H, W]` inside the model);
 //! flow matching is `x_t = (1 - sigma) x0 + sigma eps`, the model predicts `v = eps - x0`.
 pub mod analysis;
+pub mod device;
 pub mod model;
 pub mod part_error;
 pub mod pipeline;

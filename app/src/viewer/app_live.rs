@@ -65,14 +65,16 @@ impl StepscopeApp {
 
     fn start_loaded(&mut self, ctx: &egui::Context, loaded: LoadedRun) -> anyhow::Result<()> {
         let LoadedRun { request, record, vae_dir } = loaded;
+        let request_device = request.model.device().clone();
         if self.live.is_none() {
             self.live = Some(LiveSession::spawn(ctx)?);
         }
         if let Some(live) = &mut self.live {
             live.start(request);
-            let wake = ctx.clone();
-            live.decoder =
-                vae_dir.map(|dir| LiveDecoder::spawn(dir, move || wake.request_repaint())).transpose()?;
+            let (wake, device) = (ctx.clone(), request_device);
+            live.decoder = vae_dir
+                .map(|dir| LiveDecoder::spawn(dir, device, move || wake.request_repaint()))
+                .transpose()?;
         }
         self.show_document(Document::live(record));
         Ok(())

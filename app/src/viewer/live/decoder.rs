@@ -50,19 +50,22 @@ pub struct LiveDecoder {
 }
 
 impl LiveDecoder {
-    /// Starts `stepscope-vae`, which loads the VAE in `vae_dir` (f32, CPU) at its first job;
-    /// `wake` is called after each decoded step.
-    pub fn spawn(vae_dir: PathBuf, wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+    /// Starts `stepscope-vae`, which loads the VAE in `vae_dir` (f32, on the run's `device`) at
+    /// its first job; videos come back on the CPU. `wake` is called after each decoded step.
+    pub fn spawn(
+        vae_dir: PathBuf,
+        device: Device,
+        wake: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
         let mut vae: Option<Result<WanVae, String>> = None;
         let decode = move |x0: &Tensor, cancelled: &dyn Fn() -> bool| {
             let vae = vae.get_or_insert_with(|| {
-                WanVae::load(&vae_dir, DType::F32, &Device::Cpu)
-                    .map_err(|err| format!("loading the VAE: {err}"))
+                WanVae::load(&vae_dir, DType::F32, &device).map_err(|err| format!("loading the VAE: {err}"))
             });
-            match vae {
-                Ok(vae) => vae.decode_latents_unless(x0, cancelled).map_err(|err| err.to_string()),
-                Err(message) => Err(message.clone()),
-            }
+            let vae = vae.as_ref().map_err(Clone::clone)?;
+            let x0 = x0.to_device(&device).map_err(|err| err.to_string())?;
+            let video = vae.decode_latents_unless(&x0, cancelled).map_err(|err| err.to_string())?;
+            video.map(|video| video.to_device(&Device::Cpu)).transpose().map_err(|err| err.to_string())
         };
         Self::spawn_with(decode, wake)
     }

@@ -2,6 +2,7 @@
 //! embeddings (or, for a whole pipeline folder, a typed prompt), noise seed, size and schedule,
 //! then start.
 
+use stepscope_engine::device::DEVICE_CHOICES;
 use stepscope_engine::scheduler::SchedulerKind;
 
 use stepscope_engine::tasks::TaskKind;
@@ -89,6 +90,7 @@ impl NewRunDialog {
                         .labelled_by(capture.id)
                         .on_hover_text("e.g. token_norm,pca3,decoded@all;self_attn@2:q=0,5 (empty: none)");
                     ui.end_row();
+                    device_row_ui(ui, &mut setup.device);
                 });
                 if let Some(error) = &self.error {
                     ui.colored_label(ui.visuals().error_fg_color, error);
@@ -159,6 +161,24 @@ fn task_row_ui(ui: &mut egui::Ui, task: &mut Option<LiveTask>) {
             ui.add(egui::DragValue::new(&mut task.seed)).labelled_by(seed.id);
         }
     });
+    ui.end_row();
+}
+
+/// The device picker: `auto` and the devices by name, with what this build can use.
+fn device_row_ui(ui: &mut egui::Ui, device: &mut String) {
+    let label = ui.label("Device");
+    egui::ComboBox::from_id_salt("live_device")
+        .selected_text(device.as_str())
+        .show_ui(ui, |ui| {
+            for choice in DEVICE_CHOICES {
+                ui.selectable_value(device, choice.to_owned(), choice);
+            }
+        })
+        .response
+        .labelled_by(label.id)
+        .on_hover_text(
+            "auto: a CUDA or Metal GPU where this build has one (--features cuda / metal), else the CPU",
+        );
     ui.end_row();
 }
 

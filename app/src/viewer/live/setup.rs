@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 use stepscope_engine::analysis::task_info;
+use stepscope_engine::device::device_named;
 use stepscope_engine::model::WanTransformer;
 use stepscope_engine::model::config::{MAX_CONFIG_BYTES, read_capped};
 use stepscope_engine::pipeline::PipelineFolder;
@@ -50,6 +51,8 @@ pub struct LiveSetup {
     pub scheduler: SchedulerKind,
     /// What to capture inside the network, in `record --capture` syntax; empty for nothing.
     pub capture: String,
+    /// Where the run computes: `auto`, `cpu`, `cuda:N` or `metal`.
+    pub device: String,
     /// A built-in task instance to solve: its puzzle becomes the clean first frame, the model
     /// folder's `prompts.safetensors` gives the prompt, and `size` follows the puzzle.
     pub task: Option<LiveTask>,
@@ -81,6 +84,7 @@ impl Default for LiveSetup {
             shift: 3.0,
             scheduler: SchedulerKind::UniPc,
             capture: "token_norm,pca3@all".to_owned(),
+            device: "auto".to_owned(),
             task: None,
         }
     }
@@ -119,6 +123,7 @@ impl LiveSetup {
             shift: 3.0,
             scheduler: SchedulerKind::UniPc,
             capture: "x0,decoded,token_norm,pca3@all".to_owned(),
+            device: "auto".to_owned(),
             task: Some(LiveTask { name: "maze".to_owned(), size: 5, seed: Self::DEFAULT_MAZE_INSTANCE }),
         }
     }
@@ -211,7 +216,7 @@ impl LiveSetup {
     /// Loads the model and the prompt embeddings (on the CPU, in f32) and checks the choices,
     /// giving the request that starts the run.
     pub fn to_request(&self) -> Result<RunRequest> {
-        let device = Device::Cpu;
+        let device = device_named(&self.device).context("the device")?;
         if self.task.is_none() && self.is_pipeline() {
             return self.pipeline_request(&device);
         }
