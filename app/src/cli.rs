@@ -466,6 +466,10 @@ pub struct RecordArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Print each step's and each decode's wall time (the step ends with a read-back from the
+    /// device, so GPU work is included) and the median step.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `stepscope record`: load a model, run one session per seed, write the trajectory file.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
@@ -206,6 +207,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
 
     let progress = progress_bar(args.quiet, (noises.len() * args.steps) as u64, 0, "steps");
     let mut recorder: Option<Recorder> = None;
+    let mut timings = StepTimings { print: args.timings, steps: Vec::new() };
     for (noise, noise_record) in noises {
         let mut session = SamplingSession::new(
             Arc::clone(&model),
@@ -222,13 +224,17 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         let seed_idx = recorder.add_seed(noise_record, None);
         progress.set_message(format!("seed {seed_idx}"));
         while !session.is_finished() {
+            let started = Instant::now();
             let record =
                 session.step().with_context(|| format!("seed {seed_idx}, step {}", session.step_idx()))?;
+            timings.step(seed_idx, record.step_idx, started.elapsed());
             recorder.record_step(seed_idx, &record);
             if let Some(vae) = &vae
                 && args.decode_steps.contains(&record.step_idx)
             {
+                let started = Instant::now();
                 let video = vae.decode_latents(&record.x0)?;
+                timings.decode(seed_idx, record.step_idx, started.elapsed());
                 recorder.record_video(seed_idx, record.step_idx, video, "AutoencoderKLWan")?;
             }
             progress.inc(1);
@@ -236,10 +242,45 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         recorder.finish_seed(seed_idx, session.latents()?);
     }
     progress.finish_and_clear();
+    timings.summary();
     let recorder = recorder.context("nothing to record: give --seed or --noise")?;
     recorder.write(&args.output)?;
     eprintln!("wrote {}", args.output.display());
     Ok(())
+}
+
+/// `--timings`: each step's and decode's wall time as it happens, and the median step.
+struct StepTimings {
+    print: bool,
+    steps: Vec<Duration>,
+}
+
+impl StepTimings {
+    fn step(&mut self, seed_idx: usize, step_idx: usize, took: Duration) {
+        if self.print {
+            eprintln!("seed {seed_idx} step {step_idx}: {:.1} ms", took.as_secs_f64() * 1e3);
+            self.steps.push(took);
+        }
+    }
+
+    fn decode(&self, seed_idx: usize, step_idx: usize, took: Duration) {
+        if self.print {
+            eprintln!("seed {seed_idx} decode of step {step_idx}: {:.1} ms", took.as_secs_f64() * 1e3);
+        }
+    }
+
+    /// The median of the steps after each run's first (which pays for warm-up), or of all.
+    fn summary(&mut self) {
+        if !self.print || self.steps.is_empty() {
+            return;
+        }
+        let skip = usize::from(self.steps.len() > 1);
+        let mut steps = self.steps[skip..].to_vec();
+        steps.sort();
+        let median = steps[steps.len() / 2];
+        let left_out = if skip == 1 { " (the first left out)" } else { "" };
+        eprintln!("median step: {:.1} ms over {} steps{left_out}", median.as_secs_f64() * 1e3, steps.len());
+    }
 }
 
 /// The clean first latent frame `[z, 1, h, w]` of an image-to-video run: the image brought to
