@@ -96,7 +96,9 @@ impl PipelineFolder {
         let expand_timesteps = index.get("expand_timesteps").and_then(Value::as_bool).unwrap_or(false);
         if class == "WanImageToVideoPipeline" && !expand_timesteps {
             return Err(invalid(
-                "this image-to-video pipeline (Wan2.2 A14B I2V) gives the transformer the image through extra                  input channels, which Stepscope does not run yet; Wan2.2 TI2V (`expand_timesteps`) and the                  text-to-video pipelines run"
+                "this image-to-video pipeline (Wan2.2 A14B I2V) gives the transformer the image through extra \
+                 input channels, which Stepscope does not run yet; Wan2.2 TI2V (`expand_timesteps`) and the \
+                 text-to-video pipelines run"
                     .to_owned(),
             ));
         }
