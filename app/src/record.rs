@@ -10,7 +10,7 @@ use stepscope_engine::device::device_named;
 use stepscope_engine::model::checkpoint::CheckpointFiles;
 use stepscope_engine::model::memory::{available_memory_bytes, gib};
 use stepscope_engine::model::{WanConfig, WanTransformer, estimate_memory};
-use stepscope_engine::pipeline::PipelineFolder;
+use stepscope_engine::pipeline::{PipelineFolder, estimate_pipeline};
 use stepscope_engine::recording::{Recorder, RunProvenance};
 use stepscope_engine::scheduler::SchedulerKind;
 use stepscope_engine::session::{CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings};
@@ -57,6 +57,34 @@ fn check_memory(args: &RecordArgs, model_dir: &Path, dtype: DType, device: &Devi
         bail!(
             "the run needs about {needs}, but only {} is free: try --dtype bf16, a smaller --size, \
              or a GPU (--device cuda)",
+            gib(available)
+        );
+    }
+    Ok(())
+}
+
+/// [`check_memory`] for a whole pipeline, before its text encoder loads: the larger of the
+/// encoder alone and the transformer(s) with the VAE.
+fn check_pipeline_memory(args: &RecordArgs, dir: &Path, dtype: DType, device: &Device) -> Result<()> {
+    let folder = PipelineFolder::open(dir)?;
+    let Some(size) = args.size else { return Ok(()) };
+    let memory = estimate_pipeline(&folder, dtype, size, args.max_text_len)?;
+    let needs = format!(
+        "{} at its peak (text encoder {}, then transformer {} and VAE {})",
+        gib(memory.peak_bytes()),
+        gib(memory.encoder.total_bytes()),
+        gib(memory.transformer.total_bytes()),
+        gib(memory.vae.map_or(0, |vae| vae.total_bytes()))
+    );
+    if !args.quiet {
+        eprintln!("the run needs about {needs}");
+    }
+    if let (Device::Cpu, Some(available)) = (device, available_memory_bytes())
+        && memory.peak_bytes() > available
+    {
+        bail!(
+            "the run needs about {needs}, but only {} is free: try --dtype bf16, a smaller --size or \
+             --max-text-len, or a GPU (--device cuda)",
             gib(available)
         );
     }
@@ -149,8 +177,16 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
 pub fn run(args: &RecordArgs) -> Result<()> {
     let device = device_named(&args.device)?;
     let dtype = compute_dtype(args.dtype);
+    match &args.pipeline {
+        Some(dir) => check_pipeline_memory(args, dir, dtype, &device)?,
+        None => check_memory(
+            args,
+            args.model.as_deref().context("--model or --pipeline is required")?,
+            dtype,
+            &device,
+        )?,
+    }
     let inputs = run_inputs(args, dtype, &device)?;
-    check_memory(args, &inputs.model_dir, dtype, &device)?;
     let model = WanTransformer::load(&inputs.model_dir, dtype, &device)
         .with_context(|| format!("loading the model from {}", inputs.model_dir.display()))?;
     let model = Arc::new(model);

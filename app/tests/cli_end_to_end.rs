@@ -482,6 +482,46 @@ fn memory_states_what_a_real_wan_needs_and_record_refuses_what_will_not_fit() {
     assert!(!refused.status.success());
     let message = stderr_of(&refused);
     assert!(message.contains("the run needs about") && message.contains("is free"), "{message}");
+
+    // A whole pipeline folder (configs only) with the 14B transformer: refused before its text
+    // encoder loads, with the pipeline's peak.
+    let pipeline = dir.path().join("pipeline");
+    let tiny = repo_path("tests/fixtures/wan_pipeline_tiny");
+    for (part, file) in [
+        ("", "model_index.json"),
+        ("scheduler", "scheduler_config.json"),
+        ("tokenizer", "tokenizer.json"),
+        ("vae", "config.json"),
+    ] {
+        std::fs::create_dir_all(pipeline.join(part)).unwrap();
+        std::fs::copy(tiny.join(part).join(file), pipeline.join(part).join(file)).unwrap();
+    }
+    std::fs::create_dir_all(pipeline.join("transformer")).unwrap();
+    std::fs::copy(config("t2v_14b"), pipeline.join("transformer/config.json")).unwrap();
+    std::fs::create_dir_all(pipeline.join("text_encoder")).unwrap();
+    let mut encoder: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tiny.join("text_encoder/config.json")).unwrap())
+            .unwrap();
+    encoder["d_model"] = 4096.into();
+    std::fs::write(pipeline.join("text_encoder/config.json"), encoder.to_string()).unwrap();
+    let refused = stepscope(&[
+        "record",
+        "--pipeline",
+        arg(&pipeline),
+        "--prompt",
+        "a ball",
+        "--seed",
+        "0",
+        "--size",
+        "21x900x1600",
+        "--steps",
+        "1",
+        "-o",
+        arg(&dir.path().join("out.safetensors")),
+    ]);
+    assert!(!refused.status.success());
+    let message = stderr_of(&refused);
+    assert!(message.contains("at its peak (text encoder") && message.contains("is free"), "{message}");
 }
 
 #[test]
