@@ -174,6 +174,24 @@ fn run_inputs(args: &RecordArgs, dtype: DType, device: &Device) -> Result<RunInp
     })
 }
 
+/// The run's transformer and, for Wan2.2 A14B, its low-noise expert with `boundary_ratio`.
+fn load_transformers(inputs: &RunInputs, dtype: DType, device: &Device) -> Result<LoadedTransformers> {
+    let model = WanTransformer::load(&inputs.model_dir, dtype, device)
+        .with_context(|| format!("loading the model from {}", inputs.model_dir.display()))?;
+    let low_noise_expert = match &inputs.low_noise_expert {
+        Some((dir, boundary_ratio)) => {
+            let low_noise = WanTransformer::load(dir, dtype, device)
+                .with_context(|| format!("loading the low-noise expert from {}", dir.display()))?;
+            Some((Arc::new(low_noise), *boundary_ratio))
+        }
+        None => None,
+    };
+    Ok((Arc::new(model), low_noise_expert))
+}
+
+/// A transformer, and the low-noise expert with its boundary where there are two.
+type LoadedTransformers = (Arc<WanTransformer>, Option<(Arc<WanTransformer>, f64)>);
+
 pub fn run(args: &RecordArgs) -> Result<()> {
     let device = device_named(&args.device)?;
     let dtype = compute_dtype(args.dtype);
@@ -187,17 +205,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         )?,
     }
     let inputs = run_inputs(args, dtype, &device)?;
-    let model = WanTransformer::load(&inputs.model_dir, dtype, &device)
-        .with_context(|| format!("loading the model from {}", inputs.model_dir.display()))?;
-    let model = Arc::new(model);
-    let low_noise_expert = match &inputs.low_noise_expert {
-        Some((dir, boundary_ratio)) => {
-            let low_noise = WanTransformer::load(dir, dtype, &device)
-                .with_context(|| format!("loading the low-noise expert from {}", dir.display()))?;
-            Some((Arc::new(low_noise), *boundary_ratio))
-        }
-        None => None,
-    };
+    let (model, low_noise_expert) = load_transformers(&inputs, dtype, &device)?;
     let prompt_embeds = inputs.prompt_embeds.to_dtype(DType::F32)?;
     if let Some(late) = args.decode_steps.iter().find(|&&step| step >= args.steps) {
         bail!("--decode-steps {late}: the run has steps 0 to {}", args.steps.saturating_sub(1));
