@@ -89,3 +89,17 @@ fn videos_the_encoder_cannot_take_are_refused() {
     let err = encoding.encode_video(&six_frames).unwrap_err().to_string();
     assert!(err.contains("1 + 4k frames"), "{err}");
 }
+
+/// A bf16 VAE on the CPU computes in f32 (candle's CPU matmul has no bf16): it decodes, and
+/// as the f32 one does.
+#[test]
+fn a_bf16_vae_on_the_cpu_decodes_in_f32() {
+    let vae = WanVae::load(&fixture("wan_pipeline_tiny/vae"), DType::BF16, &Device::Cpu).unwrap();
+    let run = candle_core::safetensors::load(fixture("wan_pipeline_tiny/expected.safetensors"), &Device::Cpu)
+        .unwrap();
+    let expected =
+        candle_core::safetensors::load(fixture("wan_pipeline_tiny/vae_expected.safetensors"), &Device::Cpu)
+            .unwrap();
+    let error = max_abs_diff(&vae.decode_latents(&run["x0_3"]).unwrap(), &expected["video_3"]);
+    assert!(error <= TOLERANCE, "the bf16-requested decode differs from diffusers by {error}");
+}

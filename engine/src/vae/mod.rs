@@ -61,8 +61,10 @@ struct VaeParts {
 
 impl VaeParts {
     /// Maps `dir/diffusion_pytorch_model.safetensors` as `dtype` on `device`, with
-    /// `dir/config.json`.
+    /// `dir/config.json`. On the CPU a bf16 VAE computes in f32: candle's CPU matmul has no bf16
+    /// (the mid block's attention needs one), and the VAE is small (Wan2.1's 0.5 GB in f32).
     fn open(dir: &Path, dtype: DType, device: &Device) -> Result<Self, VaeError> {
+        let dtype = if device.is_cpu() && dtype == DType::BF16 { DType::F32 } else { dtype };
         let config = WanVaeConfig::from_file(&dir.join("config.json"))?;
         let weights = dir.join("diffusion_pytorch_model.safetensors");
         let mapped = crate::model::checkpoint::map_weights(std::slice::from_ref(&weights))
