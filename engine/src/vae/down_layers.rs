@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::layers::{CausalConv3d, FeatCache, Slot, conv2d_banded};
+use super::layers::{CausalConv3d, FeatCache, Slot};
 
 /// A down-sampler: each frame padded by one pixel on the right and bottom and convolved 3x3
 /// with stride 2; in `downsample3d`, then a causal time convolution of stride 2 over the last
@@ -40,7 +40,7 @@ impl Downsample {
         let padded = images.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?;
         let (weight, bias) = &self.conv;
         let outputs = bias.dim(0)?;
-        let out = conv2d_banded(&padded, weight, 0, 2)?.broadcast_add(&bias.reshape((1, outputs, 1, 1))?)?;
+        let out = padded.conv2d(weight, 0, 2, 1, 1)?.broadcast_add(&bias.reshape((1, outputs, 1, 1))?)?;
         let (_, _, out_height, out_width) = out.dims4()?;
         let x = out
             .reshape((batch, frames, outputs, out_height, out_width))?

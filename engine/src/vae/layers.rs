@@ -9,47 +9,6 @@ use candle_nn::VarBuilder;
 /// Frames a causal convolution keeps of its input for the next chunk.
 const CACHE_FRAMES: usize = 2;
 
-/// The most a 2-D convolution's unfolded input (`im2col`: every output pixel's `C k k` inputs)
-/// may take at once; larger ones run in bands of output rows. Unbanded, one chunk of four
-/// frames at 480 x 832 unfolds 192 channels into 11 GB.
-const UNFOLD_BYTES: usize = 64 << 20;
-
-/// `x` `[N, C, H, W]` convolved with `weight` `[O, C, k, k]` (zero padding `padding`, stride
-/// `stride`), as `Tensor::conv2d`, but in bands of output rows whose unfolded input stays under
-/// [`UNFOLD_BYTES`], so that full-resolution frames never unfold whole.
-pub fn conv2d_banded(
-    x: &Tensor,
-    weight: &Tensor,
-    padding: usize,
-    stride: usize,
-) -> candle_core::Result<Tensor> {
-    let x = if padding > 0 {
-        x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?
-    } else {
-        x.clone()
-    };
-    let (images, channels, height, width) = x.dims4()?;
-    let kernel = weight.dim(2)?;
-    if height < kernel || width < kernel {
-        return Err(candle_core::Error::Msg(format!(
-            "a {kernel}x{kernel} convolution of a {height}x{width} image"
-        )));
-    }
-    let (out_height, out_width) = ((height - kernel) / stride + 1, (width - kernel) / stride + 1);
-    let row_bytes = images * out_width * channels * kernel * kernel * x.dtype().size_in_bytes();
-    let band = (UNFOLD_BYTES / row_bytes.max(1)).clamp(1, out_height);
-    if band == out_height {
-        return x.conv2d(weight, 0, stride, 1, 1);
-    }
-    let mut bands = Vec::with_capacity(out_height.div_ceil(band));
-    for first in (0..out_height).step_by(band) {
-        let rows = band.min(out_height - first);
-        let input = x.narrow(2, first * stride, (rows - 1) * stride + kernel)?;
-        bands.push(input.conv2d(weight, 0, stride, 1, 1)?);
-    }
-    Tensor::cat(&bands, 2)
-}
-
 /// What one cache slot holds.
 #[derive(Debug, Clone, Default)]
 pub enum Slot {
@@ -175,7 +134,7 @@ impl CausalConv3d {
             let window =
                 window.permute((0, 2, 1, 3, 4))?.reshape((batch * out_frames, inputs, height, width))?;
             let kernel = self.weight.narrow(2, dt, 1)?.squeeze(2)?.contiguous()?;
-            let term = conv2d_banded(&window, &kernel, self.space_padding, 1)?;
+            let term = window.conv2d(&kernel, self.space_padding, 1, 1, 1)?;
             sum = Some(match sum {
                 Some(sum) => (sum + term)?,
                 None => term,
@@ -293,7 +252,7 @@ impl AttentionBlock {
 
     fn pointwise((weight, bias): &(Tensor, Tensor), x: &Tensor) -> candle_core::Result<Tensor> {
         let outputs = bias.dim(0)?;
-        conv2d_banded(x, weight, 0, 1)?.broadcast_add(&bias.reshape((1, outputs, 1, 1))?)
+        x.conv2d(weight, 0, 1, 1, 1)?.broadcast_add(&bias.reshape((1, outputs, 1, 1))?)
     }
 
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -370,8 +329,7 @@ impl Upsample {
         let upsampled = images.upsample_nearest2d(height * 2, width * 2)?;
         let (weight, bias) = &self.conv;
         let outputs = bias.dim(0)?;
-        let out =
-            conv2d_banded(&upsampled, weight, 1, 1)?.broadcast_add(&bias.reshape((1, outputs, 1, 1))?)?;
+        let out = upsampled.conv2d(weight, 1, 1, 1, 1)?.broadcast_add(&bias.reshape((1, outputs, 1, 1))?)?;
         out.reshape((batch, frames, outputs, height * 2, width * 2))?.permute((0, 2, 1, 3, 4))?.contiguous()
     }
 }
@@ -424,32 +382,4 @@ pub fn unpatchify(x: &Tensor, patch: usize) -> candle_core::Result<Tensor> {
 /// SiLU, for the decoder's head.
 pub fn silu(x: &Tensor) -> candle_core::Result<Tensor> {
     candle_nn::Activation::Silu.forward(x)
-}
-
-#[cfg(test)]
-mod tests {
-    use candle_core::{DType, Device, Tensor};
-
-    use super::*;
-
-    /// Banded and whole convolutions agree, for every stride and padding the VAE uses, on an
-    /// image big enough to be cut into many bands.
-    #[test]
-    fn a_banded_convolution_equals_the_whole_one() {
-        let device = Device::Cpu;
-        // 8 images of 64 channels at 96 x 120: one output row unfolds 8 * 120 * 64 * 9 * 4 B =
-        // 2.2 MB, so the 64 MiB bands hold 30 rows and the image takes several.
-        let x = Tensor::randn(0f32, 1.0, (8, 64, 96, 120), &device).unwrap();
-        let weight = Tensor::randn(0f32, 0.1, (16, 64, 3, 3), &device).unwrap();
-        for (padding, stride) in [(1, 1), (0, 2), (0, 1)] {
-            let whole = x.conv2d(&weight, padding, stride, 1, 1).unwrap();
-            let banded = conv2d_banded(&x, &weight, padding, stride).unwrap();
-            assert_eq!(banded.dims(), whole.dims(), "padding {padding}, stride {stride}");
-            let error =
-                (banded - whole).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(error < 1e-4, "padding {padding}, stride {stride}: off by {error}");
-        }
-        let small = Tensor::zeros((1, 1, 2, 2), DType::F32, &device).unwrap();
-        assert!(conv2d_banded(&small, &weight.narrow(1, 0, 1).unwrap(), 0, 1).is_err());
-    }
 }
