@@ -99,9 +99,12 @@ class InstanceStream:
     """
 
     def __init__(self, binary: str, task: str, size: int, frames: int, base_seed: int, cursor: int = 0,
-                 chunk: int = 2048, pool=None, prefetch: int = 0):
+                 chunk: int = 2048, pool=None, prefetch: int = 0, unsplit: int = 0):
         self.binary, self.task, self.size, self.frames = binary, task, size, frames
         self.base_seed, self.cursor, self.chunk = base_seed, cursor, chunk
+        # Seeds below `unsplit` were read before the held-out split existed (each seed's own
+        # puzzle); from it on, each seed draws a training puzzle (`generate --split train`).
+        self.unsplit = unsplit
         self.pool, self.prefetch = pool, prefetch
         self.scheduled = cursor
         self.pending = []
@@ -144,7 +147,8 @@ class InstanceStream:
             subprocess.run(
                 [self.binary, "generate", "--task", self.task, "--size", str(self.size),
                  "--frames", str(self.frames), "--first-seed", str(first_seed),
-                 "--count", str(self.chunk), "--output", str(out)],
+                 "--count", str(self.chunk), "--split", "none" if start < self.unsplit else "train",
+                 "--output", str(out)],
                 check=True,
             )
             with safe_open(out, "pt") as f:
@@ -168,7 +172,19 @@ def noise_batch(x0: torch.Tensor, gen: torch.Generator):
     return x_t, timesteps, target, generated
 
 
-def export(out: Path, ema_model, ema_prompts: dict[str, torch.Tensor]) -> None:
+def training_stream(streams) -> dict:
+    """`training_stream.json`: the seeds each stream has read, unsplit and split (engine/src/training/stream.rs)."""
+    ranges = []
+    for st in streams:
+        first = (st.base_seed % (1 << 64)) | TRAINING_SEED_BIT
+        for lo, hi, split in [(0, min(st.unsplit, st.cursor), "none"), (st.unsplit, st.cursor, "train")]:
+            if hi > lo:
+                ranges.append({"task": st.task, "size": st.size, "frames": st.frames,
+                               "first_seed": (first + lo) % (1 << 64), "count": hi - lo, "split": split})
+    return {"streams": ranges, "note": "written by training/train_torch.py from its data streams' cursors"}
+
+
+def export(out: Path, ema_model, ema_prompts: dict[str, torch.Tensor], streams=()) -> None:
     model_dir = out / "model"
     config = dict(ema_model.config)
     config = {k: v for k, v in config.items() if not k.startswith("_")}
@@ -179,6 +195,8 @@ def export(out: Path, ema_model, ema_prompts: dict[str, torch.Tensor]) -> None:
     atomic_write(model_dir / "diffusion_pytorch_model.safetensors", lambda p: save_file(weights, p))
     prompts = {k: v.detach().cpu().contiguous() for k, v in ema_prompts.items()}
     atomic_write(model_dir / "prompts.safetensors", lambda p: save_file(prompts, p))
+    stream = json.dumps(training_stream(streams), indent=1)
+    atomic_write(model_dir / "training_stream.json", lambda p: Path(p).write_text(stream + "\n"))
 
 
 def mix_weights_for(mixes: list[tuple[str, int]], spec: str | None) -> list[float] | None:
@@ -320,7 +338,7 @@ def main() -> int:
     gen_key = "gen" if device.type == "cpu" else f"gen_{device.type}"
     other_gens = {}
     step, samples, elapsed = 0, 0, 0.0
-    cursors = {}
+    cursors, unsplit = {}, {}
     if state is not None:
         model.load_state_dict(state["model"])
         prompts.load_state_dict(state["prompts"], strict=False)
@@ -337,6 +355,8 @@ def main() -> int:
         else:
             gen.manual_seed(args.seed + state["step"])
         step, samples, elapsed, cursors = state["step"], state["samples"], state["elapsed"], state["cursors"]
+        # A checkpoint from before the split read every seed so far unsplit.
+        unsplit = state.get("unsplit_cursors", cursors)
     model.to(device)
     ema_model.to(device)
     prompts.to(device)
@@ -360,7 +380,8 @@ def main() -> int:
         base = (args.seed << 40) + (i << 32)
         # A resumed stream starts at its next unread chunk (the partly read one is skipped).
         streams[(t, s)] = InstanceStream(args.stepscope, t, s, args.frames, base, cursors.get(f"{t}/{s}", 0),
-                                         chunk=args.chunk, pool=pool, prefetch=args.prefetch)
+                                         chunk=args.chunk, pool=pool, prefetch=args.prefetch,
+                                         unsplit=unsplit.get(f"{t}/{s}", 0))
 
     log_path = out / "loss.csv"
     out.mkdir(parents=True, exist_ok=True)
@@ -377,10 +398,11 @@ def main() -> int:
             "opt": opt.state_dict(), "ema_model": ema_model.state_dict(), "ema_prompts": ema_prompts,
             "picker": picker.getstate(), **other_gens, gen_key: gen.get_state(), "step": step, "samples": samples,
             "elapsed": elapsed, "prompt_groups": prompt_groups, "cursors": {f"{t}/{s}": st.cursor for (t, s), st in streams.items()},
+            "unsplit_cursors": {f"{t}/{s}": st.unsplit for (t, s), st in streams.items()},
         }
         log.flush()
         atomic_write(ckpt_path, lambda p: torch.save(state, p))
-        export(out, ema_model, ema_prompts)
+        export(out, ema_model, ema_prompts, streams.values())
 
     forward = torch.compile(model, dynamic=False) if args.compile else model
     # Ctrl+C or SIGTERM: finish the step in progress, checkpoint, and stop.

@@ -1,4 +1,5 @@
 //! The command line.
+use crate::instances::InstanceSplit;
 use std::path::PathBuf;
 use stepscope::viewer::StepView;
 
@@ -138,11 +139,17 @@ pub struct EnsembleArgs {
     pub size: Vec<usize>,
     #[arg(long, default_value_t = 5)]
     pub frames: usize,
-    /// Held-out instances per size (seeds K .. K + N).
+    /// Held-out instances per size.
     #[arg(long, default_value_t = 100)]
     pub instances: u64,
+    /// The first seed looked at.
     #[arg(long, default_value_t = 0)]
     pub seed_offset: u64,
+    /// `held-out`: distinct puzzles of the held-out split (one puzzle key in 16, never drawn by
+    /// the trainers), passing over any the model's `training_stream.json` shows it trained on;
+    /// `all`: seeds K .. K + N as they come (not held out).
+    #[arg(long, value_enum, default_value = "held-out")]
+    pub split: InstanceSplit,
     /// Seeds merged, K.
     #[arg(long, default_value_t = 4)]
     pub seeds: u64,
@@ -173,15 +180,20 @@ pub struct ProbeArgs {
     pub size: Option<usize>,
     #[arg(long, default_value_t = 5)]
     pub frames: usize,
-    /// Instances the probes are fitted on (seeds K .. K + N).
+    /// Instances the probes are fitted on.
     #[arg(long, default_value_t = 64)]
     pub instances: u64,
-    /// Instances the accuracy is measured on (the seeds after the training ones).
+    /// Instances the accuracy is measured on (the ones after the fitting ones, other puzzles).
     #[arg(long, default_value_t = 32)]
     pub test_instances: u64,
-    /// Seed of the first instance.
+    /// The first seed looked at.
     #[arg(long, default_value_t = 0)]
     pub seed_offset: u64,
+    /// `held-out`: distinct puzzles of the held-out split (one puzzle key in 16, never drawn by
+    /// the trainers), passing over any the model's `training_stream.json` shows it trained on;
+    /// `all`: seeds K .. K + N as they come (not held out).
+    #[arg(long, value_enum, default_value = "held-out")]
+    pub split: InstanceSplit,
     /// The video frame whose tokens are probed (default: the last, where the answer is drawn).
     #[arg(long)]
     pub frame: Option<usize>,
@@ -226,6 +238,10 @@ pub struct GenerateArgs {
     /// Number of instances.
     #[arg(long, default_value_t = 100)]
     pub count: u64,
+    /// `none`: each seed's own puzzle; `train`: each seed draws a training puzzle, never one of the
+    /// held-out split (what the trainers read).
+    #[arg(long, default_value = "none", value_parser = ["none", "train"])]
+    pub split: String,
     /// Output file: `videos` `[N, 3, F, H, W]` in `[-1, 1]`.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -361,9 +377,14 @@ pub struct EvalArgs {
     /// Held-out instances per size.
     #[arg(long, visible_alias = "count", default_value_t = 100)]
     pub instances: u64,
-    /// Seed of the first instance (instances are `K .. K + N`; training never uses seeds below 2^63).
+    /// The first seed looked at (training seeds have bit 63 set).
     #[arg(long, default_value_t = 0)]
     pub seed_offset: u64,
+    /// `held-out`: distinct puzzles of the held-out split (one puzzle key in 16, never drawn by
+    /// the trainers), passing over any the model's `training_stream.json` shows it trained on;
+    /// `all`: seeds K .. K + N as they come (not held out).
+    #[arg(long, value_enum, default_value = "held-out")]
+    pub split: InstanceSplit,
     /// Noise seeds per instance (the first is the instance's own seed, as in the app).
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
@@ -378,9 +399,18 @@ pub struct EvalArgs {
     #[arg(long, value_name = "CSV")]
     pub per_step: Option<PathBuf>,
     /// Also write each sample's commit step here (CSV: task, size, instance, noise seed index,
-    /// commit step, empty when the sample ends unsolved): how the default maze was picked.
+    /// commit step, empty when the sample ends unsolved, then one more column per
+    /// --also-tolerance): how the default maze was picked.
     #[arg(long, value_name = "CSV")]
     pub per_instance: Option<PathBuf>,
+    /// The scorers' colour tolerance: a produced pixel counts as a palette colour within this
+    /// RGB distance (in [-1, 1] units; at most 0.54, under half the closest colours' gap).
+    #[arg(long, default_value_t = stepscope_engine::tasks::TOLERANCE)]
+    pub tolerance: f32,
+    /// Also score the same samples at these tolerances (comma-separated): their solve counts,
+    /// commit-step summaries and per-instance columns.
+    #[arg(long, value_delimiter = ',', value_name = "TOL")]
+    pub also_tolerance: Vec<f32>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -7,26 +7,28 @@ use stepscope_engine::tasks::TaskParams;
 use stepscope_engine::training::SamplerSettings;
 
 use crate::cli::EnsembleArgs;
+use crate::instances::pick_instances;
 use crate::progress::progress_bar;
 use crate::task_model::{TaskModel, load_task_model, sizes_or_default};
 
 pub fn run(args: &EnsembleArgs) -> Result<()> {
-    let TaskModel { model, prompt, kind, .. } = load_task_model(args.model.clone(), &args.task)?;
+    let TaskModel { model, prompt, kind, dir } = load_task_model(args.model.clone(), &args.task)?;
     let prompt = &prompt;
-    let end =
-        args.seed_offset.checked_add(args.instances).context("--seed-offset + --instances overflows")?;
     let sizes = sizes_or_default(kind, &args.size);
     let bar = progress_bar(args.quiet, args.instances * sizes.len() as u64, 0, "instances");
     println!(
-        "task,size,instances,seeds,merge_steps,single_solved,single_rate,single_low,single_high,\
+        "task,size,split,instances,seeds,merge_steps,single_solved,single_rate,single_low,single_high,\
          ensemble_solved,ensemble_rate,ensemble_low,ensemble_high"
     );
     for size in sizes {
         bar.set_message(format!("{} {size}", kind.name()));
+        let params = TaskParams { size, frames: args.frames };
+        let picked = pick_instances(&dir, kind, &params, (args.split, args.seed_offset, args.instances))?;
+        bar.suspend(|| eprintln!("{}", picked.summary));
         let plan = EnsemblePlan {
             task: kind,
-            params: TaskParams { size, frames: args.frames },
-            instances: args.seed_offset..end,
+            params,
+            instances: picked.seeds,
             seeds: args.seeds,
             merge_steps: args.merge_steps,
             sampler: SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler },
@@ -38,8 +40,9 @@ pub fn run(args: &EnsembleArgs) -> Result<()> {
         let [low, high] = wilson_interval(result.ensemble_solved, result.instances);
         bar.suspend(|| {
             println!(
-                "{},{size},{},{},{},{},{:.4},{single_low:.4},{single_high:.4},{},{:.4},{low:.4},{high:.4}",
+                "{},{size},{},{},{},{},{},{:.4},{single_low:.4},{single_high:.4},{},{:.4},{low:.4},{high:.4}",
                 kind.name(),
+                picked.split,
                 result.instances,
                 args.seeds,
                 args.merge_steps,

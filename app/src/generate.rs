@@ -8,7 +8,8 @@ use crate::cli::GenerateArgs;
 pub fn run(args: &GenerateArgs) -> Result<()> {
     let kind = TaskKind::from_name(&args.task).context("--task")?;
     let params = TaskParams { size: args.size.unwrap_or(kind.default_params().size), frames: args.frames };
-    write_instances(&args.output, kind, params, args.first_seed, args.count).with_context(|| {
-        format!("writing {} {} instances to {}", args.count, kind.name(), args.output.display())
-    })
+    let training_only = args.split == "train";
+    write_instances(&args.output, kind, params, (args.first_seed, args.count), training_only).with_context(
+        || format!("writing {} {} instances to {}", args.count, kind.name(), args.output.display()),
+    )
 }

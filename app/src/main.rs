@@ -11,6 +11,7 @@ mod eval;
 mod export;
 mod generate;
 mod info;
+mod instances;
 mod memory;
 mod probe;
 mod progress;

@@ -13,6 +13,7 @@ use stepscope_engine::training::SamplerSettings;
 use stepscope_engine::trajectory::replace_file_with;
 
 use crate::cli::ProbeArgs;
+use crate::instances::pick_instances;
 use crate::progress::progress_bar;
 use crate::task_model::{TaskModel, load_task_model};
 
@@ -25,14 +26,19 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
     if args.instances == 0 || args.test_instances == 0 {
         bail!("--instances and --test-instances must both be at least 1");
     }
-    let train_end =
-        args.seed_offset.checked_add(args.instances).context("--seed-offset + --instances overflows")?;
-    let test_end = train_end.checked_add(args.test_instances).context("the test seeds overflow")?;
+    let params = TaskParams { size: args.size.unwrap_or(kind.default_params().size), frames: args.frames };
+    let total = args
+        .instances
+        .checked_add(args.test_instances)
+        .context("--instances + --test-instances overflows")?;
+    let mut picked = pick_instances(&model_dir, kind, &params, (args.split, args.seed_offset, total))?;
+    eprintln!("{}", picked.summary);
+    let test_seeds = picked.seeds.split_off(usize::try_from(args.instances)?);
     let plan = ProbePlan {
         task: kind,
-        params: TaskParams { size: args.size.unwrap_or(kind.default_params().size), frames: args.frames },
-        train_seeds: args.seed_offset..train_end,
-        test_seeds: train_end..test_end,
+        params,
+        train_seeds: picked.seeds,
+        test_seeds,
         sampler: SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler },
         frame: args.frame.unwrap_or(args.frames.saturating_sub(1)),
         ridge: args.ridge,
@@ -48,8 +54,11 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
         size: plan.params.size,
         frames: plan.params.frames,
         frame: plan.frame,
-        train_seeds: [plan.train_seeds.start, plan.train_seeds.end],
-        test_seeds: [plan.test_seeds.start, plan.test_seeds.end],
+        train_seeds: seed_span(&plan.train_seeds),
+        test_seeds: seed_span(&plan.test_seeds),
+        split: picked.split.to_owned(),
+        train_instances: plan.train_seeds.clone(),
+        test_instances: plan.test_seeds.clone(),
         scheduler: args.scheduler.to_string(),
         sampler_steps: args.steps,
         shift: args.shift,
@@ -136,4 +145,9 @@ fn write_heatmap_png(path: &Path, result: &ProbeResult, title: Option<&str>) -> 
     picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     replace_file_with(path, &png)?;
     Ok(())
+}
+
+/// `[first, last + 1)` of increasing seeds (`[0, 0]` for none).
+fn seed_span(seeds: &[u64]) -> [u64; 2] {
+    [seeds.first().copied().unwrap_or(0), seeds.last().map_or(0, |&last| last + 1)]
 }

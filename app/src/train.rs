@@ -1,5 +1,6 @@
 //! `stepscope train`: trains the built-in model's recipe on fresh task instances, with a
 //! progress bar, a loss log, periodic atomic checkpoints, held-out evaluations, and resume.
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use indicatif::ProgressBar;
-use stepscope_engine::tasks::TaskKind;
+use stepscope_engine::tasks::{TaskKind, held_out_seeds};
 use stepscope_engine::training::checkpoint::CHECKPOINT_FILE;
 use stepscope_engine::training::config::pixel_wan;
 use stepscope_engine::training::params::PROMPT_PREFIX;
@@ -115,10 +116,13 @@ fn run_eval(trainer: &Trainer, count: u64, log: &mut BufWriter<File>, bar: &Prog
             let plan = EvalPlan {
                 task: kind,
                 params: mix.params(size),
-                seeds: 0..count,
+                seeds: held_out_seeds(kind, &mix.params(size), 0, usize::try_from(count)?, &HashSet::new())?
+                    .seeds,
                 noise_seeds: 1,
                 sampler: SamplerSettings::default(),
                 per_step: false,
+                tolerance: stepscope_engine::tasks::TOLERANCE,
+                other_tolerances: Vec::new(),
             };
             let result = evaluate(&model, prompt, &plan, &mut || {})
                 .with_context(|| format!("evaluating {} size {size}", mix.task))?;

@@ -67,42 +67,7 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
     assert_eq!(loss_steps(&out), [0, 1, 2, 3, 4]);
 
     let model = out.join("model");
-    let eval = stepscope(&[
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--task",
-        "maze",
-        "--size",
-        "2,3",
-        "--frames",
-        "2",
-        "--instances",
-        "2",
-        "--seed-offset",
-        "5",
-        "--seeds",
-        "2",
-        "--steps",
-        "2",
-        "--per-step",
-        out.join("per_step.csv").to_str().unwrap(),
-        "--quiet",
-    ]);
-    check(&eval);
-    let table = String::from_utf8_lossy(&eval.stdout);
-    assert_eq!(table.lines().count(), 3, "{table}");
-    // task, size, frames, instances, seed offset, noise seeds, samples.
-    assert!(table.lines().nth(1).unwrap().starts_with("maze,2,2,2,5,2,4,"), "{table}");
-    assert!(table.lines().nth(2).unwrap().starts_with("maze,3,2,2,5,2,4,"), "{table}");
-    // The per-step curve: a row per size and step, four samples each, and a commit summary.
-    let curve = std::fs::read_to_string(out.join("per_step.csv")).unwrap();
-    let rows: Vec<&str> = curve.lines().collect();
-    assert_eq!(rows.len(), 1 + 2 * 2, "{curve}");
-    assert!(rows[0].starts_with("task,size,step,samples,mean_x0_score"), "{curve}");
-    assert!(rows[1].starts_with("maze,2,0,4,") && rows[4].starts_with("maze,3,1,4,"), "{curve}");
-    let stderr = String::from_utf8_lossy(&eval.stderr);
-    assert!(stderr.contains("maze 3: ") && stderr.contains("of 4 samples commit"), "{stderr}");
+    evaluates_held_out_instances(&model, &out);
 
     // Probes per (step, layer) on the same model: a result file and a PNG heatmap.
     let result = out.join("probe.safetensors");
@@ -129,7 +94,14 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
     ]);
     check(&probe);
     let (record, probes) = stepscope_engine::analysis::read_probe_file(&result).unwrap();
-    assert_eq!((record.steps, record.layers, record.train_seeds, record.test_seeds), (2, 1, [0, 3], [3, 5]));
+    assert_eq!(
+        (record.steps, record.layers, record.train_instances.len(), record.test_instances.len()),
+        (2, 1, 3, 2)
+    );
+    assert!(record.train_instances.iter().all(|seed| !record.test_instances.contains(seed)));
+    assert_eq!(record.split, "held-out");
+    // Held-out puzzles, the test ones drawn after the training ones (seed spans, end exclusive).
+    assert!(record.train_seeds[1] <= record.test_seeds[0], "{record:?}");
     assert!(probes.balanced_accuracy.iter().all(|a| (0.0..=1.0).contains(a)));
     // Two test mazes of 4x4 tokens.
     assert_eq!(probes.test_tokens, 2 * 16);
@@ -147,7 +119,7 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
     check(&ensemble);
     let table = String::from_utf8_lossy(&ensemble.stdout);
     assert_eq!(table.lines().count(), 2, "{table}");
-    assert!(table.lines().nth(1).unwrap().starts_with("maze,3,2,2,1,"), "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("maze,3,held-out,2,2,1,"), "{table}");
     let refused = stepscope(&[&ensemble_args[..], &["--seeds", "1", "--steps", "2"]].concat());
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("2 to 64 seeds"));
@@ -172,4 +144,55 @@ fn generate_writes_the_instances_and_refuses_an_unknown_task() {
         candle_core::safetensors::load(&out, &candle_core::Device::Cpu).unwrap()["videos"].dims()[0],
         3
     );
+}
+
+/// `eval` of the trained `model` on held-out 2x2 and 3x3 mazes at two tolerances, with the
+/// per-step curve written under `out`.
+fn evaluates_held_out_instances(model: &std::path::Path, out: &std::path::Path) {
+    let eval = stepscope(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--task",
+        "maze",
+        "--size",
+        "2,3",
+        "--frames",
+        "2",
+        // 2x2 mazes have a single held-out puzzle.
+        "--instances",
+        "1",
+        "--seed-offset",
+        "5",
+        "--seeds",
+        "2",
+        "--steps",
+        "2",
+        "--per-step",
+        out.join("per_step.csv").to_str().unwrap(),
+        "--also-tolerance",
+        "0.3",
+        "--quiet",
+    ]);
+    check(&eval);
+    let table = String::from_utf8_lossy(&eval.stdout);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    // task, size, frames, split, instances (then the first and last seed), noise seeds, samples.
+    for (row, size) in table.lines().skip(1).zip([2, 3]) {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[..5], ["maze", &size.to_string(), "2", "held-out", "1"], "{table}");
+        assert_eq!(fields[7..9], ["2", "2"], "{table}");
+        assert!(fields[5].parse::<u64>().unwrap() >= 5, "held-out seeds start at --seed-offset: {table}");
+    }
+    // The per-step curve: a row per size, tolerance and step, two samples each, and a commit
+    // summary per tolerance.
+    let curve = std::fs::read_to_string(out.join("per_step.csv")).unwrap();
+    let rows: Vec<&str> = curve.lines().collect();
+    assert_eq!(rows.len(), 1 + 2 * 2 * 2, "{curve}");
+    assert!(rows[0].starts_with("task,size,tolerance,step,samples,mean_x0_score"), "{curve}");
+    assert!(rows[1].starts_with("maze,2,0.5,0,2,") && rows[4].starts_with("maze,2,0.3,1,2,"), "{curve}");
+    assert!(rows[8].starts_with("maze,3,0.3,1,2,"), "{curve}");
+    let stderr = String::from_utf8_lossy(&eval.stderr);
+    assert!(stderr.contains("maze 3: ") && stderr.contains("of 2 samples commit"), "{stderr}");
+    assert!(stderr.contains("(tolerance 0.3)") && stderr.contains("final videos"), "{stderr}");
 }

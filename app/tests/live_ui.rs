@@ -203,7 +203,7 @@ fn the_builtin_maze_session_scores_the_prediction_at_every_step() {
     setup.steps = 4;
     let mut harness = live_harness(SaveTo(PathBuf::new()), setup);
     assert!(harness.state().is_live(), "the built-in model should load");
-    assert!(has_label(&harness, "Task: maze (instance 93)"));
+    assert!(has_label(&harness, "Task: maze (instance 47)"));
     harness.get_by_label("Run to end").click();
     run_until(&mut harness, "the last step", |h| steps_of(h, 0).len() == 4);
     run_until(&mut harness, "the score at the last step", |h| {
@@ -211,7 +211,7 @@ fn the_builtin_maze_session_scores_the_prediction_at_every_step() {
     });
     let document = harness.state().document().unwrap();
     let task = document.manifest().conditioning.task.as_ref().unwrap();
-    assert_eq!((task.name.as_str(), task.seed), ("maze", 93));
+    assert_eq!((task.name.as_str(), task.seed), ("maze", 47));
     assert_eq!(document.manifest().latent_shape, [3, 5, 12, 12]);
     // The puzzle is the clean first frame of the latents at every step.
     let instance = stepscope_engine::analysis::task_instance(task).unwrap();

@@ -132,8 +132,13 @@ impl ProbeView {
         step_idx: Option<usize>,
     ) -> Option<usize> {
         let (record, result) = (&self.record, &self.result);
+        let instances = match record.split.as_str() {
+            "held-out" => "distinct held-out puzzles",
+            "all" => "every seed (not held out)",
+            _ => "instances (split not recorded)",
+        };
         let description = format!(
-            "Frame {} tokens of held-out instances: fitted on seeds {}..{} ({} tokens), tested on {}..{} \
+            "Frame {} tokens of {instances}: fitted on seeds {}..{} ({} tokens), tested on {}..{} \
              ({} tokens); majority class {:.3}. Sampler: {} {} steps, shift {}; ridge {}.",
             record.frame,
             record.train_seeds[0],

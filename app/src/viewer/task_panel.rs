@@ -165,7 +165,7 @@ mod tests {
     use super::*;
 
     fn scored(solved: bool) -> Score {
-        Score { value: if solved { 1.0 } else { 0.4 }, solved, parts: Vec::new() }
+        Score { value: if solved { 1.0 } else { 0.4 }, solved, parts: Vec::new(), checks: Vec::new() }
     }
 
     #[test]

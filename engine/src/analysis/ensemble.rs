@@ -3,7 +3,6 @@
 //! trajectory alone. Early steps hold several candidate answers; averaging the seeds' states
 //! there pools them before the run commits. Compared with the first seed sampled alone, on the
 //! same instances.
-use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::Tensor;
@@ -19,7 +18,8 @@ use crate::training::{SamplerSettings, task_conditioning};
 pub struct EnsemblePlan {
     pub task: TaskKind,
     pub params: TaskParams,
-    pub instances: Range<u64>,
+    /// Instance seeds, below 2^32.
+    pub instances: Vec<u64>,
     /// `K` >= 2: seed `j` of instance `s` samples noise seed `s + j 2^32` (`j = 0` is the
     /// single-seed baseline, as in `stepscope eval`).
     pub seeds: u64,
@@ -68,12 +68,12 @@ pub fn run_ensemble(
             plan.merge_steps, plan.sampler.steps
         )));
     }
-    if plan.instances.end > 1 << 32 {
+    if plan.instances.iter().any(|&seed| seed >= 1 << 32) {
         return Err(AnalysisError::Task("instance seeds must be below 2^32".to_owned()));
     }
     let settings = plan.sampler.session_settings(CaptureSpec::default());
     let mut result = EnsembleResult { instances: 0, single_solved: 0, ensemble_solved: 0 };
-    for seed in plan.instances.clone() {
+    for &seed in &plan.instances {
         let instance =
             plan.task.generate(seed, &plan.params).map_err(|err| AnalysisError::Task(err.to_string()))?;
         let conditioning = task_conditioning(prompt, &instance, model.device())

@@ -9,7 +9,6 @@
 //! `X^T y` accumulated instance by instance (so nothing grows with the instance count), then
 //! solved by Cholesky; a token is predicted "on the answer" where the fit exceeds 0.5. Accuracy
 //! is measured on separate test instances.
-use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{IndexOp, Tensor};
@@ -27,9 +26,9 @@ pub struct ProbePlan {
     pub task: TaskKind,
     pub params: TaskParams,
     /// Instances the probes are fitted on.
-    pub train_seeds: Range<u64>,
+    pub train_seeds: Vec<u64>,
     /// Instances the accuracy is measured on (disjoint from the training ones).
-    pub test_seeds: Range<u64>,
+    pub test_seeds: Vec<u64>,
     pub sampler: SamplerSettings,
     /// The video frame whose tokens are probed (`params.frames - 1`: the answer frame).
     pub frame: usize,
@@ -207,8 +206,7 @@ pub fn fit_probes(
     plan: &ProbePlan,
     on_instance: &mut dyn FnMut(),
 ) -> Result<ProbeResult, AnalysisError> {
-    let overlap =
-        plan.train_seeds.start < plan.test_seeds.end && plan.test_seeds.start < plan.train_seeds.end;
+    let overlap = plan.train_seeds.iter().any(|seed| plan.test_seeds.contains(seed));
     if plan.train_seeds.is_empty() || plan.test_seeds.is_empty() || overlap {
         return Err(AnalysisError::Task(format!(
             "probes need disjoint, non-empty training and test instances (got {:?} and {:?})",
@@ -230,7 +228,7 @@ pub fn fit_probes(
 
     let mut equations = vec![NormalEquations::new(width); steps * layers];
     let mut train_tokens = 0;
-    for seed in plan.train_seeds.clone() {
+    for &seed in &plan.train_seeds {
         let instance = generate(seed)?;
         let targets = instance.token_targets();
         for (step_idx, per_layer) in sample_tokens(model, prompt, &instance, plan)?.iter().enumerate() {
@@ -245,7 +243,7 @@ pub fn fit_probes(
 
     let mut confusion = vec![Confusion::default(); steps * layers];
     let mut test_tokens = 0;
-    for seed in plan.test_seeds.clone() {
+    for &seed in &plan.test_seeds {
         let instance = generate(seed)?;
         let targets = instance.token_targets();
         for (step_idx, per_layer) in sample_tokens(model, prompt, &instance, plan)?.iter().enumerate() {

@@ -30,9 +30,18 @@ pub struct ProbeRecord {
     pub frames: usize,
     /// The video frame whose tokens were probed.
     pub frame: usize,
-    /// Instance seeds `[start, end)` the probes were fitted on, and tested on.
+    /// The span `[first, last + 1)` of the instance seeds the probes were fitted on, and tested on.
     pub train_seeds: [u64; 2],
     pub test_seeds: [u64; 2],
+    /// Where the instances came from: `held-out` (distinct held-out puzzles) or `all` (every seed
+    /// of the spans); empty in files written before the split existed (every seed of the spans).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub split: String,
+    /// The seeds fitted on and tested on, where the spans do not say (held-out instances).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_instances: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_instances: Vec<u64>,
     pub scheduler: String,
     pub sampler_steps: usize,
     pub shift: f64,
@@ -174,6 +183,9 @@ mod tests {
             frame: 4,
             train_seeds: [0, 8],
             test_seeds: [8, 12],
+            split: String::new(),
+            train_instances: Vec::new(),
+            test_instances: Vec::new(),
             scheduler: "unipc".to_owned(),
             sampler_steps: steps,
             shift: 3.0,

@@ -73,7 +73,7 @@ mod tests {
 
     /// A recorded step, solved or not.
     fn step(solved: bool) -> Score {
-        Score { value: if solved { 1.0 } else { 0.5 }, solved, parts: Vec::new() }
+        Score { value: if solved { 1.0 } else { 0.5 }, solved, parts: Vec::new(), checks: Vec::new() }
     }
 
     #[test]

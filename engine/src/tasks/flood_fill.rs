@@ -110,9 +110,9 @@ pub(crate) fn generate(seed: u64, params: &TaskParams) -> TaskInstance {
 }
 
 /// Scores the last frame of `video` (see the module docs).
-pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
+pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo, tolerance: f32) -> Score {
     let puzzle = CellReading::read(&instance.first_frame, 0, &COLORS);
-    let last = CellReading::read(video, video.frames() - 1, &COLORS);
+    let last = CellReading::read_within(video, video.frames() - 1, &COLORS, tolerance);
     let grid =
         CellGrid::new(instance.first_frame.height() / 2, instance.first_frame.width() / 2, Color::White);
     let markers: Vec<Cell> = grid.cells().filter(|&cell| puzzle.is(cell, Color::Blue)).collect();
@@ -123,6 +123,7 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
 
     let (mut to_fill, mut filled, mut changed, mut changed_right, mut walls, mut walls_kept) =
         (0, 0, 0, 0, 0, 0);
+    let markers_kept = markers.iter().all(|&cell| last.is(cell, Color::Blue));
     for cell in grid.cells() {
         let inside = in_region[cell.row * grid.cols + cell.col];
         let now_blue = last.is(cell, Color::Blue);
@@ -142,14 +143,17 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
             _ => {}
         }
     }
-    let solved = filled == to_fill && changed > 0 && changed_right == changed && walls_kept == walls;
     Score::weighted(
         &[
             ("filled", 50, share(filled, to_fill, 1.0)),
             ("contained", 30, share(changed_right, changed, 0.0)),
             ("walls_kept", 20, share(walls_kept, walls, 1.0)),
         ],
-        solved,
+        &[
+            ("region_filled", filled == to_fill && changed > 0),
+            ("nothing_else_filled", changed_right == changed),
+            ("walls_and_marker_kept", walls_kept == walls && markers_kept),
+        ],
     )
 }
 

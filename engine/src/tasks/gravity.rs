@@ -130,10 +130,10 @@ pub(crate) fn generate(seed: u64, params: &TaskParams) -> TaskInstance {
 }
 
 /// Scores the last frame of `video` (see the module docs).
-pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
+pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo, tolerance: f32) -> Score {
     let puzzle = CellReading::read(&instance.first_frame, 0, &COLORS);
     let answer = CellReading::read(&instance.ground_truth, instance.ground_truth.frames() - 1, &COLORS);
-    let last = CellReading::read(video, video.frames() - 1, &COLORS);
+    let last = CellReading::read_within(video, video.frames() - 1, &COLORS, tolerance);
     let (rows, cols) = (instance.first_frame.height() / 2, instance.first_frame.width() / 2);
     let block_at = |reading: &CellReading, cell: Cell| reading.get(cell).is_some_and(is_block);
 
@@ -169,8 +169,70 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
             ("supported", 15, share(supported, blocks, 0.0)),
             ("scene_preserved", 10, share(scene_kept, scene, 1.0)),
         ],
-        exact == rows * cols,
+        &[("answer_exact", exact == rows * cols)],
     )
+}
+
+/// The mean RGB of cell `cell`'s 2x2 pixels in frame `frame_idx`.
+fn cell_mean(video: &TaskVideo, frame_idx: usize, cell: Cell) -> [f32; 3] {
+    let mut mean = [0.0; 3];
+    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let rgb = video.pixel(frame_idx, 2 * cell.row + dy, 2 * cell.col + dx);
+        for ch in 0..3 {
+            mean[ch] += rgb[ch] / 4.0;
+        }
+    }
+    mean
+}
+
+/// Whether the frames between the puzzle and the last frame show the blocks only falling: in
+/// each intermediate frame (cell means, within `tolerance`) the ground and ledges stay black,
+/// every other cell is white, a block colour its column holds in the puzzle, or a blend of white
+/// and one of those, and the topmost block of each column (a cell at least halfway to a block
+/// colour) never rises from one frame to the next.
+pub(crate) fn frames_fall(instance: &TaskInstance, video: &TaskVideo, tolerance: f32) -> bool {
+    let puzzle = CellReading::read(&instance.first_frame, 0, &COLORS);
+    let (rows, cols) = (instance.first_frame.height() / 2, instance.first_frame.width() / 2);
+    let white = Color::White.signed();
+    for col in 0..cols {
+        let column_cells = || (0..rows).map(move |row| Cell::new(row, col));
+        let mut colours: Vec<Color> =
+            column_cells().filter_map(|cell| puzzle.get(cell)).filter(|&c| is_block(c)).collect();
+        colours.dedup();
+        let mut top = column_cells().position(|cell| puzzle.get(cell).is_some_and(is_block)).unwrap_or(rows);
+        for frame_idx in 1..video.frames().saturating_sub(1) {
+            let mut frame_top = rows;
+            for cell in column_cells() {
+                let mean = cell_mean(video, frame_idx, cell);
+                if puzzle.get(cell) == Some(Color::Black) {
+                    if super::progress::on_segment(mean, Color::Black.signed(), Color::Black.signed()).1
+                        > tolerance
+                    {
+                        return false;
+                    }
+                    continue;
+                }
+                let nearest = std::iter::once((0.0, super::progress::on_segment(mean, white, white).1))
+                    .chain(colours.iter().map(|color| {
+                        let (along, distance, _) = super::progress::on_segment(mean, white, color.signed());
+                        (along, distance)
+                    }))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .expect("white is always a candidate");
+                if nearest.1 > tolerance {
+                    return false;
+                }
+                if nearest.0 >= 0.5 && frame_top == rows {
+                    frame_top = cell.row;
+                }
+            }
+            if frame_top < top {
+                return false;
+            }
+            top = frame_top;
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! The block tasks (symmetry, gravity, flood fill) draw each meaningful cell as one flat 2x2
 //! patch, so a task of `rows x cols` cells is a `2 rows x 2 cols`-pixel image; scorers read a cell
 //! back from the mean of its four pixels, which halves the noise of a model's output.
-use super::palette::{Color, classify};
+use super::palette::{Color, classify_within};
 use super::video::TaskVideo;
 
 /// A token cell: pixel rows `2 row..2 row + 2`, columns `2 col..2 col + 2`.
@@ -92,8 +92,19 @@ pub(crate) struct CellReading {
 }
 
 impl CellReading {
-    /// Reads frame `frame_idx` of `video` (whose height and width are even).
+    /// Reads frame `frame_idx` of `video` (whose height and width are even) at the palette's
+    /// [`TOLERANCE`](super::TOLERANCE).
     pub(crate) fn read(video: &TaskVideo, frame_idx: usize, candidates: &[Color]) -> Self {
+        Self::read_within(video, frame_idx, candidates, super::TOLERANCE)
+    }
+
+    /// Reads frame `frame_idx` of `video`, a cell's mean counting as a colour within `tolerance`.
+    pub(crate) fn read_within(
+        video: &TaskVideo,
+        frame_idx: usize,
+        candidates: &[Color],
+        tolerance: f32,
+    ) -> Self {
         let (rows, cols) = (video.height() / 2, video.width() / 2);
         let mut classes = Vec::with_capacity(rows * cols);
         for row in 0..rows {
@@ -105,7 +116,7 @@ impl CellReading {
                         mean[ch] += rgb[ch] / 4.0;
                     }
                 }
-                classes.push(classify(mean, candidates));
+                classes.push(classify_within(mean, candidates, tolerance));
             }
         }
         Self { cols, classes }

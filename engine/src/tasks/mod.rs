@@ -24,14 +24,17 @@ mod gravity;
 mod grid;
 mod maze;
 mod palette;
+mod progress;
 pub(crate) mod rng;
 mod rotation;
+mod split;
 mod symmetry;
 mod video;
 
 pub use error::{Result, TaskError};
 pub use grid::Cell;
-pub use palette::{Color, TOLERANCE, classify};
+pub use palette::{Color, MAX_TOLERANCE, TOLERANCE, classify, classify_within};
+pub use split::{HELD_OUT_ONE_IN, HeldOutDraw, PuzzleKey, Split, held_out_seeds};
 pub use video::TaskVideo;
 
 /// VBVR-Bench's five groups of cognitive faculties.
@@ -187,10 +190,25 @@ pub struct TaskInstance {
 }
 
 impl TaskInstance {
-    /// Scores a produced video `[3, F', H, W]` (any F' >= 1; the scorers read its last frame)
-    /// against this instance, reading pixels only (the produced video's, and this instance's
-    /// puzzle and solved frames, as VBVR-Bench reads its ground truth).
+    /// Scores a produced video `[3, F', H, W]` (any F' >= 1) against this instance at the
+    /// palette's [`TOLERANCE`] (see [`TaskInstance::score_within`]).
     pub fn score(&self, video: &TaskVideo) -> Result<Score> {
+        self.score_within(video, TOLERANCE)
+    }
+
+    /// Scores a produced video `[3, F', H, W]` (any F' >= 1) against this instance, reading
+    /// pixels only (the produced video's, and this instance's puzzle and solved frames, as
+    /// VBVR-Bench reads its ground truth); a produced pixel counts as a palette colour within
+    /// `tolerance` (in `(0, MAX_TOLERANCE]`). The task's scorer reads the last frame; every task
+    /// also checks the frames between the first and the last (`frames_unfold`): each pixel shows
+    /// its puzzle colour or its answer colour and, once it shows the answer, keeps it (gravity:
+    /// the blocks only fall, each column keeping its blocks in order, the scene unchanged).
+    pub fn score_within(&self, video: &TaskVideo, tolerance: f32) -> Result<Score> {
+        if !(tolerance > 0.0 && tolerance <= MAX_TOLERANCE) {
+            return Err(TaskError::Params(format!(
+                "colour tolerance {tolerance}: give a value in (0, {MAX_TOLERANCE}]"
+            )));
+        }
         let (height, width) = (self.first_frame.height(), self.first_frame.width());
         if video.height() != height || video.width() != width {
             return Err(TaskError::SizeMismatch {
@@ -200,13 +218,19 @@ impl TaskInstance {
                 found_width: video.width(),
             });
         }
-        Ok(match self.kind {
-            TaskKind::Maze => maze::score(self, video),
-            TaskKind::Symmetry => symmetry::score(self, video),
-            TaskKind::Gravity => gravity::score(self, video),
-            TaskKind::FloodFill => flood_fill::score(self, video),
-            TaskKind::Rotation => rotation::score(self, video),
-        })
+        let mut score = match self.kind {
+            TaskKind::Maze => maze::score(self, video, tolerance),
+            TaskKind::Symmetry => symmetry::score(self, video, tolerance),
+            TaskKind::Gravity => gravity::score(self, video, tolerance),
+            TaskKind::FloodFill => flood_fill::score(self, video, tolerance),
+            TaskKind::Rotation => rotation::score(self, video, tolerance),
+        };
+        let unfolds = match self.kind {
+            TaskKind::Gravity => gravity::frames_fall(self, video, tolerance),
+            _ => progress::frames_unfold(self, video, tolerance),
+        };
+        score.add_check("frames_unfold", unfolds);
+        Ok(score)
     }
 
     /// The token grid `(H / 2, W / 2)`.
@@ -234,24 +258,38 @@ impl TaskInstance {
 pub struct Score {
     /// The weighted sum of the parts, in `[0, 1]`.
     pub value: f32,
-    /// Whether the video shows exactly the answer (each task says what that takes).
+    /// Whether the video shows exactly the answer: every one of [`Score::checks`] passes.
     pub solved: bool,
     /// Each part's name and value in `[0, 1]`, in the order of their weights.
     pub parts: Vec<(&'static str, f32)>,
+    /// The rules "solved" is made of, each by name with whether the video passes it.
+    pub checks: Vec<(&'static str, bool)>,
 }
 
 impl Score {
-    /// Sums `(name, weight in percent, value)` parts whose weights add up to 100; integer weights
-    /// keep a perfect video at exactly 1.0.
-    pub(crate) fn weighted(parts: &[(&'static str, u32, f64)], solved: bool) -> Self {
+    /// Sums `(name, weight in percent, value)` parts whose weights add up to 100 (integer weights
+    /// keep a perfect video at exactly 1.0); solved when every check passes.
+    pub(crate) fn weighted(parts: &[(&'static str, u32, f64)], checks: &[(&'static str, bool)]) -> Self {
         debug_assert_eq!(parts.iter().map(|part| part.1).sum::<u32>(), 100);
         let sum: f64 =
             parts.iter().map(|&(_, weight, value)| f64::from(weight) * value.clamp(0.0, 1.0)).sum();
         Self {
             value: (sum / 100.0).clamp(0.0, 1.0) as f32,
-            solved,
+            solved: checks.iter().all(|&(_, passed)| passed),
             parts: parts.iter().map(|&(name, _, value)| (name, value.clamp(0.0, 1.0) as f32)).collect(),
+            checks: checks.to_vec(),
         }
+    }
+
+    /// Adds a rule to the verdict.
+    pub(crate) fn add_check(&mut self, name: &'static str, passed: bool) {
+        self.checks.push((name, passed));
+        self.solved &= passed;
+    }
+
+    /// The names of the checks the video fails.
+    pub fn failed_checks(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.checks.iter().filter(|(_, passed)| !passed).map(|&(name, _)| name)
     }
 }
 

@@ -67,9 +67,19 @@ impl Color {
 /// interior colour about 7% of the time, of a corner colour (white, black, red, blue) under 1%.
 pub const TOLERANCE: f32 = 0.5;
 
+/// The largest tolerance a scorer accepts: under half the red-to-orange gap (1.098), so that no
+/// pixel is within it of two colours.
+pub const MAX_TOLERANCE: f32 = 0.54;
+
 /// The colour among `candidates` nearest to `rgb`, if it lies within [`TOLERANCE`].
 #[must_use]
 pub fn classify(rgb: [f32; 3], candidates: &[Color]) -> Option<Color> {
+    classify_within(rgb, candidates, TOLERANCE)
+}
+
+/// The colour among `candidates` nearest to `rgb`, if it lies within `tolerance`.
+#[must_use]
+pub fn classify_within(rgb: [f32; 3], candidates: &[Color], tolerance: f32) -> Option<Color> {
     let mut best: Option<(Color, f32)> = None;
     for &color in candidates {
         let reference = color.signed();
@@ -78,7 +88,7 @@ pub fn classify(rgb: [f32; 3], candidates: &[Color]) -> Option<Color> {
             best = Some((color, distance_sq));
         }
     }
-    best.and_then(|(color, distance_sq)| (distance_sq.sqrt() <= TOLERANCE).then_some(color))
+    best.and_then(|(color, distance_sq)| (distance_sq.sqrt() <= tolerance).then_some(color))
 }
 
 #[cfg(test)]
@@ -90,7 +100,7 @@ mod tests {
         for (idx, &a) in Color::ALL.iter().enumerate() {
             for &b in &Color::ALL[idx + 1..] {
                 let gap: f32 = (0..3).map(|ch| (a.signed()[ch] - b.signed()[ch]).powi(2)).sum::<f32>().sqrt();
-                assert!(gap > 2.0 * TOLERANCE, "{} and {} are {gap} apart", a.name(), b.name());
+                assert!(gap > 2.0 * MAX_TOLERANCE, "{} and {} are {gap} apart", a.name(), b.name());
             }
         }
     }

@@ -133,10 +133,10 @@ pub(crate) fn generate(seed: u64, params: &TaskParams) -> Result<TaskInstance> {
 }
 
 /// Scores the last frame of `video` (see the module docs).
-pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
+pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo, tolerance: f32) -> Score {
     let size = instance.first_frame.height() / 2;
     let puzzle = CellReading::read(&instance.first_frame, 0, &COLORS);
-    let last = CellReading::read(video, video.frames() - 1, &COLORS);
+    let last = CellReading::read_within(video, video.frames() - 1, &COLORS, tolerance);
     let grid = CellGrid::new(size, size, Color::White);
     let is_block = |class: Option<Color>| class.is_some_and(|color| color != Color::White);
     // The answer, from the puzzle's pixels: what rotates onto each cell.
@@ -156,14 +156,13 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
             clean += usize::from(now == Some(Color::White));
         }
     }
-    let solved = placed == targets && cleared == vacated && clean == empty;
     Score::weighted(
         &[
             ("placement", 60, share(placed, targets, 1.0)),
             ("clearing", 30, share(cleared, vacated, 1.0)),
             ("no_strays", 10, share(clean, empty, 1.0)),
         ],
-        solved,
+        &[("pattern_turned", placed == targets && cleared == vacated), ("no_strays", clean == empty)],
     )
 }
 

@@ -107,9 +107,9 @@ pub(crate) fn generate(seed: u64, params: &TaskParams) -> Result<TaskInstance> {
 }
 
 /// Scores the last frame of `video` (see the module docs).
-pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
+pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo, tolerance: f32) -> Score {
     let puzzle = CellReading::read(&instance.first_frame, 0, &COLORS);
-    let last = CellReading::read(video, video.frames() - 1, &COLORS);
+    let last = CellReading::read_within(video, video.frames() - 1, &COLORS, tolerance);
     let cols = instance.first_frame.width() / 2;
     let grid = CellGrid::new(instance.first_frame.height() / 2, cols, Color::White);
     let is_block = |class: Option<Color>| class.is_some_and(|color| color != Color::White);
@@ -129,14 +129,17 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
             added_right += usize::from(is_block(now) && now == twin_before);
         }
     }
-    let solved = completed == unpaired && added_right == added && added > 0 && kept == blocks;
     Score::weighted(
         &[
             ("completion", 60, share(completed, unpaired, 1.0)),
             ("symmetric_additions", 25, share(added_right, added, 0.0)),
             ("preservation", 15, share(kept, blocks, 1.0)),
         ],
-        solved,
+        &[
+            ("pattern_completed", completed == unpaired && added > 0),
+            ("nothing_else_added", added_right == added),
+            ("blocks_kept", kept == blocks),
+        ],
     )
 }
 

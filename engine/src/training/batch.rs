@@ -32,7 +32,8 @@ pub struct NoisedBatch {
 }
 
 /// Draws a batch: a task of the mix and a size (uniformly), `batch_size` instances with fresh
-/// seeds, noise and sigmas, all from `rng`.
+/// seeds (training puzzles only: [`TaskKind::generate_for_training`]), noise and sigmas, all
+/// from `rng`.
 pub(crate) fn draw_batch(config: &TrainConfig, rng: &mut SplitMix64, device: &Device) -> Result<NoisedBatch> {
     let mix = &config.tasks[rng.below(config.tasks.len())];
     let kind = mix.kind()?;
@@ -40,7 +41,7 @@ pub(crate) fn draw_batch(config: &TrainConfig, rng: &mut SplitMix64, device: &De
     let params = mix.params(size);
     let mut videos = Vec::with_capacity(config.batch_size);
     for _ in 0..config.batch_size {
-        let instance = kind.generate(rng.next_u64() | TRAINING_SEED_BIT, &params)?;
+        let instance = kind.generate_for_training(rng.next_u64() | TRAINING_SEED_BIT, &params)?;
         videos.push(instance.ground_truth.to_tensor(device)?);
     }
     let x0 = Tensor::stack(&videos, 0)?;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use super::error::{Result, TrainingError};
 use super::params::split_prompts;
+use super::stream::{TRAINING_STREAM_FILE, TrainingStream};
 use crate::model::WanConfig;
 use crate::trajectory::atomic::replace_file_with;
 
@@ -109,7 +110,7 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(TrainState, Check
 }
 
 /// Exports `weights` (model keys and `prompts.{task}`) as `dir/model/`: diffusers config and
-/// weights, and the prompt embeddings. Returns the model folder.
+/// weights, the prompt embeddings and `training_stream.json`. Returns the model folder.
 pub fn export_model(dir: &Path, config: &WanConfig, weights: &BTreeMap<String, Tensor>) -> Result<PathBuf> {
     let model_dir = dir.join(MODEL_DIR);
     std::fs::create_dir_all(&model_dir).map_err(|source| TrainingError::Io {
@@ -135,6 +136,15 @@ pub fn export_model(dir: &Path, config: &WanConfig, weights: &BTreeMap<String, T
         prompts.iter().map(|(k, t)| (k.clone(), t)).collect(),
         None,
     )?;
+    // This trainer draws training puzzles only, from random seeds: no stream to replay.
+    let stream = TrainingStream {
+        streams: Vec::new(),
+        note: "stepscope train: every batch drew training puzzles only (TaskKind::generate_for_training)"
+            .to_owned(),
+    };
+    let text = serde_json::to_string_pretty(&stream)
+        .map_err(|e| TrainingError::Setup(format!("cannot encode the training stream: {e}")))?;
+    replace_file_with(&model_dir.join(TRAINING_STREAM_FILE), text.as_bytes())?;
     Ok(model_dir)
 }
 

@@ -3,7 +3,9 @@
 //!
 //! The file holds `videos` `[N, 3, F, H, W]` f32 in `[-1, 1]` (the ground-truth videos of
 //! instances `first_seed .. first_seed + N`, frame 0 the puzzle) and, in its header metadata,
-//! `task`, `size`, `frames`, `first_seed` and `count`, all as decimal strings.
+//! `task`, `size`, `frames`, `first_seed` and `count`, all as decimal strings, and `split`:
+//! `train` where each seed drew a training puzzle ([`TaskKind::generate_for_training`], what the
+//! trainers read), `none` where each seed drew its own puzzle.
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -17,20 +19,26 @@ use crate::tasks::{TaskKind, TaskParams};
 pub const MAX_INSTANCES: u64 = 1 << 20;
 
 /// Writes the ground truth of instances `first_seed ..` (`count` of them, seeds wrapping) of
-/// `kind` at `params` to `path`, atomically.
+/// `kind` at `params` to `path`, atomically; with `training_only`, each seed draws a training
+/// puzzle.
 pub fn write_instances(
     path: &Path,
     kind: TaskKind,
     params: TaskParams,
-    first_seed: u64,
-    count: u64,
+    (first_seed, count): (u64, u64),
+    training_only: bool,
 ) -> Result<()> {
     if count == 0 || count > MAX_INSTANCES {
         return Err(TrainingError::Setup(format!("--count {count}: give 1 to {MAX_INSTANCES} instances")));
     }
     let mut videos = Vec::new();
     for offset in 0..count {
-        let instance = kind.generate(first_seed.wrapping_add(offset), &params)?;
+        let seed = first_seed.wrapping_add(offset);
+        let instance = if training_only {
+            kind.generate_for_training(seed, &params)?
+        } else {
+            kind.generate(seed, &params)?
+        };
         videos.push(instance.ground_truth.to_tensor(&Device::Cpu)?);
     }
     let videos = Tensor::stack(&videos, 0)?;
@@ -40,6 +48,7 @@ pub fn write_instances(
         ("frames".to_owned(), params.frames.to_string()),
         ("first_seed".to_owned(), first_seed.to_string()),
         ("count".to_owned(), count.to_string()),
+        ("split".to_owned(), if training_only { "train" } else { "none" }.to_owned()),
     ]);
     write_safetensors(path, vec![("videos".to_owned(), &videos)], Some(metadata))
 }
@@ -53,7 +62,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mazes.safetensors");
         let params = TaskParams { size: 4, frames: 3 };
-        write_instances(&path, TaskKind::Maze, params, u64::MAX, 2).unwrap();
+        write_instances(&path, TaskKind::Maze, params, (u64::MAX, 2), false).unwrap();
         let videos = candle_core::safetensors::load(&path, &Device::Cpu).unwrap().remove("videos").unwrap();
         assert_eq!(videos.dims(), &[2, 3, 3, 10, 10]);
         // Seeds wrap: u64::MAX, then 0.
@@ -64,7 +73,23 @@ mod tests {
             let expected = expected.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert!(written.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "seed {seed}");
         }
-        assert!(write_instances(&path, TaskKind::Maze, params, 0, 0).is_err());
-        assert!(write_instances(&path, TaskKind::Maze, TaskParams { size: 99, frames: 3 }, 0, 1).is_err());
+        assert!(write_instances(&path, TaskKind::Maze, params, (0, 0), false).is_err());
+        assert!(
+            write_instances(&path, TaskKind::Maze, TaskParams { size: 99, frames: 3 }, (0, 1), false)
+                .is_err()
+        );
+        // The trainers' data: training puzzles only.
+        write_instances(&path, TaskKind::Maze, TaskParams { size: 4, frames: 3 }, (1 << 63, 64), true)
+            .unwrap();
+        let videos = candle_core::safetensors::load(&path, &Device::Cpu).unwrap().remove("videos").unwrap();
+        for index in 0..64 {
+            let frame = videos.get(index).unwrap().narrow(1, 0, 1).unwrap();
+            let video = crate::tasks::TaskVideo::from_tensor(&frame).unwrap();
+            let instance = TaskKind::Maze
+                .generate_for_training((1 << 63) + index as u64, &TaskParams { size: 4, frames: 3 })
+                .unwrap();
+            assert_eq!(video, instance.first_frame);
+            assert_eq!(instance.split(), crate::tasks::Split::Train);
+        }
     }
 }

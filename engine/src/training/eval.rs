@@ -1,6 +1,5 @@
 //! Held-out evaluation: sample task instances with the engine's own sampler (as the app does)
 //! and score the results with the tasks' rule-based scorers.
-use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::Tensor;
@@ -27,25 +26,31 @@ impl Default for SamplerSettings {
     }
 }
 
-/// Which held-out samples to draw: instances `seeds` of `task` at `params`, each sampled from
+/// Which held-out samples to draw: instances `seeds` of `task` at `params` (below 2^32; pick
+/// held-out puzzles with [`crate::tasks::held_out_seeds`]), each sampled from
 /// `noise_seeds` noise seeds (instance seed `s`, noise index `j`: noise seed `s + j 2^32`; `j = 0`
 /// is the instance's own seed, as in the app's default session).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalPlan {
     pub task: TaskKind,
     pub params: TaskParams,
-    pub seeds: Range<u64>,
+    pub seeds: Vec<u64>,
     pub noise_seeds: u64,
     pub sampler: SamplerSettings,
     /// Also score `x0_hat` at every step of every sample ([`EvalResult::steps`]).
     pub per_step: bool,
+    /// The scorers' colour tolerance for the verdict ([`crate::tasks::TaskInstance::score_within`]).
+    pub tolerance: f32,
+    /// More tolerances to score the same samples at ([`EvalResult::other_tolerances`]), so that
+    /// one run shows how solve counts and commit steps move with the tolerance.
+    pub other_tolerances: Vec<f32>,
 }
 
 impl EvalPlan {
     /// Samples in the plan.
     #[must_use]
     pub fn samples(&self) -> u64 {
-        (self.seeds.end.saturating_sub(self.seeds.start)).saturating_mul(self.noise_seeds)
+        (self.seeds.len() as u64).saturating_mul(self.noise_seeds)
     }
 }
 
@@ -93,6 +98,21 @@ pub struct EvalResult {
     /// Mean scorer value over the samples, in `[0, 1]`.
     pub mean_score: f32,
     /// With [`EvalPlan::per_step`]: how the prediction scored along the steps.
+    pub steps: Option<StepCurve>,
+    /// Per scorer check, the final videos that fail it (checks in the scorer's order).
+    pub failed_checks: Vec<(&'static str, usize)>,
+    /// The same samples at each of [`EvalPlan::other_tolerances`].
+    pub other_tolerances: Vec<ToleranceOutcome>,
+}
+
+/// The samples of an evaluation scored at another colour tolerance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToleranceOutcome {
+    pub tolerance: f32,
+    /// Samples whose final video is solved at this tolerance.
+    pub solved: usize,
+    /// With [`EvalPlan::per_step`]: the commit steps at this tolerance (see
+    /// [`StepCurve::commit_steps`]).
     pub steps: Option<StepCurve>,
 }
 
@@ -172,10 +192,9 @@ pub fn evaluate(
     plan: &EvalPlan,
     on_sample: &mut dyn FnMut(),
 ) -> Result<EvalResult> {
-    if plan.seeds.end > 1 << 32 {
+    if let Some(&seed) = plan.seeds.iter().find(|&&seed| seed >= 1 << 32) {
         return Err(TrainingError::Setup(format!(
-            "held-out instance seeds must be below 2^32 (got up to {}); training seeds have bit 63 set",
-            plan.seeds.end
+            "held-out instance seeds must be below 2^32 (got {seed}); training seeds have bit 63 set"
         )));
     }
     if plan.noise_seeds == 0 || plan.noise_seeds > MAX_NOISE_SEEDS {
@@ -194,9 +213,19 @@ pub fn evaluate(
         instances_solved: 0,
         mean_score: 0.0,
         steps: plan.per_step.then(StepCurve::default),
+        failed_checks: Vec::new(),
+        other_tolerances: plan
+            .other_tolerances
+            .iter()
+            .map(|&tolerance| ToleranceOutcome {
+                tolerance,
+                solved: 0,
+                steps: plan.per_step.then(StepCurve::default),
+            })
+            .collect(),
     };
     let mut score_sum = 0.0f64;
-    for seed in plan.seeds.clone() {
+    for &seed in &plan.seeds {
         let instance = plan.task.generate(seed, &plan.params)?;
         let [channels, frames, height, width] = instance.ground_truth.shape();
         let conditioning = task_conditioning(prompt, &instance, model.device())?;
@@ -209,18 +238,33 @@ pub fn evaluate(
                 [channels, frames, height, width],
                 &NoiseSource::Seed(seed + (noise_idx << 32)),
             )?;
-            let mut step_scores = Vec::new();
+            // Per tolerance (the verdict's first), the scores of x0_hat at each step.
+            let tolerances: Vec<f32> =
+                std::iter::once(plan.tolerance).chain(plan.other_tolerances.iter().copied()).collect();
+            let mut step_scores = vec![Vec::new(); tolerances.len()];
             while !session.is_finished() {
                 let record = session.step()?;
-                if result.steps.is_some() {
-                    step_scores.push(instance.score(&TaskVideo::from_tensor(&record.x0)?)?);
+                if plan.per_step {
+                    let x0 = TaskVideo::from_tensor(&record.x0)?;
+                    for (scores, &tolerance) in step_scores.iter_mut().zip(&tolerances) {
+                        scores.push(instance.score_within(&x0, tolerance)?);
+                    }
                 }
             }
-            if let Some(curve) = &mut result.steps {
-                curve.add(&step_scores);
-            }
             let video = TaskVideo::from_tensor(&session.latents()?)?;
-            let score = instance.score(&video)?;
+            let score = instance.score_within(&video, plan.tolerance)?;
+            if let Some(curve) = &mut result.steps {
+                curve.add(&step_scores[0]);
+            }
+            for ((outcome, scores), &tolerance) in
+                result.other_tolerances.iter_mut().zip(&step_scores[1..]).zip(&tolerances[1..])
+            {
+                outcome.solved += usize::from(instance.score_within(&video, tolerance)?.solved);
+                if let Some(curve) = &mut outcome.steps {
+                    curve.add(scores);
+                }
+            }
+            count_failed_checks(&mut result.failed_checks, &score);
             any_solved |= score.solved;
             result.solved += usize::from(score.solved);
             score_sum += f64::from(score.value);
@@ -232,6 +276,17 @@ pub fn evaluate(
     }
     result.mean_score = (score_sum / result.samples.max(1) as f64) as f32;
     Ok(result)
+}
+
+/// Adds `score`'s checks to the per-check failure counts (a check seen first is appended).
+fn count_failed_checks(counts: &mut Vec<(&'static str, usize)>, score: &crate::tasks::Score) {
+    for &(name, passed) in &score.checks {
+        let idx = counts.iter().position(|&(known, _)| known == name).unwrap_or_else(|| {
+            counts.push((name, 0));
+            counts.len() - 1
+        });
+        counts[idx].1 += usize::from(!passed);
+    }
 }
 
 /// The inference model (fused kernels) over `weights` (model keys; extra keys are ignored).
@@ -252,7 +307,7 @@ mod tests {
     use crate::tasks::Score;
 
     fn score(value: f32, solved: bool) -> Score {
-        Score { value, solved, parts: Vec::new() }
+        Score { value, solved, parts: Vec::new(), checks: Vec::new() }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! Files: [`config`] (the recipe), [`params`] (initialisation, named `Var`s), [`batch`]
 //! (instances -> noised batch, the loss), [`optim`] (`AdamW`, clipping, EMA), [`trainer`] (the
 //! loop), [`checkpoint`] (resumable state and the exported diffusers folder), [`eval`]
-//! (held-out solve rates with the engine's sampler).
+//! (held-out solve rates with the engine's sampler), [`stream`] (what a model was trained on).
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
@@ -20,6 +20,7 @@ pub mod error;
 pub mod eval;
 pub mod optim;
 pub mod params;
+pub mod stream;
 pub mod trainer;
 
 #[cfg(test)]
@@ -28,6 +29,8 @@ mod tests;
 pub use config::{TaskMix, TrainConfig};
 pub use error::{Result, TrainingError};
 pub use eval::{
-    EvalPlan, EvalResult, SamplerSettings, StepCurve, evaluate, inference_model, task_conditioning,
+    EvalPlan, EvalResult, SamplerSettings, StepCurve, ToleranceOutcome, evaluate, inference_model,
+    task_conditioning,
 };
+pub use stream::{StreamRange, StreamSplit, TRAINING_STREAM_FILE, TrainingStream};
 pub use trainer::{StepStats, Trainer};

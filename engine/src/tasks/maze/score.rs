@@ -21,11 +21,17 @@
 //! keeps noise, which finds orange pixels by chance, from passing as a path).
 //!
 //! The route is found on the puzzle's pixels (breadth-first over non-black pixels from the green
-//! one to the red one) and excludes the start and flag pixels. Solved: orange exactly on the route.
+//! one to the red one) and excludes the start and flag pixels. Solved takes four checks:
+//! `route_drawn` (orange exactly on the route), `start_and_flag_kept`, `nothing_else_changed`
+//! (every pixel off the route reads as its puzzle colour) and `route_grows_from_start` (in each
+//! frame between the first and the last, the pixels at least halfway to their answer colour join
+//! the green start in one piece), all at the scorer's colour tolerance; the task-wide
+//! `frames_unfold` check is added by [`TaskInstance::score_within`].
 use std::collections::VecDeque;
 
 use crate::tasks::grid::share;
-use crate::tasks::palette::{Color, classify};
+use crate::tasks::palette::{Color, classify_within};
+use crate::tasks::progress::on_segment;
 use crate::tasks::video::TaskVideo;
 use crate::tasks::{Score, TaskInstance};
 
@@ -42,10 +48,10 @@ struct PixelClasses {
 }
 
 impl PixelClasses {
-    fn read(video: &TaskVideo, frame_idx: usize) -> Self {
+    fn read(video: &TaskVideo, frame_idx: usize, tolerance: f32) -> Self {
         let (height, width) = (video.height(), video.width());
         let classes = (0..height * width)
-            .map(|idx| classify(video.pixel(frame_idx, idx / width, idx % width), &COLORS))
+            .map(|idx| classify_within(video.pixel(frame_idx, idx / width, idx % width), &COLORS, tolerance))
             .collect();
         Self { height, width, classes }
     }
@@ -123,10 +129,10 @@ fn pieces(frame: &PixelClasses, mask: &[bool]) -> usize {
     count
 }
 
-/// Scores the last frame of `video` (see the module docs).
-pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
-    let puzzle = PixelClasses::read(&instance.first_frame, 0);
-    let last = PixelClasses::read(video, video.frames() - 1);
+/// Scores the last frame of `video` at colour `tolerance` (see the module docs).
+pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo, tolerance: f32) -> Score {
+    let puzzle = PixelClasses::read(&instance.first_frame, 0, tolerance);
+    let last = PixelClasses::read(video, video.frames() - 1, tolerance);
     let on_route = route(&puzzle);
     let orange = last.mask(Color::Orange);
     let count = |mask: &[bool]| mask.iter().filter(|&&bit| bit).count();
@@ -156,7 +162,17 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
     if walls_kept < MIN_WALLS_KEPT {
         (validity, completeness, continuity) = (0.0, 0.0, 0.0);
     }
-    let solved = orange_count == orange_on_route && orange_on_route == count(&on_route);
+    let markers_kept = puzzle
+        .classes
+        .iter()
+        .zip(&last.classes)
+        .all(|(&before, &now)| !matches!(before, Some(Color::Green | Color::Red)) || now == before);
+    let rest_kept = puzzle
+        .classes
+        .iter()
+        .zip(&last.classes)
+        .zip(&on_route)
+        .all(|((&before, &now), &route)| route || now == before);
     Score::weighted(
         &[
             ("path_validity", 45, validity),
@@ -164,6 +180,32 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo) -> Score {
             ("continuity", 20, continuity),
             ("wall_preservation", 5, walls_kept),
         ],
-        solved && walls_kept >= MIN_WALLS_KEPT,
+        &[
+            ("route_drawn", orange_count == orange_on_route && orange_on_route == count(&on_route)),
+            ("start_and_flag_kept", markers_kept),
+            ("nothing_else_changed", rest_kept),
+            ("route_grows_from_start", grows_from_start(instance, video, &puzzle)),
+        ],
     )
+}
+
+/// Whether, in every frame between the first and the last, the pixels at least halfway from
+/// their puzzle colour to their answer colour (the route drawn so far) form one 4-connected piece
+/// with the green start.
+fn grows_from_start(instance: &TaskInstance, video: &TaskVideo, puzzle: &PixelClasses) -> bool {
+    let answer_frame = instance.ground_truth.frames() - 1;
+    let width = puzzle.width;
+    let start = puzzle.mask(Color::Green);
+    (1..video.frames().saturating_sub(1)).all(|frame_idx| {
+        let drawn: Vec<bool> = (0..puzzle.classes.len())
+            .map(|idx| {
+                let (y, x) = (idx / width, idx % width);
+                let from = instance.first_frame.pixel(0, y, x);
+                let to = instance.ground_truth.pixel(answer_frame, y, x);
+                let (along, _, length) = on_segment(video.pixel(frame_idx, y, x), from, to);
+                start[idx] || (length > 0.0 && along >= 0.5)
+            })
+            .collect();
+        pieces(puzzle, &drawn) <= 1
+    })
 }
