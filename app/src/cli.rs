@@ -214,6 +214,10 @@ pub struct ProbeArgs {
     /// a figure (title, axes, colour bar) unless `--bare`.
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// A PNG heatmap of the balanced accuracy minus the stronger baseline at each step (the
+    /// layout alone, or the step's own `x0_hat` read linearly), viridis over -0.25..0.25.
+    #[arg(long, value_name = "PNG")]
+    pub baseline_png: Option<PathBuf>,
     /// The heatmap alone, without title, axes or colour bar.
     #[arg(long)]
     pub bare: bool,

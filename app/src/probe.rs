@@ -88,27 +88,60 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
                 record.test_tokens
             )
         });
-        write_heatmap_png(png, &result, title.as_deref())?;
+        let label = format!("balanced accuracy (0.5: chance; majority {:.3})", result.chance);
+        let map = Heatmap { values: &result.balanced_accuracy, range: [0.5, 1.0], label };
+        write_heatmap_png(png, &result, &map, title.as_deref())?;
+    }
+    if let Some(png) = &args.baseline_png {
+        let over = result.over_baseline().context("the probes were fitted without baselines")?;
+        let title = (!args.bare).then(|| {
+            format!(
+                "Linear probes over the stronger baseline, {} {} frame {} ({} test tokens)",
+                record.task, record.size, record.frame, record.test_tokens
+            )
+        });
+        let label = "balanced accuracy minus max(layout, x0_hat readout) at the step".to_owned();
+        let map = Heatmap { values: &over, range: [-0.25, 0.25], label };
+        write_heatmap_png(png, &result, &map, title.as_deref())?;
     }
     Ok(())
 }
 
-/// Balanced accuracy, one row per step, one column per layer.
+/// What a heatmap figure shows: `[steps, layers]` values, the colour range and the bar's label.
+struct Heatmap<'a> {
+    values: &'a [f64],
+    range: [f32; 2],
+    label: String,
+}
+
+/// Balanced accuracy, one row per step, one column per layer, then the baselines: the layout
+/// alone and the step's `x0_hat` read linearly.
 fn print_table(result: &ProbeResult) {
     let header: Vec<String> = (0..result.layers).map(|layer| format!("L{layer}")).collect();
     println!("balanced accuracy (0.5 = chance; majority-class accuracy {:.3})", result.chance);
-    println!("step,{}", header.join(","));
+    println!("step,{},layout_baseline,x0_readout_baseline", header.join(","));
+    let text = |value: Option<f64>| value.map_or_else(String::new, |value| format!("{value:.3}"));
     for step in 0..result.steps {
         let row: Vec<String> = (0..result.layers)
             .map(|layer| format!("{:.3}", result.balanced_accuracy[step * result.layers + layer]))
             .collect();
-        println!("{step},{}", row.join(","));
+        println!(
+            "{step},{},{},{}",
+            row.join(","),
+            text(result.layout_balanced_accuracy),
+            text(result.x0_balanced_accuracy.get(step).copied())
+        );
     }
 }
 
-/// Steps across, layers up (layer 0 at the bottom), viridis over balanced accuracy 0.5..1; with
-/// a `title`, as a figure: step and layer axes, the colour bar.
-fn write_heatmap_png(path: &Path, result: &ProbeResult, title: Option<&str>) -> Result<()> {
+/// Steps across, layers up (layer 0 at the bottom), viridis over `map`'s range; with a `title`,
+/// as a figure: step and layer axes, the colour bar.
+fn write_heatmap_png(
+    path: &Path,
+    result: &ProbeResult,
+    map: &Heatmap<'_>,
+    title: Option<&str>,
+) -> Result<()> {
     // A figure's cells are larger, to sit well beside its labels.
     let cell = if title.is_some() { 2 * CELL_PX } else { CELL_PX };
     let width = u32::try_from(result.steps).context("too many steps")? * cell;
@@ -116,8 +149,8 @@ fn write_heatmap_png(path: &Path, result: &ProbeResult, title: Option<&str>) -> 
     let heatmap = image::RgbaImage::from_fn(width, height, |x, y| {
         let step = (x / cell) as usize;
         let layer = result.layers - 1 - (y / cell) as usize;
-        let value = result.balanced_accuracy[step * result.layers + layer];
-        let rgb = Colormap::Viridis.rgb_of(value as f32, [0.5, 1.0]);
+        let value = map.values[step * result.layers + layer];
+        let rgb = Colormap::Viridis.rgb_of(value as f32, map.range);
         let [r, g, b] = rgb.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8);
         image::Rgba([r, g, b, 255])
     });
@@ -132,9 +165,9 @@ fn write_heatmap_png(path: &Path, result: &ProbeResult, title: Option<&str>) -> 
                 row_axis: Some("layer".to_owned()),
                 colour_bar: Some(ColourBar {
                     map: Colormap::Viridis,
-                    range: [0.5, 1.0],
-                    ticks: vec![0.5, 0.75, 1.0],
-                    label: format!("balanced accuracy (0.5: chance; majority {:.3})", result.chance),
+                    range: map.range,
+                    ticks: vec![map.range[0], 0.5 * (map.range[0] + map.range[1]), map.range[1]],
+                    label: map.label.clone(),
                 }),
             };
             let grid = Grid { columns: result.steps, rows: result.layers, tile: [cell, cell], gap: 0 };

@@ -90,9 +90,13 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
         result.to_str().unwrap(),
         "--png",
         png.to_str().unwrap(),
+        "--baseline-png",
+        out.join("over_baseline.png").to_str().unwrap(),
         "--quiet",
     ]);
     check(&probe);
+    assert!(probes_have_baselines(&result, &String::from_utf8_lossy(&probe.stdout)));
+    assert_eq!(&std::fs::read(out.join("over_baseline.png")).unwrap()[..4], b"\x89PNG");
     let (record, probes) = stepscope_engine::analysis::read_probe_file(&result).unwrap();
     assert_eq!(
         (record.steps, record.layers, record.train_instances.len(), record.test_instances.len()),
@@ -195,4 +199,15 @@ fn evaluates_held_out_instances(model: &std::path::Path, out: &std::path::Path) 
     let stderr = String::from_utf8_lossy(&eval.stderr);
     assert!(stderr.contains("maze 3: ") && stderr.contains("of 2 samples commit"), "{stderr}");
     assert!(stderr.contains("(tolerance 0.3)") && stderr.contains("final videos"), "{stderr}");
+}
+
+/// Whether the probe result file and the printed table both carry the two baselines, in [0, 1].
+fn probes_have_baselines(result: &std::path::Path, table: &str) -> bool {
+    let (_, probes) = stepscope_engine::analysis::read_probe_file(result).unwrap();
+    let in_unit = |value: f64| (0.0..=1.0).contains(&value);
+    let header = table.lines().nth(1).unwrap_or_default();
+    probes.layout_balanced_accuracy.is_some_and(in_unit)
+        && probes.x0_balanced_accuracy.len() == probes.steps
+        && probes.x0_balanced_accuracy.iter().all(|&value| in_unit(value))
+        && header.ends_with("layout_baseline,x0_readout_baseline")
 }

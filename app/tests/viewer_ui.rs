@@ -207,6 +207,8 @@ fn synthetic_probe_file(dir: &Path) -> PathBuf {
         chance: 0.7,
         train_tokens: 100,
         test_tokens: 50,
+        layout_balanced_accuracy: Some(0.6),
+        x0_balanced_accuracy: (0..steps).map(|step| 0.55 + 0.03 * step as f64).collect(),
     };
     let record = ProbeRecord {
         version: PROBE_VERSION,
@@ -246,6 +248,12 @@ fn a_dropped_probe_result_opens_in_its_window_next_to_the_trajectory() {
     harness.get_by_label("Linear probes: maze 5x5");
     harness.get_by_label_contains("fitted on seeds 0..4 (100 tokens), tested on 4..6");
     harness.get_by_label("balanced accuracy").click();
+    harness.run();
+    // The synthetic baselines: layout 0.6, the x0_hat readout from 0.55 at step 0 to 0.88 at 11.
+    harness.get_by_label_contains(
+        "layout only 0.600; the step's own x0_hat, read linearly, 0.550 (step 0) to 0.880 (step 11)",
+    );
+    harness.get_by_label("over the stronger baseline").click();
     harness.run();
     // The trajectory stays open underneath, and the file is remembered.
     harness.get_by_label("Step 0 / 11");

@@ -52,7 +52,12 @@ fn axis_labels(
 enum Metric {
     Balanced,
     Plain,
+    /// Balanced accuracy minus the stronger baseline at the step.
+    OverBaseline,
 }
+
+/// The colour range of the map of accuracy over the baseline.
+pub const OVER_BASELINE_RANGE: [f32; 2] = [-0.25, 0.25];
 
 /// An open probe result.
 #[derive(Debug)]
@@ -63,6 +68,8 @@ pub struct ProbeView {
     /// `[1, 1, layers, steps]`, the last layer in the first row: balanced and plain accuracy.
     balanced: GpuTensor,
     plain: GpuTensor,
+    /// Balanced accuracy minus the stronger baseline, where the file has the baselines.
+    over_baseline: Option<(GpuTensor, Vec<f64>)>,
     metric: Metric,
     pub open: bool,
 }
@@ -93,12 +100,17 @@ impl ProbeView {
         };
         let balanced = grid(&result.balanced_accuracy, "balanced")?;
         let plain = grid(&result.accuracy, "plain")?;
+        let over_baseline = result
+            .over_baseline()
+            .map(|values| grid(&values, "over baseline").map(|tensor| (tensor, values)))
+            .transpose()?;
         Ok(Self {
             path: path.to_owned(),
             record,
             result,
             balanced,
             plain,
+            over_baseline,
             metric: Metric::Balanced,
             open: true,
         })
@@ -154,13 +166,20 @@ impl ProbeView {
             record.ridge
         );
         ui.add(egui::Label::new(description).wrap()).on_hover_text(self.path.display().to_string());
+        ui.label(baselines_text(result));
         ui.horizontal(|ui| {
             ui.radio_value(&mut self.metric, Metric::Balanced, "balanced accuracy");
             ui.radio_value(&mut self.metric, Metric::Plain, "accuracy");
+            ui.add_enabled_ui(self.over_baseline.is_some(), |ui| {
+                ui.radio_value(&mut self.metric, Metric::OverBaseline, "over the stronger baseline")
+                    .on_hover_text("Balanced accuracy minus the better of the layout and x0_hat readout baselines at that step")
+                    .on_disabled_hover_text("This result file has no baselines (written by an older stepscope probe)");
+            });
         });
-        let (tensor, values, range) = match self.metric {
-            Metric::Balanced => (&self.balanced, &result.balanced_accuracy, [0.5, 1.0]),
-            Metric::Plain => (&self.plain, &result.accuracy, [result.chance.min(0.999) as f32, 1.0]),
+        let (tensor, values, range) = match (self.metric, &self.over_baseline) {
+            (Metric::OverBaseline, Some((tensor, values))) => (tensor, values, OVER_BASELINE_RANGE),
+            (Metric::Plain, _) => (&self.plain, &result.accuracy, [result.chance.min(0.999) as f32, 1.0]),
+            _ => (&self.balanced, &result.balanced_accuracy, [0.5, 1.0]),
         };
         let (steps, layers) = (result.steps, result.layers);
         let mut clicked = None;
@@ -213,4 +232,19 @@ impl ProbeView {
         });
         clicked
     }
+}
+
+/// The baselines in one line: the layout's balanced accuracy and the `x0_hat` readout's first and last.
+fn baselines_text(result: &ProbeResult) -> String {
+    let layout =
+        result.layout_balanced_accuracy.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.3}"));
+    let readout = match (result.x0_balanced_accuracy.first(), result.x0_balanced_accuracy.last()) {
+        (Some(first), Some(last)) => {
+            format!("{first:.3} (step 0) to {last:.3} (step {})", result.x0_balanced_accuracy.len() - 1)
+        }
+        _ => "not measured".to_owned(),
+    };
+    format!(
+        "Baselines (balanced accuracy): layout only {layout}; the step's own x0_hat, read linearly, {readout}"
+    )
 }

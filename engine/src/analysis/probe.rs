@@ -9,6 +9,15 @@
 //! `X^T y` accumulated instance by instance (so nothing grows with the instance count), then
 //! solved by Cholesky; a token is predicted "on the answer" where the fit exceeds 0.5. Accuracy
 //! is measured on separate test instances.
+//!
+//! Two baselines are fitted and tested the same way on the same tokens, so that a probe's
+//! accuracy means something beyond them:
+//! - **layout** (one figure): features of the puzzle alone, the token's 2x2 patch of the first
+//!   frame (12 values) and its row and column one-hot; what the grid's layout (padding, start,
+//!   flag, walls) says about the answer with no model at all;
+//! - **`x0_hat` readout** (per step): the layout features plus the token's 2x2 patch of the
+//!   step's own prediction `x0_hat` in the probed frame; what the model's output already shows
+//!   at that step, read linearly.
 use std::sync::Arc;
 
 use candle_core::{IndexOp, Tensor};
@@ -49,9 +58,40 @@ pub struct ProbeResult {
     pub chance: f64,
     pub train_tokens: usize,
     pub test_tokens: usize,
+    /// Balanced accuracy of the layout baseline (see the module docs); `None` in results
+    /// written before the baselines existed.
+    pub layout_balanced_accuracy: Option<f64>,
+    /// Per step, balanced accuracy of the `x0_hat` readout baseline (empty where not measured).
+    pub x0_balanced_accuracy: Vec<f64>,
 }
 
 impl ProbeResult {
+    /// Per (step, layer), row-major, balanced accuracy minus the stronger baseline at the step
+    /// (`None` without baselines).
+    #[must_use]
+    pub fn over_baseline(&self) -> Option<Vec<f64>> {
+        let baselines: Vec<f64> =
+            (0..self.steps).map(|step| self.baseline_at(step)).collect::<Option<_>>()?;
+        Some(
+            self.balanced_accuracy
+                .iter()
+                .enumerate()
+                .map(|(cell, &value)| value - baselines[cell / self.layers.max(1)])
+                .collect(),
+        )
+    }
+
+    /// The stronger baseline's balanced accuracy at `step_idx`: the layout's or the step's
+    /// `x0_hat` readout, whichever is higher (`None` when neither was measured).
+    #[must_use]
+    pub fn baseline_at(&self, step_idx: usize) -> Option<f64> {
+        let readout = self.x0_balanced_accuracy.get(step_idx).copied();
+        match (self.layout_balanced_accuracy, readout) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Accuracy at `step_idx`, `layer_idx`.
     #[must_use]
     pub fn accuracy_at(&self, step_idx: usize, layer_idx: usize) -> f64 {
@@ -147,16 +187,94 @@ struct Confusion {
     negative: usize,
 }
 
+impl Confusion {
+    /// Counts `fit` (thresholded at 0.5) against `target`.
+    fn add(&mut self, fit: f64, target: f32) {
+        let (predicted, actual) = (fit > 0.5, target > 0.5);
+        if actual {
+            self.positive += 1;
+            self.true_positive += usize::from(predicted);
+        } else {
+            self.negative += 1;
+            self.true_negative += usize::from(!predicted);
+        }
+    }
+
+    fn balanced_accuracy(&self) -> f64 {
+        0.5 * (rate(self.true_positive, self.positive) + rate(self.true_negative, self.negative))
+    }
+}
+
+fn rate(hits: usize, total: usize) -> f64 {
+    if total == 0 { 1.0 } else { hits as f64 / total as f64 }
+}
+
+/// The fit of weights `w` (intercept last) to features `x`.
+fn fit_of(w: &[f64], x: &[f32]) -> f64 {
+    w[x.len()] + x.iter().zip(w).map(|(&v, &wi)| f64::from(v) * wi).sum::<f64>()
+}
+
+/// The baselines' features per token of the probed frame: `[T, 12 + rows + cols]` layout
+/// features (row-major) and, per step, `[T, 24 + rows + cols]` readout features.
+struct BaselineFeatures {
+    layout: Vec<f32>,
+    readout: Vec<Vec<f32>>,
+}
+
+/// Pixel values of each token's 2x2 patch (`[3, 2, 2]` flattened) in frame `frame_idx` of a
+/// `[3, F, H, W]` video, token-major: `[H/2 W/2, 12]`.
+fn patches(values: &[f32], [_, frames, height, width]: [usize; 4], frame_idx: usize) -> Vec<[f32; 12]> {
+    let (rows, cols) = (height / 2, width / 2);
+    let mut out = vec![[0.0; 12]; rows * cols];
+    for (token, patch) in out.iter_mut().enumerate() {
+        let (row, col) = (token / cols, token % cols);
+        for ch in 0..3 {
+            for (k, (dy, dx)) in [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
+                patch[ch * 4 + k] =
+                    values[((ch * frames + frame_idx) * height + 2 * row + dy) * width + 2 * col + dx];
+            }
+        }
+    }
+    out
+}
+
+/// Layout features: the puzzle patch and the one-hot row and column, `[T, 12 + rows + cols]`.
+fn layout_features(instance: &TaskInstance) -> Vec<f32> {
+    let (rows, cols) = instance.token_grid();
+    let puzzle = patches(instance.first_frame.values(), instance.first_frame.shape(), 0);
+    let mut features = Vec::with_capacity(puzzle.len() * (12 + rows + cols));
+    for (token, patch) in puzzle.iter().enumerate() {
+        features.extend_from_slice(patch);
+        features.extend((0..rows).map(|row| f32::from(u8::from(row == token / cols))));
+        features.extend((0..cols).map(|col| f32::from(u8::from(col == token % cols))));
+    }
+    features
+}
+
+/// Readout features of one step: the layout features of each token followed by its patch of
+/// `x0` `[3, F, H, W]` in the probed frame.
+fn readout_features(layout: &[f32], x0: &[f32], shape: [usize; 4], frame_idx: usize) -> Vec<f32> {
+    let predicted = patches(x0, shape, frame_idx);
+    let layout_width = layout.len() / predicted.len().max(1);
+    let mut features = Vec::with_capacity(layout.len() + predicted.len() * 12);
+    for (token_layout, patch) in layout.chunks_exact(layout_width).zip(&predicted) {
+        features.extend_from_slice(token_layout);
+        features.extend_from_slice(patch);
+    }
+    features
+}
+
 /// Per step, per layer, the probed frame's tokens `[T, D]` (row-major) of one sampled instance.
 type InstanceTokens = Vec<Vec<Vec<f32>>>;
 
-/// Samples `instance` and returns its tokens at every step and layer.
+/// Samples `instance` and returns its tokens at every step and layer, and the baselines'
+/// features.
 fn sample_tokens(
     model: &Arc<WanTransformer>,
     prompt: &Tensor,
     instance: &TaskInstance,
     plan: &ProbePlan,
-) -> Result<InstanceTokens, AnalysisError> {
+) -> Result<(InstanceTokens, BaselineFeatures), AnalysisError> {
     let session_error = |err: crate::session::SessionError| AnalysisError::Task(format!("sampling: {err}"));
     let capture: CaptureSpec = "hidden@all".parse().map_err(session_error)?;
     let settings = plan.sampler.session_settings(capture);
@@ -171,8 +289,16 @@ fn sample_tokens(
     )
     .map_err(session_error)?;
     let mut per_step = Vec::with_capacity(plan.sampler.steps);
+    let layout = layout_features(instance);
+    let mut readout = Vec::with_capacity(plan.sampler.steps);
     while !session.is_finished() {
         let record = session.step().map_err(session_error)?;
+        let x0 = record
+            .x0
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|err| AnalysisError::Task(format!("x0_hat: {err}")))?;
+        readout.push(readout_features(&layout, &x0, instance.ground_truth.shape(), plan.frame));
         let mut per_layer = Vec::with_capacity(record.layers.len());
         for layer in &record.layers {
             let (_, hidden) =
@@ -195,7 +321,7 @@ fn sample_tokens(
         }
         per_step.push(per_layer);
     }
-    Ok(per_step)
+    Ok((per_step, BaselineFeatures { layout, readout }))
 }
 
 /// Fits and tests a probe per (step, layer); `on_instance` is called after each sampled
@@ -226,56 +352,78 @@ pub fn fit_probes(
     let generate =
         |seed| plan.task.generate(seed, &plan.params).map_err(|err| AnalysisError::Task(err.to_string()));
 
+    let (rows, cols) = generate(plan.train_seeds[0])?.token_grid();
+    let layout_width = 12 + rows + cols;
     let mut equations = vec![NormalEquations::new(width); steps * layers];
+    let mut layout_equations = NormalEquations::new(layout_width);
+    let mut readout_equations = vec![NormalEquations::new(layout_width + 12); steps];
     let mut train_tokens = 0;
     for &seed in &plan.train_seeds {
         let instance = generate(seed)?;
         let targets = instance.token_targets();
-        for (step_idx, per_layer) in sample_tokens(model, prompt, &instance, plan)?.iter().enumerate() {
+        let (tokens, baselines) = sample_tokens(model, prompt, &instance, plan)?;
+        for (step_idx, per_layer) in tokens.iter().enumerate() {
             for (layer_idx, tokens) in per_layer.iter().enumerate() {
                 equations[step_idx * layers + layer_idx].add(tokens, &targets);
             }
+        }
+        layout_equations.add(&baselines.layout, &targets);
+        for (equation, features) in readout_equations.iter_mut().zip(&baselines.readout) {
+            equation.add(features, &targets);
         }
         train_tokens += targets.len();
         on_instance();
     }
     let weights = equations.iter().map(|eq| eq.solve(plan.ridge)).collect::<Result<Vec<_>, _>>()?;
+    let layout_weights = layout_equations.solve(plan.ridge)?;
+    let readout_weights =
+        readout_equations.iter().map(|eq| eq.solve(plan.ridge)).collect::<Result<Vec<_>, _>>()?;
 
     let mut confusion = vec![Confusion::default(); steps * layers];
+    let mut layout_confusion = Confusion::default();
+    let mut readout_confusion = vec![Confusion::default(); steps];
     let mut test_tokens = 0;
     for &seed in &plan.test_seeds {
         let instance = generate(seed)?;
         let targets = instance.token_targets();
-        for (step_idx, per_layer) in sample_tokens(model, prompt, &instance, plan)?.iter().enumerate() {
+        let (tokens, baselines) = sample_tokens(model, prompt, &instance, plan)?;
+        for (step_idx, per_layer) in tokens.iter().enumerate() {
             for (layer_idx, tokens) in per_layer.iter().enumerate() {
                 let cell = step_idx * layers + layer_idx;
-                let (w, counts) = (&weights[cell], &mut confusion[cell]);
                 for (token, &target) in tokens.chunks_exact(width).zip(&targets) {
-                    let fit = w[width] + token.iter().zip(w).map(|(&x, &wi)| f64::from(x) * wi).sum::<f64>();
-                    let (predicted, actual) = (fit > 0.5, target > 0.5);
-                    if actual {
-                        counts.positive += 1;
-                        counts.true_positive += usize::from(predicted);
-                    } else {
-                        counts.negative += 1;
-                        counts.true_negative += usize::from(!predicted);
-                    }
+                    confusion[cell].add(fit_of(&weights[cell], token), target);
                 }
+            }
+        }
+        for (token, &target) in baselines.layout.chunks_exact(layout_width).zip(&targets) {
+            layout_confusion.add(fit_of(&layout_weights, token), target);
+        }
+        for ((counts, w), features) in
+            readout_confusion.iter_mut().zip(&readout_weights).zip(&baselines.readout)
+        {
+            for (token, &target) in features.chunks_exact(layout_width + 12).zip(&targets) {
+                counts.add(fit_of(w, token), target);
             }
         }
         test_tokens += targets.len();
         on_instance();
     }
-    let rate = |hits: usize, total: usize| if total == 0 { 1.0 } else { hits as f64 / total as f64 };
     let accuracy =
         confusion.iter().map(|c| rate(c.true_positive + c.true_negative, c.positive + c.negative)).collect();
-    let balanced_accuracy = confusion
-        .iter()
-        .map(|c| 0.5 * (rate(c.true_positive, c.positive) + rate(c.true_negative, c.negative)))
-        .collect();
+    let balanced_accuracy = confusion.iter().map(Confusion::balanced_accuracy).collect();
     let first = confusion.first().copied().unwrap_or_default();
     let chance = rate(first.positive.max(first.negative), first.positive + first.negative);
-    Ok(ProbeResult { steps, layers, accuracy, balanced_accuracy, chance, train_tokens, test_tokens })
+    Ok(ProbeResult {
+        steps,
+        layers,
+        accuracy,
+        balanced_accuracy,
+        chance,
+        train_tokens,
+        test_tokens,
+        layout_balanced_accuracy: Some(layout_confusion.balanced_accuracy()),
+        x0_balanced_accuracy: readout_confusion.iter().map(Confusion::balanced_accuracy).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -307,5 +455,33 @@ mod tests {
         let w = equations.solve(1e-3).unwrap();
         let fit = w[0] + w[1];
         assert!((fit - 2.0 / 3.0).abs() < 1e-2, "{w:?}");
+    }
+
+    #[test]
+    #[expect(clippy::float_cmp, reason = "values copied, not computed")]
+    fn baseline_features_are_the_token_patches_and_the_position() {
+        // A 3-frame 4x6-pixel video whose value encodes (channel, frame, y, x).
+        let shape = [3, 3, 4, 6];
+        let values: Vec<f32> = (0..3 * 3 * 4 * 6).map(|idx| idx as f32).collect();
+        let frame = patches(&values, shape, 2);
+        assert_eq!(frame.len(), 2 * 3);
+        // Token (1, 2): pixels (2..4, 4..6) of frame 2, channel-major.
+        let at = |ch: usize, y: usize, x: usize| (((ch * 3 + 2) * 4 + y) * 6 + x) as f32;
+        assert_eq!(frame[5][..4], [at(0, 2, 4), at(0, 2, 5), at(0, 3, 4), at(0, 3, 5)]);
+        assert_eq!(frame[5][8], at(2, 2, 4));
+
+        let instance = crate::tasks::TaskKind::Maze.generate(3, &TaskParams { size: 3, frames: 2 }).unwrap();
+        let layout = layout_features(&instance);
+        let (rows, cols) = instance.token_grid();
+        let width = 12 + rows + cols;
+        assert_eq!(layout.len(), rows * cols * width);
+        // Token (1, 2): its one-hot row and column.
+        let token = &layout[(cols + 2) * width..(cols + 3) * width];
+        assert_eq!(token[12..12 + rows].iter().sum::<f32>(), 1.0);
+        assert_eq!((token[12 + 1], token[12 + rows + 2]), (1.0, 1.0));
+        let readout =
+            readout_features(&layout, instance.ground_truth.values(), instance.ground_truth.shape(), 1);
+        assert_eq!(readout.len(), rows * cols * (width + 12));
+        assert_eq!(readout[..width], layout[..width]);
     }
 }

@@ -83,8 +83,29 @@ pub fn write_probe_file(
     };
     let accuracy = grid(&result.accuracy)?;
     let balanced = grid(&result.balanced_accuracy)?;
+    let vector = |values: &[f64]| {
+        let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        Tensor::from_vec(values.clone(), values.len(), &Device::Cpu).map_err(|err| invalid(err.to_string()))
+    };
+    if !result.x0_balanced_accuracy.is_empty() && result.x0_balanced_accuracy.len() != result.steps {
+        return Err(invalid(format!(
+            "{} x0_hat readout values for {} steps",
+            result.x0_balanced_accuracy.len(),
+            result.steps
+        )));
+    }
+    let layout = result.layout_balanced_accuracy.map(|value| vector(&[value])).transpose()?;
+    let readout = (!result.x0_balanced_accuracy.is_empty())
+        .then(|| vector(&result.x0_balanced_accuracy))
+        .transpose()?;
     let json = serde_json::to_string(record).map_err(|err| invalid(err.to_string()))?;
-    let named = vec![("accuracy".to_owned(), &accuracy), ("balanced_accuracy".to_owned(), &balanced)];
+    let mut named = vec![("accuracy".to_owned(), &accuracy), ("balanced_accuracy".to_owned(), &balanced)];
+    if let Some(layout) = &layout {
+        named.push((LAYOUT_BASELINE.to_owned(), layout));
+    }
+    if let Some(readout) = &readout {
+        named.push((X0_BASELINE.to_owned(), readout));
+    }
     let bytes = safetensors::serialize(named, Some(HashMap::from([(PROBE_KEY.to_owned(), json)])))
         .map_err(|err| invalid(err.to_string()))?;
     replace_file_with(path, &bytes)?;
@@ -158,6 +179,23 @@ pub fn read_probe_file(path: &Path) -> Result<(ProbeRecord, ProbeResult), ProbeF
             .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
             .collect())
     };
+    // The baselines, absent from files written before they existed.
+    let vector = |name: &str, len: usize| -> Result<Option<Vec<f64>>, ProbeFileError> {
+        let Ok(view) = tensors.tensor(name) else { return Ok(None) };
+        if view.shape() != [len] || view.dtype() != safetensors::Dtype::F32 {
+            return Err(invalid(format!(
+                "`{name}` is {:?} {:?}, expected f32 [{len}]",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(Some(
+            view.data()
+                .chunks_exact(4)
+                .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect(),
+        ))
+    };
     let result = ProbeResult {
         steps: record.steps,
         layers: record.layers,
@@ -166,9 +204,16 @@ pub fn read_probe_file(path: &Path) -> Result<(ProbeRecord, ProbeResult), ProbeF
         chance: record.chance,
         train_tokens: record.train_tokens,
         test_tokens: record.test_tokens,
+        layout_balanced_accuracy: vector(LAYOUT_BASELINE, 1)?.map(|values| values[0]),
+        x0_balanced_accuracy: vector(X0_BASELINE, record.steps)?.unwrap_or_default(),
     };
     Ok((record, result))
 }
+
+/// The tensor holding the layout baseline's balanced accuracy, `[1]`.
+const LAYOUT_BASELINE: &str = "layout_balanced_accuracy";
+/// The tensor holding the `x0_hat` readout baseline's balanced accuracy per step, `[steps]`.
+const X0_BASELINE: &str = "x0_balanced_accuracy";
 
 #[cfg(test)]
 mod tests {
@@ -211,12 +256,23 @@ mod tests {
             chance: 0.6,
             train_tokens: 288,
             test_tokens: 144,
+            layout_balanced_accuracy: Some(0.625),
+            x0_balanced_accuracy: vec![0.75, 0.875],
         };
         write_probe_file(&path, &record(2, 3), &result).unwrap();
         assert!(is_probe_file(&path));
         let (read_record, read_result) = read_probe_file(&path).unwrap();
         assert_eq!(read_record, record(2, 3));
         assert_eq!(read_result, result);
+        assert_eq!(read_result.baseline_at(0), Some(0.75));
+        // A result without baselines (as written before they existed) reads back without them.
+        let plain = ProbeResult {
+            layout_balanced_accuracy: None,
+            x0_balanced_accuracy: Vec::new(),
+            ..result.clone()
+        };
+        write_probe_file(&path, &record(2, 3), &plain).unwrap();
+        assert_eq!(read_probe_file(&path).unwrap().1.baseline_at(1), None);
 
         // A record that disagrees with the tensors is refused on writing and on reading.
         let bad = dir.path().join("bad.safetensors");
