@@ -59,22 +59,7 @@ pub fn task_panel_ui(
         }
     }
     let scores = stats.task_scores(document, document.seed_idx).or_show(ui)?;
-    match scores.get(step_idx).and_then(Option::as_ref) {
-        Some(score) => {
-            let verdict = if score.solved { "solved" } else { "not solved" };
-            ui.label(format!("x0_hat at step {step_idx}: score {:.3}, {verdict}", score.value));
-            egui::Grid::new("task_score_parts").num_columns(2).show(ui, |ui| {
-                for (name, value) in &score.parts {
-                    ui.label(*name);
-                    ui.add(egui::ProgressBar::new(*value).text(format!("{value:.2}")).desired_width(120.0));
-                    ui.end_row();
-                }
-            });
-        }
-        None => {
-            ui.label(format!("no x0_hat at step {step_idx} yet"));
-        }
-    }
+    score_ui(ui, scores.get(step_idx).and_then(Option::as_ref), step_idx);
     let shown_seed = document.seed_idx;
     let mut curves = Vec::new();
     for seed_idx in 0..document.num_seeds().min(MAX_CURVES) {
@@ -158,6 +143,36 @@ struct Commit {
 fn commit_so_far(scores: &[Option<Score>]) -> Commit {
     let reached = scores.iter().rposition(Option::is_some).map_or(0, |step| step + 1);
     Commit { step: commit_step(&scores[..reached]), finished: reached == scores.len() && reached > 0 }
+}
+
+/// The verdict on `x0_hat` at `step_idx` (the checks it fails, if any) and its parts as bars.
+fn score_ui(ui: &mut egui::Ui, score: Option<&Score>, step_idx: usize) {
+    match score {
+        Some(score) => {
+            let failed: Vec<&str> = score.failed_checks().collect();
+            let verdict = if score.solved {
+                "solved".to_owned()
+            } else {
+                format!("not solved: fails {}", failed.join(", "))
+            };
+            ui.label(format!("x0_hat at step {step_idx}: score {:.3}, {verdict}", score.value)).on_hover_text(
+                format!(
+                "Solved needs every check of the task's scorer (at colour tolerance {}); the score is its weighted parts",
+                stepscope_engine::tasks::TOLERANCE
+            ),
+            );
+            egui::Grid::new("task_score_parts").num_columns(2).show(ui, |ui| {
+                for (name, value) in &score.parts {
+                    ui.label(*name);
+                    ui.add(egui::ProgressBar::new(*value).text(format!("{value:.2}")).desired_width(120.0));
+                    ui.end_row();
+                }
+            });
+        }
+        None => {
+            ui.label(format!("no x0_hat at step {step_idx} yet"));
+        }
+    }
 }
 
 #[cfg(test)]
