@@ -1,10 +1,11 @@
 //! The UI's CPU time per frame on a real-size trajectory, per view, while scrubbing the steps.
 //!
 //! Writes (once, under `target/bench-data/`) a SYNTHETIC trajectory shaped like a Wan2.1 480p
-//! run: `x0` of 16 x 21 x 60 x 104 at 50 UniPC steps for 2 seeds, and the decoded video of
-//! 3 x 81 x 480 x 832 (f16) at 5 steps of seed 0; the values are seeded noise, labelled as such
-//! in the manifest. Then, in a 1280 x 800 window, for each view (Frames on `x0_hat`, Frames on
-//! the decoded video, Steps x frames on each), steps through the run with the arrow key and times
+//! run: `x0` of 16 x 21 x 60 x 104 at 50 UniPC steps for 2 seeds, and, at 5 steps of seed 0, the
+//! decoded video of 3 x 81 x 480 x 832 (f16) and the per-layer `x0` capture of 8 blocks; the
+//! values are seeded noise, labelled as such in the manifest. Then, in a 1280 x 800 window, for
+//! each view (Frames on `x0_hat`, Frames on the decoded video, Steps x frames on each, Layers,
+//! Compare seeds), steps through the run with the arrow key and times
 //! every frame around `Harness::step` (the app's `ui` with everything it reads, down-samples and
 //! uploads, plus egui's layout and tessellation; the GPU's own work is not CPU time). Frames of
 //! the decoded video are read and down-sampled on the loader thread, so after each key press
@@ -27,7 +28,9 @@ use egui_kittest::kittest::Queryable;
 use no_picker::NoPicker;
 use stepscope::viewer::StepscopeApp;
 use stepscope_engine::session::noise::gaussian_noise;
-use stepscope_engine::trajectory::{StepTensor, TensorName, TrajectoryWriter, VideoInfo};
+use stepscope_engine::trajectory::{
+    CaptureKind, Captures, StepTensor, TensorName, TrajectoryWriter, VideoInfo,
+};
 use synthetic_run::synthetic_manifest;
 
 #[path = "support/synthetic_run.rs"]
@@ -44,15 +47,24 @@ const SEEDS: usize = 2;
 const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
 const VIDEO_SHAPE: [usize; 4] = [3, 81, 480, 832];
 const VIDEO_STEPS: [usize; 5] = [0, 12, 25, 37, 49];
+/// Blocks whose `x0` prediction is captured at the video steps (as a Wan2.1 1.3B run capturing
+/// every fourth of its 30 blocks).
+const CAPTURED_LAYERS: usize = 8;
 
 fn write_file(path: &Path) {
     let video = VideoInfo { shape: VIDEO_SHAPE, decoder: "none (synthetic noise)".to_owned() };
-    let manifest = synthetic_manifest(
+    let mut manifest = synthetic_manifest(
         "real_size_views",
         (STEPS, LATENT_SHAPE),
         (SEEDS, vec![StepTensor::X0]),
         Some((video, VIDEO_STEPS.to_vec())),
     );
+    manifest.captures = Captures {
+        layers: (0..CAPTURED_LAYERS).collect(),
+        kinds: vec![CaptureKind::X0],
+        query_tokens: Vec::new(),
+    };
+    manifest.seeds[0].capture_steps = VIDEO_STEPS.to_vec();
     let mut writer = TrajectoryWriter::new(manifest);
     // A few distinct tensors shared by every step keep the writer's memory small.
     let x0: Vec<_> =
@@ -66,11 +78,15 @@ fn write_file(path: &Path) {
     for seed_idx in 0..SEEDS {
         for step_idx in 0..STEPS {
             let name = TensorName::Step { seed_idx, step_idx, kind: StepTensor::X0 };
-            writer.insert(name, x0[step_idx % x0.len()].clone());
+            writer.insert(name, x0[(step_idx + seed_idx) % x0.len()].clone());
         }
     }
     for step_idx in VIDEO_STEPS {
         writer.insert(TensorName::Video { seed_idx: 0, step_idx }, video.clone());
+        for layer_idx in 0..CAPTURED_LAYERS {
+            let name = TensorName::Capture { seed_idx: 0, step_idx, layer_idx, kind: CaptureKind::X0 };
+            writer.insert(name, x0[layer_idx % x0.len()].clone());
+        }
     }
     writer.write(path).unwrap();
 }
@@ -130,10 +146,10 @@ fn resident() -> String {
 }
 
 fn main() {
-    let path = bench_file("real_size_views.safetensors", write_file);
+    let path = bench_file("real_size_views_layers.safetensors", write_file);
     let bytes = std::fs::metadata(&path).unwrap().len();
     println!(
-        "SYNTHETIC file: {:.2} GB; x0 {LATENT_SHAPE:?} x {STEPS} steps x {SEEDS} seeds, video {VIDEO_SHAPE:?} f16 at steps {VIDEO_STEPS:?}",
+        "SYNTHETIC file: {:.2} GB; x0 {LATENT_SHAPE:?} x {STEPS} steps x {SEEDS} seeds, video {VIDEO_SHAPE:?} f16 and x0 of {CAPTURED_LAYERS} layers at steps {VIDEO_STEPS:?}",
         bytes as f64 / 1e9
     );
     let rss_before = resident();
@@ -157,6 +173,8 @@ fn main() {
         ("Frames", "decoded video"),
         ("Steps x frames", "x0_hat"),
         ("Steps x frames", "decoded video"),
+        ("Layers", "x0_hat"),
+        ("Compare seeds", "x0_hat"),
     ];
     for (tab, view) in views {
         harness.get_by_label(tab).click();

@@ -12,11 +12,12 @@ use super::command::AppCommand;
 use super::document::Document;
 use super::gpu::{self, Colormap, GpuImage, ImageStyle};
 use super::stats_cache::StatsCache;
-use super::tensor_cache::TensorCache;
-use super::view::{Cursor, View, ViewContext, restore_saved, to_saved};
+use super::view::{Cursor, View, ViewCaches, ViewContext, restore_saved, to_saved};
 
 /// Largest and smallest side of a thumbnail, in points.
 const THUMB_SIDE: std::ops::RangeInclusive<f32> = 24.0..=160.0;
+/// Room a layer row keeps for its label and the token norm's legend, in points.
+const LABEL_AND_LEGEND: f32 = 200.0;
 /// Height of one step's row in the step x frame heatmap, in points.
 const HEATMAP_ROW: f32 = 10.0;
 
@@ -155,7 +156,7 @@ fn layers_view_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, settings: &mut La
         egui::CollapsingHeader::new(format!("Layer x frame at step {step_idx}")).default_open(true).show(
             ui,
             |ui| {
-                layer_grid_ui(ui, document, &mut caches.tensors, (settings, colormap), (seed_idx, step_idx));
+                layer_grid_ui(ui, document, caches, (settings, colormap), (seed_idx, step_idx));
             },
         );
         egui::CollapsingHeader::new("Step x frame").default_open(true).show(ui, |ui| {
@@ -167,10 +168,11 @@ fn layers_view_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, settings: &mut La
 fn layer_grid_ui(
     ui: &mut egui::Ui,
     document: &Document,
-    tensors: &mut TensorCache,
+    caches: &mut ViewCaches,
     (settings, colormap): (&LayersSettings, Colormap),
     (seed_idx, step_idx): (usize, usize),
 ) {
+    let ViewCaches { tensors, frame_levels, .. } = caches;
     let manifest = document.manifest();
     let Some(owner) = manifest.capture_owner(seed_idx, step_idx) else {
         ui.label(format!("No captures at step {step_idx} of seed {seed_idx}."));
@@ -179,14 +181,14 @@ fn layer_grid_ui(
     let kind = settings.picture.kind();
     // Grid cells only know their own width, so the row width is taken here.
     let row_width = ui.available_width();
-    egui::Grid::new("layer_grid").spacing(Vec2::splat(4.0)).show(ui, |ui| {
+    egui::Grid::new("layer_grid").spacing(Vec2::splat(4.0)).min_col_width(0.0).show(ui, |ui| {
         for &layer_idx in &manifest.captures.layers {
             ui.label(format!("layer {layer_idx}"));
             let name = TensorName::capture(owner, step_idx, layer_idx, kind);
             match tensors.get(document, name) {
                 Ok(tensor) => {
                     let [_, frames, height, width] = tensor.shape();
-                    let side = thumb_scale(row_width, frames, width);
+                    let (stride, side) = thumb_layout(row_width, frames, width);
                     let style = match settings.picture {
                         LayerPicture::X0 | LayerPicture::Decoded => ImageStyle::default_for(tensor),
                         LayerPicture::Pca3 => ImageStyle::normalised_for(tensor),
@@ -196,12 +198,19 @@ fn layer_grid_ui(
                             range: tensor.channel_range(0).unwrap_or([0.0, 1.0]),
                         },
                     };
-                    for frame_idx in 0..frames {
-                        let size = Vec2::new(width as f32, height as f32) * side;
-                        if let Some(image) = GpuImage::new(tensor.clone(), frame_idx, style.clone()) {
-                            gpu::image_ui(ui, image, size)
-                                .on_hover_text(format!("layer {layer_idx}, frame {frame_idx}"));
+                    let size = Vec2::new(width as f32, height as f32) * side;
+                    for frame_idx in (0..frames).step_by(stride) {
+                        let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+                        if ui.is_rect_visible(rect) {
+                            frame_levels.paint(ui, (tensor, frame_idx, &style), rect);
                         }
+                        response.on_hover_text(format!("layer {layer_idx}, frame {frame_idx}"));
+                    }
+                    if stride > 1 {
+                        ui.label(format!("every {stride}th frame")).on_hover_text(format!(
+                            "{frames} frames do not fit the view at {} points each",
+                            THUMB_SIDE.start()
+                        ));
                     }
                     if settings.picture == LayerPicture::TokenNorm
                         && let Some(range) = tensor.channel_range(0)
@@ -218,12 +227,16 @@ fn layer_grid_ui(
     });
 }
 
-/// Points per tensor pixel so that a row of `frames` thumbnails fills `row_width` (less room
-/// for the label and the legend).
-fn thumb_scale(row_width: f32, frames: usize, width: usize) -> f32 {
-    let per_frame = (row_width - 320.0) / frames.max(1) as f32;
-    let side = per_frame.clamp(*THUMB_SIDE.start(), *THUMB_SIDE.end());
-    (side / width.max(1) as f32).max(1.0)
+/// `(stride, points per tensor pixel)`: every `stride`-th of `frames` thumbnails, at a size
+/// that fills `row_width` (less room for the row label and a legend); the stride grows only when
+/// all frames would not fit at the smallest thumbnail side.
+fn thumb_layout(row_width: f32, frames: usize, width: usize) -> (usize, f32) {
+    let room = (row_width - LABEL_AND_LEGEND).max(*THUMB_SIDE.start());
+    let fit = ((room / (THUMB_SIDE.start() + 4.0)).floor() as usize).max(1);
+    let stride = frames.div_ceil(fit).max(1);
+    let shown = frames.div_ceil(stride).max(1);
+    let side = (room / shown as f32 - 4.0).clamp(*THUMB_SIDE.start(), *THUMB_SIDE.end());
+    (stride, side / width.max(1) as f32)
 }
 
 fn heatmap_ui(
@@ -284,4 +297,29 @@ fn heatmap_ui(
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_fit_the_row_and_stride_only_when_they_must() {
+        // Wan2.1 at 480p: 21 latent frames 104 wide, in a 1280-point window's centre.
+        let (stride, scale) = thumb_layout(960.0, 21, 104);
+        assert_eq!(stride, 1);
+        let side = scale * 104.0;
+        assert!(
+            21.0 * (side + 4.0) <= 960.0 - LABEL_AND_LEGEND + 1e-3 && side >= *THUMB_SIDE.start(),
+            "{side}"
+        );
+        // 81 frames in a narrow tile: every k-th frame, still fitting.
+        let (stride, scale) = thumb_layout(500.0, 81, 832);
+        assert!(stride > 1);
+        assert!(81_usize.div_ceil(stride) as f32 * (scale * 832.0 + 4.0) <= 500.0 - LABEL_AND_LEGEND + 1e-3);
+        // A small video is never drawn larger than the largest thumbnail.
+        let (stride, scale) = thumb_layout(2000.0, 5, 12);
+        assert_eq!(stride, 1);
+        assert!(scale * 12.0 <= *THUMB_SIDE.end());
+    }
 }
