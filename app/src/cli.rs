@@ -153,9 +153,14 @@ pub struct EnsembleArgs {
     /// Seeds merged, K.
     #[arg(long, default_value_t = 4)]
     pub seeds: u64,
-    /// Steps after which the seeds' latents are averaged, M.
+    /// Steps after which the seeds are pooled, M (latent-mean and x0-mean).
     #[arg(long, default_value_t = 5)]
     pub merge_steps: usize,
+    /// How the seeds are pooled: `latent-mean` (the seeds' mean latent), `x0-mean` (each seed
+    /// keeps its noise and takes the mean clean prediction), `best-of-k` (K seeds to the end,
+    /// the one nearest the task's palette wins).
+    #[arg(long, value_enum, default_value = "latent-mean")]
+    pub method: PoolMethod,
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
     #[arg(long, default_value_t = 3.0)]
@@ -558,4 +563,22 @@ fn parse_size(text: &str) -> Result<[usize; 3], String> {
         .collect::<Option<_>>()
         .ok_or_else(|| format!("`{text}` is not FxHxW with positive numbers (e.g. 3x8x8)"))?;
     parsed.try_into().map_err(|_| format!("`{text}` is not FxHxW (e.g. 3x8x8)"))
+}
+
+/// [`stepscope_engine::analysis::EnsembleMethod`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PoolMethod {
+    LatentMean,
+    X0Mean,
+    BestOfK,
+}
+
+impl From<PoolMethod> for stepscope_engine::analysis::EnsembleMethod {
+    fn from(method: PoolMethod) -> Self {
+        match method {
+            PoolMethod::LatentMean => Self::LatentMean,
+            PoolMethod::X0Mean => Self::X0Mean,
+            PoolMethod::BestOfK => Self::BestOfK,
+        }
+    }
 }

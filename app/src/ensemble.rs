@@ -1,8 +1,12 @@
-//! `stepscope ensemble`: the training-free seed ensemble's solve rate next to a single seed's,
-//! on the same held-out instances, with 95% Wilson intervals. One CSV row per size.
+//! `stepscope ensemble`: the training-free seed ensemble's solve rate next to a single seed's and
+//! to a single seed's at equal compute (as many steps as the ensemble's model passes), on the
+//! same held-out instances, with 95% Wilson intervals and exact sign tests on the paired
+//! outcomes. One CSV row per size.
 
 use anyhow::{Context, Result};
-use stepscope_engine::analysis::{EnsemblePlan, run_ensemble, wilson_interval};
+use stepscope_engine::analysis::{
+    EnsemblePlan, EnsembleResult, mcnemar_exact, run_ensemble, wilson_interval,
+};
 use stepscope_engine::tasks::TaskParams;
 use stepscope_engine::training::SamplerSettings;
 
@@ -17,8 +21,9 @@ pub fn run(args: &EnsembleArgs) -> Result<()> {
     let sizes = sizes_or_default(kind, &args.size);
     let bar = progress_bar(args.quiet, args.instances * sizes.len() as u64, 0, "instances");
     println!(
-        "task,size,split,instances,seeds,merge_steps,single_solved,single_rate,single_low,single_high,\
-         ensemble_solved,ensemble_rate,ensemble_low,ensemble_high"
+        "task,size,split,method,instances,seeds,merge_steps,single_passes,ensemble_passes,\
+         single_solved,single_low,single_high,equal_compute_solved,equal_compute_low,equal_compute_high,\
+         ensemble_solved,ensemble_low,ensemble_high,p_vs_single,p_vs_equal_compute"
     );
     for size in sizes {
         bar.set_message(format!("{} {size}", kind.name()));
@@ -32,27 +37,48 @@ pub fn run(args: &EnsembleArgs) -> Result<()> {
             seeds: args.seeds,
             merge_steps: args.merge_steps,
             sampler: SamplerSettings { steps: args.steps, shift: args.shift, scheduler: args.scheduler },
+            method: args.method.into(),
         };
         let result = run_ensemble(&model, prompt, &plan, &mut || bar.inc(1))
             .with_context(|| format!("the ensemble on {} size {size}", kind.name()))?;
-        let rate = |hits: usize| hits as f64 / result.instances.max(1) as f64;
-        let [single_low, single_high] = wilson_interval(result.single_solved, result.instances);
-        let [low, high] = wilson_interval(result.ensemble_solved, result.instances);
+        let row = result_row(&result);
         bar.suspend(|| {
             println!(
-                "{},{size},{},{},{},{},{},{:.4},{single_low:.4},{single_high:.4},{},{:.4},{low:.4},{high:.4}",
+                "{},{size},{},{},{},{},{},{row}",
                 kind.name(),
                 picked.split,
-                result.instances,
+                plan.method.name(),
+                result.outcomes.len(),
                 args.seeds,
                 args.merge_steps,
-                result.single_solved,
-                rate(result.single_solved),
-                result.ensemble_solved,
-                rate(result.ensemble_solved),
             );
         });
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// The passes, each arm's solved count with its Wilson interval, and the paired tests of the
+/// ensemble against each single-seed arm.
+fn result_row(result: &EnsembleResult) -> String {
+    let arm = |solved: usize| {
+        let [low, high] = wilson_interval(solved, result.outcomes.len());
+        format!("{solved},{low:.4},{high:.4}")
+    };
+    let single = result.solved(|o| o.single);
+    let equal = result.solved(|o| o.equal_compute);
+    let ensemble = result.solved(|o| o.ensemble);
+    let p = |other: fn(&stepscope_engine::analysis::EnsembleOutcome) -> bool| {
+        mcnemar_exact(result.solved(|o| o.ensemble && !other(o)), result.solved(|o| !o.ensemble && other(o)))
+    };
+    format!(
+        "{},{},{},{},{},{:.4},{:.4}",
+        result.passes[0],
+        result.passes[1],
+        arm(single),
+        arm(equal),
+        arm(ensemble),
+        p(|o| o.single),
+        p(|o| o.equal_compute)
+    )
 }

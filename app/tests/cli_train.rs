@@ -123,7 +123,22 @@ fn train_writes_a_loadable_model_and_resumes_where_it_stopped() {
     check(&ensemble);
     let table = String::from_utf8_lossy(&ensemble.stdout);
     assert_eq!(table.lines().count(), 2, "{table}");
-    assert!(table.lines().nth(1).unwrap().starts_with("maze,3,held-out,2,2,1,"), "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("maze,3,held-out,latent-mean,2,2,1,2,3,"), "{table}");
+    // The other pooling methods, with their model passes (x0-mean as latent-mean; best-of-k
+    // K full runs) and the equal-compute single seed.
+    for (method, passes) in [("x0-mean", "2,3,"), ("best-of-k", "2,4,")] {
+        let run = stepscope(
+            &[
+                &ensemble_args[..],
+                &["--seeds", "2", "--merge-steps", "1", "--steps", "2", "--method", method, "--quiet"],
+            ]
+            .concat(),
+        );
+        check(&run);
+        let row = String::from_utf8_lossy(&run.stdout).lines().nth(1).unwrap_or_default().to_owned();
+        assert!(row.starts_with(&format!("maze,3,held-out,{method},2,2,1,{passes}")), "{row}");
+        assert_eq!(row.split(',').count(), 20, "{row}");
+    }
     let refused = stepscope(&[&ensemble_args[..], &["--seeds", "1", "--steps", "2"]].concat());
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("2 to 64 seeds"));

@@ -13,7 +13,10 @@ mod step_frame;
 mod task_scores;
 
 pub use diversity::{Diversity, diversity};
-pub use ensemble::{EnsemblePlan, EnsembleResult, run_ensemble, wilson_interval};
+pub use ensemble::{
+    EnsembleMethod, EnsembleOutcome, EnsemblePlan, EnsembleResult, mcnemar_exact, run_ensemble,
+    wilson_interval,
+};
 pub use probe::{ProbePlan, ProbeResult, fit_probes};
 pub use probe_file::{
     PROBE_KEY, PROBE_VERSION, ProbeFileError, ProbeRecord, is_probe_file, read_probe_file, write_probe_file,
