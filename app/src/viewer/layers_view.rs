@@ -16,8 +16,10 @@ use super::view::{Cursor, View, ViewCaches, ViewContext, restore_saved, to_saved
 
 /// Largest and smallest side of a thumbnail, in points.
 const THUMB_SIDE: std::ops::RangeInclusive<f32> = 24.0..=160.0;
-/// Room a layer row keeps for its label and the token norm's legend, in points.
-const LABEL_AND_LEGEND: f32 = 200.0;
+/// Room a layer row keeps for its label, in points.
+const ROW_LABEL: f32 = 80.0;
+/// Room a layer row also keeps for the token norm's legend, in points.
+const ROW_LEGEND: f32 = 240.0;
 /// Height of one step's row in the step x frame heatmap, in points.
 const HEATMAP_ROW: f32 = 10.0;
 
@@ -188,7 +190,8 @@ fn layer_grid_ui(
             match tensors.get(document, name) {
                 Ok(tensor) => {
                     let [_, frames, height, width] = tensor.shape();
-                    let (stride, side) = thumb_layout(row_width, frames, width);
+                    let legend = if settings.picture == LayerPicture::TokenNorm { ROW_LEGEND } else { 0.0 };
+                    let (stride, side) = thumb_layout(row_width - ROW_LABEL - legend, frames, width);
                     let style = match settings.picture {
                         LayerPicture::X0 | LayerPicture::Decoded => ImageStyle::default_for(tensor),
                         LayerPicture::Pca3 => ImageStyle::normalised_for(tensor),
@@ -228,10 +231,10 @@ fn layer_grid_ui(
 }
 
 /// `(stride, points per tensor pixel)`: every `stride`-th of `frames` thumbnails, at a size
-/// that fills `row_width` (less room for the row label and a legend); the stride grows only when
-/// all frames would not fit at the smallest thumbnail side.
-fn thumb_layout(row_width: f32, frames: usize, width: usize) -> (usize, f32) {
-    let room = (row_width - LABEL_AND_LEGEND).max(*THUMB_SIDE.start());
+/// that fills `room` points; the stride grows only when all frames would not fit at the
+/// smallest thumbnail side.
+fn thumb_layout(room: f32, frames: usize, width: usize) -> (usize, f32) {
+    let room = room.max(*THUMB_SIDE.start());
     let fit = ((room / (THUMB_SIDE.start() + 4.0)).floor() as usize).max(1);
     let stride = frames.div_ceil(fit).max(1);
     let shown = frames.div_ceil(stride).max(1);
@@ -309,14 +312,11 @@ mod tests {
         let (stride, scale) = thumb_layout(960.0, 21, 104);
         assert_eq!(stride, 1);
         let side = scale * 104.0;
-        assert!(
-            21.0 * (side + 4.0) <= 960.0 - LABEL_AND_LEGEND + 1e-3 && side >= *THUMB_SIDE.start(),
-            "{side}"
-        );
+        assert!(21.0 * (side + 4.0) <= 960.0 + 1e-3 && side >= *THUMB_SIDE.start(), "{side}");
         // 81 frames in a narrow tile: every k-th frame, still fitting.
-        let (stride, scale) = thumb_layout(500.0, 81, 832);
+        let (stride, scale) = thumb_layout(180.0, 81, 832);
         assert!(stride > 1);
-        assert!(81_usize.div_ceil(stride) as f32 * (scale * 832.0 + 4.0) <= 500.0 - LABEL_AND_LEGEND + 1e-3);
+        assert!(81_usize.div_ceil(stride) as f32 * (scale * 832.0 + 4.0) <= 180.0 + 1e-3);
         // A small video is never drawn larger than the largest thumbnail.
         let (stride, scale) = thumb_layout(2000.0, 5, 12);
         assert_eq!(stride, 1);
