@@ -256,14 +256,8 @@ fn palette_distance(video: &TaskVideo) -> f32 {
     for frame_idx in 0..frames {
         for y in 0..height {
             for x in 0..width {
-                let rgb = video.pixel(frame_idx, y, x);
-                let nearest = crate::tasks::Color::ALL
-                    .iter()
-                    .map(|color| {
-                        let reference = color.signed();
-                        (0..3).map(|ch| (rgb[ch] - reference[ch]).powi(2)).sum::<f32>().sqrt()
-                    })
-                    .fold(f32::INFINITY, f32::min);
+                let nearest = crate::tasks::nearest(video.pixel(frame_idx, y, x), &crate::tasks::Color::ALL)
+                    .map_or(0.0, |(_, distance)| distance);
                 sum += f64::from(nearest);
             }
         }

@@ -173,11 +173,7 @@ pub fn read_probe_file(path: &Path) -> Result<(ProbeRecord, ProbeResult), ProbeF
                 record.layers
             )));
         }
-        Ok(view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            .collect())
+        Ok(f32_values(&view))
     };
     // The baselines, absent from files written before they existed.
     let vector = |name: &str, len: usize| -> Result<Option<Vec<f64>>, ProbeFileError> {
@@ -189,12 +185,7 @@ pub fn read_probe_file(path: &Path) -> Result<(ProbeRecord, ProbeResult), ProbeF
                 view.shape()
             )));
         }
-        Ok(Some(
-            view.data()
-                .chunks_exact(4)
-                .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                .collect(),
-        ))
+        Ok(Some(f32_values(&view)))
     };
     let result = ProbeResult {
         steps: record.steps,
@@ -208,6 +199,11 @@ pub fn read_probe_file(path: &Path) -> Result<(ProbeRecord, ProbeResult), ProbeF
         x0_balanced_accuracy: vector(X0_BASELINE, record.steps)?.unwrap_or_default(),
     };
     Ok((record, result))
+}
+
+/// The values of an f32 tensor view, widened.
+fn f32_values(view: &safetensors::tensor::TensorView<'_>) -> Vec<f64> {
+    view.data().chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect()
 }
 
 /// The tensor holding the layout baseline's balanced accuracy, `[1]`.

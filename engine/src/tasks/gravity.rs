@@ -18,7 +18,7 @@
 //!
 //! `landed` and `vacated` read the ground truth's last frame, as VBVR reads its final frame.
 //! Solved: every cell of the last frame reads as in the ground truth's last frame.
-use super::grid::{Cell, CellGrid, CellReading, render, share, unfold_count};
+use super::grid::{Cell, CellGrid, CellReading, cell_mean, render, share, unfold_count};
 use super::palette::Color;
 use super::rng::SplitMix64;
 use super::video::TaskVideo;
@@ -171,18 +171,6 @@ pub(crate) fn score(instance: &TaskInstance, video: &TaskVideo, tolerance: f32) 
         ],
         &[("answer_exact", exact == rows * cols)],
     )
-}
-
-/// The mean RGB of cell `cell`'s 2x2 pixels in frame `frame_idx`.
-fn cell_mean(video: &TaskVideo, frame_idx: usize, cell: Cell) -> [f32; 3] {
-    let mut mean = [0.0; 3];
-    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-        let rgb = video.pixel(frame_idx, 2 * cell.row + dy, 2 * cell.col + dx);
-        for ch in 0..3 {
-            mean[ch] += rgb[ch] / 4.0;
-        }
-    }
-    mean
 }
 
 /// Whether the frames between the puzzle and the last frame show the blocks only falling: in

@@ -109,13 +109,7 @@ impl CellReading {
         let mut classes = Vec::with_capacity(rows * cols);
         for row in 0..rows {
             for col in 0..cols {
-                let mut mean = [0.0f32; 3];
-                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    let rgb = video.pixel(frame_idx, 2 * row + dy, 2 * col + dx);
-                    for ch in 0..3 {
-                        mean[ch] += rgb[ch] / 4.0;
-                    }
-                }
+                let mean = cell_mean(video, frame_idx, Cell::new(row, col));
                 classes.push(classify_within(mean, candidates, tolerance));
             }
         }
@@ -139,6 +133,18 @@ pub(crate) fn unfold_count(frame_idx: usize, frames: usize, total: usize) -> usi
         return total;
     }
     (frame_idx * total).div_ceil(frames - 1).min(total)
+}
+
+/// The mean RGB of `cell`'s 2x2 pixels in frame `frame_idx` of `video`.
+pub(crate) fn cell_mean(video: &TaskVideo, frame_idx: usize, cell: Cell) -> [f32; 3] {
+    let mut mean = [0.0f32; 3];
+    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let rgb = video.pixel(frame_idx, 2 * cell.row + dy, 2 * cell.col + dx);
+        for ch in 0..3 {
+            mean[ch] += rgb[ch] / 4.0;
+        }
+    }
+    mean
 }
 
 /// `hits / total`, or `empty` when there is nothing to count.

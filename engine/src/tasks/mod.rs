@@ -33,7 +33,7 @@ mod video;
 
 pub use error::{Result, TaskError};
 pub use grid::Cell;
-pub use palette::{Color, MAX_TOLERANCE, TOLERANCE, classify, classify_within};
+pub use palette::{Color, MAX_TOLERANCE, TOLERANCE, classify, classify_within, nearest};
 pub use split::{HELD_OUT_ONE_IN, HeldOutDraw, PuzzleKey, Split, held_out_seeds};
 pub use video::TaskVideo;
 

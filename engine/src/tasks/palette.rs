@@ -80,6 +80,13 @@ pub fn classify(rgb: [f32; 3], candidates: &[Color]) -> Option<Color> {
 /// The colour among `candidates` nearest to `rgb`, if it lies within `tolerance`.
 #[must_use]
 pub fn classify_within(rgb: [f32; 3], candidates: &[Color], tolerance: f32) -> Option<Color> {
+    nearest(rgb, candidates).and_then(|(color, distance)| (distance <= tolerance).then_some(color))
+}
+
+/// The colour among `candidates` nearest to `rgb` and its RGB distance (`None` without
+/// candidates).
+#[must_use]
+pub fn nearest(rgb: [f32; 3], candidates: &[Color]) -> Option<(Color, f32)> {
     let mut best: Option<(Color, f32)> = None;
     for &color in candidates {
         let reference = color.signed();
@@ -88,7 +95,7 @@ pub fn classify_within(rgb: [f32; 3], candidates: &[Color], tolerance: f32) -> O
             best = Some((color, distance_sq));
         }
     }
-    best.and_then(|(color, distance_sq)| (distance_sq.sqrt() <= tolerance).then_some(color))
+    best.map(|(color, distance_sq)| (color, distance_sq.sqrt()))
 }
 
 #[cfg(test)]

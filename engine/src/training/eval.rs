@@ -225,6 +225,8 @@ pub fn evaluate(
             .collect(),
     };
     let mut score_sum = 0.0f64;
+    let tolerances: Vec<f32> =
+        std::iter::once(plan.tolerance).chain(plan.other_tolerances.iter().copied()).collect();
     for &seed in &plan.seeds {
         let instance = plan.task.generate(seed, &plan.params)?;
         let [channels, frames, height, width] = instance.ground_truth.shape();
@@ -239,8 +241,6 @@ pub fn evaluate(
                 &NoiseSource::Seed(seed + (noise_idx << 32)),
             )?;
             // Per tolerance (the verdict's first), the scores of x0_hat at each step.
-            let tolerances: Vec<f32> =
-                std::iter::once(plan.tolerance).chain(plan.other_tolerances.iter().copied()).collect();
             let mut step_scores = vec![Vec::new(); tolerances.len()];
             while !session.is_finished() {
                 let record = session.step()?;
