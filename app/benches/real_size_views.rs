@@ -6,10 +6,11 @@
 //! values are seeded noise, labelled as such in the manifest. Then, in a 1280 x 800 window, for
 //! each view (Frames on `x0_hat`, Frames on the decoded video, Steps x frames on each, Layers,
 //! Compare seeds), steps through the run with the arrow key and times
-//! every frame around `Harness::step` (the app's `ui` with everything it reads, down-samples and
-//! uploads, plus egui's layout and tessellation; the GPU's own work is not CPU time). Frames of
-//! the decoded video are read and down-sampled on the loader thread, so after each key press
-//! the bench steps the window until no frame is still loading: it reports the UI thread's time
+//! every frame around `Harness::step` (the app's `ui` with everything it reads and down-samples
+//! on the UI thread, plus egui's layout and tessellation; the frame is not rendered, so uploads
+//! and the GPU's work are not in it). Tensors above a quarter of a million values (a Wan latent)
+//! are read, and frames down-sampled, on the loader threads, so after each key press the bench
+//! steps the window until nothing is still loading: it reports the UI thread's time
 //! per frame (every frame, placeholders included) and the time from the key press until the
 //! visible frames are final (no placeholder counts as drawn), p50 and p95 of a first visit
 //! (tensors read and down-sampled) and of a second (cached), the first frame after opening, and

@@ -25,7 +25,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         spec.steps.clone_from(&args.steps);
     }
     spec.frame = args.frame;
-    let tensors = SweepTensors::load(&document, &spec)?;
+    let tensors = SweepTensors::load(document.source(), &document.title(), &spec)?;
     for warning in tensors.non_finite_warnings() {
         eprintln!("warning: {}: seed {} {warning}", args.file.display(), args.seed);
     }

@@ -320,10 +320,17 @@ impl StepscopeApp {
         self.caches.stats.is_computing()
     }
 
-    /// How many frame levels the loader thread is still reading for the views.
+    /// How many tensors, measurements and frame levels the loader threads are still making for
+    /// the views (of the shown run and the other open runs).
     #[must_use]
     pub fn frames_loading(&self) -> usize {
-        self.caches.frame_levels.pending()
+        let others: usize = self
+            .runs
+            .runs()
+            .iter()
+            .map(|run| run.caches.tensors.pending() + run.caches.frame_levels.pending())
+            .sum();
+        self.caches.tensors.pending() + self.caches.frame_levels.pending() + others
     }
 
     /// How many (seed, step, view) tensors are loaded for drawing.
@@ -543,6 +550,8 @@ impl eframe::App for StepscopeApp {
         }
 
         self.poll_loading(&ctx);
+        self.caches.tensors.take_finished();
+        self.runs.runs_mut().iter_mut().for_each(|run| run.caches.tensors.take_finished());
         self.poll_live();
         self.poll_attention();
         self.poll_pictures();

@@ -81,20 +81,19 @@ impl StepscopeApp {
         self.request_file(ctx, FileRequest::ExportPicture { kind, default_name });
     }
 
-    /// Writes the shown seed as `kind` to `path`: the tensors are read here, the picture is
-    /// drawn and written on a worker thread; the outcome shows in the window.
+    /// Writes the shown seed as `kind` to `path`: the tensors are read, and the picture drawn
+    /// and written, on a worker thread (a real-size run's 50 steps are 420 MB to read); the
+    /// outcome shows in the window.
     pub(super) fn export_picture_to(&mut self, ctx: &egui::Context, kind: PictureKind, path: PathBuf) {
         let Some(document) = &self.document else { return };
         let spec = SweepSpec::all_steps(document, document.seed_idx, self.settings.view, EXPORT_SCALE);
-        let tensors = match SweepTensors::load(document, &spec) {
-            Ok(tensors) => tensors,
-            Err(err) => {
-                self.export_status = Some(format!("Exporting {} failed: {err:#}", path.display()));
-                return;
-            }
-        };
-        let warnings = tensors.non_finite_warnings();
+        let (source, title) = (document.shared_source(), document.title());
         self.pictures.spawn(ctx, move || {
+            let tensors = match SweepTensors::load(source.as_ref(), &title, &spec) {
+                Ok(tensors) => tensors,
+                Err(err) => return format!("Exporting {} failed: {err:#}", path.display()),
+            };
+            let warnings = tensors.non_finite_warnings();
             let written = match kind {
                 PictureKind::ContactSheet => {
                     contact_sheet_figure(&tensors).and_then(|sheet| write_png(&path, &sheet))

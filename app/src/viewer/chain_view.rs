@@ -12,6 +12,7 @@ use super::document::Document;
 use super::gpu::{GpuTensor, ImageStyle};
 use super::step_plot::seed_colour;
 use super::step_view::StepView;
+use super::tensor_cache::NoTensor;
 use super::time_control::TimeCommand;
 use super::view::{Cursor, View, ViewCaches, ViewContext, restore_saved, to_saved};
 
@@ -172,7 +173,7 @@ fn steps_by_frames_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, steps: &[usiz
         for &step_idx in &steps[rows] {
             let sigma = sigmas.get(step_idx).copied().unwrap_or(f64::NAN);
             let label = format!("step {step_idx}\nσ {sigma:.3}");
-            let tensor = step_tensor(cx.document, cx.caches, (seed_idx, step_idx, view));
+            let tensor = step_tensor(ui.ctx(), cx.document, cx.caches, (seed_idx, step_idx, view));
             let cells = columns.iter().map(|&frame_idx| PictureAt {
                 frame_idx,
                 current: step_idx == cursor_step,
@@ -206,7 +207,8 @@ fn seeds_by_steps_ui(ui: &mut egui::Ui, cx: &mut ViewContext<'_>, steps: &[usize
                         ui.allocate_exact_size(Vec2::new(LABEL_WIDTH, cell.y), egui::Sense::hover());
                     ui.put(label_rect, egui::Label::new(label).wrap_mode(egui::TextWrapMode::Extend));
                     for &step_idx in steps {
-                        let tensor = step_tensor(cx.document, cx.caches, (seed_idx, step_idx, view));
+                        let tensor =
+                            step_tensor(ui.ctx(), cx.document, cx.caches, (seed_idx, step_idx, view));
                         let at = PictureAt {
                             frame_idx,
                             current: seed_idx == cursor_seed && step_idx == cursor_step,
@@ -262,7 +264,7 @@ struct PictureAt {
 fn row_ui(
     ui: &mut egui::Ui,
     caches: &mut ViewCaches,
-    (label, tensor): (&str, Result<&GpuTensor, &String>),
+    (label, tensor): (&str, Result<&GpuTensor, &NoTensor>),
     cells: impl Iterator<Item = PictureAt>,
     cell: Vec2,
 ) -> bool {
@@ -284,7 +286,7 @@ fn row_ui(
 fn picture_ui(
     ui: &mut egui::Ui,
     caches: &mut ViewCaches,
-    tensor: Result<&GpuTensor, &String>,
+    tensor: Result<&GpuTensor, &NoTensor>,
     PictureAt { frame_idx, current, name }: PictureAt,
     cell: Vec2,
 ) -> bool {
@@ -301,7 +303,7 @@ fn picture_ui(
         Err(message) => {
             ui.painter().rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
             let response = ui.interact(rect, response.id.with("missing"), egui::Sense::hover());
-            response.on_hover_text(message.as_str());
+            response.on_hover_text(message.to_string());
         }
     }
     if current {
@@ -316,14 +318,15 @@ fn outline(ui: &egui::Ui, rect: Rect, colour: Color32) {
 
 /// The tensor of `view` for `seed_idx` at `step_idx`, or why there is none.
 fn step_tensor(
+    ctx: &egui::Context,
     document: &Document,
     caches: &mut ViewCaches,
     (seed_idx, step_idx, view): (usize, usize, StepView),
-) -> Result<GpuTensor, String> {
+) -> Result<GpuTensor, NoTensor> {
     let Some(owner) = document.view_owner(seed_idx, step_idx, view) else {
-        return Err(document.why_missing(seed_idx, step_idx, view));
+        return Err(document.why_missing(seed_idx, step_idx, view).into());
     };
-    caches.tensors.get(document, view.tensor_name(owner, step_idx)).cloned().map_err(str::to_owned)
+    caches.tensors.get(ctx, document, view.tensor_name(owner, step_idx))
 }
 
 #[cfg(test)]

@@ -102,6 +102,15 @@ impl Document {
         }
     }
 
+    /// The file's reader (shared with the threads that read it), for a document read from one.
+    #[must_use]
+    pub fn file_reader(&self) -> Option<&Arc<TrajectoryReader>> {
+        match &self.source {
+            Source::File(reader) => Some(reader),
+            Source::Live(_) => None,
+        }
+    }
+
     /// For a file's tensor `name` of more than `min_values` values, its `[C, F, H, W]` shape
     /// (`[F, H, W]` read as one channel) and a reader of one frame at a time from the file;
     /// `None` for a smaller tensor, a live run, or a tensor of another rank.
@@ -189,10 +198,7 @@ impl Document {
     /// The seed whose tensors hold `view` for `seed_idx` at `step_idx`, if any does.
     #[must_use]
     pub fn view_owner(&self, seed_idx: usize, step_idx: usize, view: StepView) -> Option<usize> {
-        match view {
-            StepView::Video => self.manifest().video_owner(seed_idx, step_idx),
-            _ => self.owner_of(seed_idx, step_idx),
-        }
+        view_owner(self.manifest(), seed_idx, step_idx, view)
     }
 
     /// The seed whose tensors hold `seed_idx`'s state at `step_idx` (see
@@ -229,6 +235,16 @@ impl Document {
                 record.tensor(name).cloned().ok_or_else(|| anyhow!("{name} has not arrived from the engine"))
             }
         }
+    }
+}
+
+/// The seed whose tensors in a run described by `manifest` hold `view` for `seed_idx` at
+/// `step_idx`, if any does (see [`Manifest::video_owner`] and [`Manifest::step_owner`]).
+#[must_use]
+pub fn view_owner(manifest: &Manifest, seed_idx: usize, step_idx: usize, view: StepView) -> Option<usize> {
+    match view {
+        StepView::Video => manifest.video_owner(seed_idx, step_idx),
+        _ => manifest.step_owner(seed_idx, step_idx),
     }
 }
 

@@ -10,11 +10,13 @@ use egui::ColorImage;
 use image::{Rgba, RgbaImage};
 use stepscope_engine::trajectory::replace_file_with;
 
-use super::document::Document;
+use stepscope_engine::analysis::TensorSource;
+
+use super::document::{Document, view_owner};
 use super::figure::{Grid, Labels, labelled};
 use super::gpu::{GpuImage, GpuTensor, ImageKey, ImageStyle, render_cpu};
 use super::step_view::StepView;
-use super::tensor_cache::load;
+use super::tensor_loader::drawable;
 
 /// Points between tiles, in output pixels.
 const GAP: u32 = 2;
@@ -63,9 +65,11 @@ pub struct SweepTensors {
 }
 
 impl SweepTensors {
-    /// Reads the tensors `spec` asks for; an error (before the other steps are read) if the
-    /// contact sheet of them would be larger than the largest picture written.
-    pub fn load(document: &Document, spec: &SweepSpec) -> Result<Self> {
+    /// Reads the tensors `spec` asks for from `source` (a file's reader, or a live run's
+    /// snapshot: on any thread), to draw under `title` (the document's); an error (before the
+    /// other steps are read) if the contact sheet of them would be larger than the largest
+    /// picture written.
+    pub fn load(source: &dyn TensorSource, title: &str, spec: &SweepSpec) -> Result<Self> {
         ensure!(
             !spec.steps.is_empty(),
             "no steps to draw: seed {} has no {} at any step",
@@ -74,11 +78,15 @@ impl SweepTensors {
         );
         let mut steps = Vec::with_capacity(spec.steps.len());
         for &step_idx in &spec.steps {
-            let owner = document.view_owner(spec.seed_idx, step_idx, spec.view).with_context(|| {
-                format!("seed {} has no {} at step {step_idx}", spec.seed_idx, spec.view.label())
-            })?;
+            let owner =
+                view_owner(source.manifest(), spec.seed_idx, step_idx, spec.view).with_context(|| {
+                    format!("seed {} has no {} at step {step_idx}", spec.seed_idx, spec.view.label())
+                })?;
             let name = spec.view.tensor_name(owner, step_idx);
-            let tensor = load(document, name, ImageKey::of(&name)).map_err(anyhow::Error::msg)?;
+            let tensor = source.load_tensor(&name).with_context(|| format!("reading {name}"))?;
+            let dims = tensor.dims().to_vec();
+            let values = tensor.flatten_all()?.to_vec1::<f32>()?;
+            let tensor = drawable(name, values, &dims, ImageKey::of(&name)).map_err(anyhow::Error::msg)?;
             if steps.is_empty() {
                 let [_, frames, h, w] = tensor.shape();
                 if let Some(frame) = spec.frame {
@@ -89,9 +97,9 @@ impl SweepTensors {
             }
             steps.push((step_idx, tensor));
         }
-        let schedule = &document.manifest().schedule.sigmas;
+        let schedule = &source.manifest().schedule.sigmas;
         let sigmas = spec.steps.iter().map(|&step| schedule.get(step).copied().unwrap_or(f64::NAN)).collect();
-        let title = format!("{}: seed {}, {}", document.title(), spec.seed_idx, spec.view.label());
+        let title = format!("{title}: seed {}, {}", spec.seed_idx, spec.view.label());
         Ok(Self { steps, sigmas, title, scale: spec.scale, frame: spec.frame })
     }
 

@@ -5,9 +5,10 @@
 //! Magnified frames stay at full resolution, drawn nearest-neighbour by the shaders.
 //!
 //! Frames of a frames-only tensor (one too large to hold, read from the file a frame at a time)
-//! are read and down-sampled on the loader thread `stepscope-frames`: the view draws the level
-//! it has meanwhile (a coarser or finer one of the same frame, else a placeholder) and the
-//! thread wakes it when the level is ready, so the UI thread never reads a file.
+//! and of a large one held in memory (a Wan latent) are read and down-sampled on the loader
+//! thread `stepscope-frames`: the view draws the level it has meanwhile (a coarser or finer one
+//! of the same frame, else a placeholder) and the thread wakes it when the level is ready, so
+//! the UI thread never reads a file.
 
 use std::collections::HashSet;
 
@@ -40,6 +41,11 @@ pub fn level_factor(pixels_per_texel: f32) -> usize {
     let wanted = (1.0 / pixels_per_texel).ceil().min(1_048_576.0) as usize;
     wanted.next_power_of_two()
 }
+
+/// Levels of a tensor held in memory with more values than this are made on the loader thread
+/// too (the same bound as the tensor cache's reads): eight Layers rows of a Wan latent's 21
+/// frames are 168 box filters over 100 K values each, too much for one frame of the UI thread.
+const LEVELS_ON_THREAD_ABOVE_VALUES: usize = super::tensor_cache::READ_ON_THREAD_ABOVE_VALUES;
 
 /// Levels waiting for the loader thread at most; more wait for a later frame.
 const LEVELS_IN_FLIGHT: usize = 512;
@@ -174,8 +180,9 @@ impl FrameLevels {
         }
     }
 
-    /// The level `factor` of frame `frame_idx`: at once for a tensor held in memory; for a
-    /// frames-only one, if the loader thread has made it (else it is asked for, and `None`).
+    /// The level `factor` of frame `frame_idx`: at once for a small tensor held in memory; for a
+    /// large or frames-only one, if the loader thread has made it (else it is asked for, and
+    /// `None`).
     fn level(
         &mut self,
         ctx: &egui::Context,
@@ -183,7 +190,7 @@ impl FrameLevels {
         frame_idx: usize,
         factor: usize,
     ) -> Option<GpuTensor> {
-        if !tensor.is_frames_only() {
+        if !tensor.is_frames_only() && tensor.values().len() <= LEVELS_ON_THREAD_ABOVE_VALUES {
             return self.get(tensor, frame_idx, factor);
         }
         let cache_key = (tensor.key(), frame_idx, factor);

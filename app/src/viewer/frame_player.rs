@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gpu::{GpuTensor, ImageStyle};
 use super::step_view::StepView;
+use super::tensor_cache::NoTensor;
 use super::view::{Cursor, ViewContext};
 
 /// Frames per second the player allows.
@@ -63,19 +64,20 @@ impl FramePlayer {
     pub fn ui(&mut self, ui: &mut egui::Ui, cx: &mut ViewContext<'_>) {
         let Cursor { seed_idx, step_idx, view } = cx.cursor;
         let document = cx.document;
+        let ctx = ui.ctx().clone();
         let latent =
-            fetch(cx, (seed_idx, step_idx, if view == StepView::Video { StepView::X0 } else { view }));
+            fetch(&ctx, cx, (seed_idx, step_idx, if view == StepView::Video { StepView::X0 } else { view }));
         let decoded = if document.has_view(StepView::Video) {
-            fetch(cx, (seed_idx, step_idx, StepView::Video))
+            fetch(&ctx, cx, (seed_idx, step_idx, StepView::Video))
         } else {
-            Err(String::new())
+            Err(NoTensor::Missing(String::new()))
         };
         let shown = match (view, &decoded, &latent) {
             (StepView::Video, Ok(decoded), _) => decoded,
             (_, _, Ok(latent)) => latent,
             (_, Ok(decoded), _) => decoded,
-            (_, _, Err(message)) => {
-                ui.colored_label(ui.visuals().warn_fg_color, message);
+            (_, _, Err(missing)) => {
+                missing.show(ui);
                 return;
             }
         };
@@ -141,14 +143,15 @@ impl FramePlayer {
 
 /// The tensor of `view` for `seed_idx` at `step_idx`, or why there is none.
 fn fetch(
+    ctx: &egui::Context,
     cx: &mut ViewContext<'_>,
     (seed_idx, step_idx, view): (usize, usize, StepView),
-) -> Result<GpuTensor, String> {
+) -> Result<GpuTensor, NoTensor> {
     let document = cx.document;
     let Some(owner) = document.view_owner(seed_idx, step_idx, view) else {
-        return Err(document.why_missing(seed_idx, step_idx, view));
+        return Err(document.why_missing(seed_idx, step_idx, view).into());
     };
-    cx.caches.tensors.get(document, view.tensor_name(owner, step_idx)).cloned().map_err(str::to_owned)
+    cx.caches.tensors.get(ctx, document, view.tensor_name(owner, step_idx))
 }
 
 /// Frame `frame_idx` of `tensor`, as large as fits `available` at its aspect.

@@ -118,10 +118,8 @@ impl View for FramesView {
         let document = cx.document;
         let caches = &mut *cx.caches;
         let tensor = match document.view_owner(seed_idx, step_idx, view) {
-            Some(owner) => {
-                caches.tensors.get(document, view.tensor_name(owner, step_idx)).map_err(str::to_owned)
-            }
-            None => Err(document.why_missing(seed_idx, step_idx, view)),
+            Some(owner) => caches.tensors.get(ui.ctx(), document, view.tensor_name(owner, step_idx)),
+            None => Err(document.why_missing(seed_idx, step_idx, view).into()),
         };
         match tensor {
             Ok(tensor) => {
@@ -130,13 +128,13 @@ impl View for FramesView {
                 let zoom =
                     FrameViewZoom { zoom: &mut self.state.zoom, fit, levels: &mut caches.frame_levels };
                 let overlay = (cx.overlay.click_hint, cx.overlay.marks.as_slice());
-                if let Some(pointer) = frame_view_ui(ui, tensor, patch_size, zoom, overlay) {
+                if let Some(pointer) = frame_view_ui(ui, &tensor, patch_size, zoom, overlay) {
                     cx.commands.push(AppCommand::FramePointer(pointer));
                 }
             }
             // Nothing to fit yet: the fit waits for frames to arrive.
-            Err(message) => {
-                ui.colored_label(ui.visuals().warn_fg_color, message);
+            Err(missing) => {
+                missing.show(ui);
             }
         }
     }

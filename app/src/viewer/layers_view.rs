@@ -187,8 +187,9 @@ fn layer_grid_ui(
         for &layer_idx in &manifest.captures.layers {
             ui.label(format!("layer {layer_idx}"));
             let name = TensorName::capture(owner, step_idx, layer_idx, kind);
-            match tensors.get(document, name) {
+            match tensors.get(ui.ctx(), document, name) {
                 Ok(tensor) => {
+                    let tensor = &tensor;
                     let [_, frames, height, width] = tensor.shape();
                     let legend = if settings.picture == LayerPicture::TokenNorm { ROW_LEGEND } else { 0.0 };
                     let (stride, side) = thumb_layout(row_width - ROW_LABEL - legend, frames, width);
@@ -221,9 +222,7 @@ fn layer_grid_ui(
                         gpu::colormap_legend_ui(ui, colormap, range);
                     }
                 }
-                Err(message) => {
-                    ui.colored_label(ui.visuals().warn_fg_color, message);
-                }
+                Err(missing) => missing.show(ui),
             }
             ui.end_row();
         }

@@ -47,6 +47,7 @@ mod sweep;
 mod sweep_window;
 mod task_panel;
 mod tensor_cache;
+mod tensor_loader;
 pub mod time_control;
 mod timeline;
 mod view;

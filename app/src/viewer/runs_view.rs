@@ -10,13 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::command::AppCommand;
 use super::document::Document;
 use super::frame_levels::FrameLevels;
-use super::gpu::{Colormap, GpuTensor, ImageKey, ImageStyle};
-use super::lru::Lru;
+use super::gpu::{Colormap, GpuTensor, ImageStyle};
 use super::open_runs::ParkedRun;
-use super::seeds_view::{frames_row_ui, largest_abs_difference};
+use super::seeds_view::frames_row_ui;
 use super::step_plot::{copy_csv_button, step_grid, steps_csv};
 use super::step_view::StepView;
-use super::tensor_cache::TensorCache;
+use super::tensor_cache::{NoTensor, TensorCache};
 use super::view::{View, ViewContext, restore_saved, to_saved};
 
 /// A sigma mismatch below this is rounding, not a different schedule (sigmas are stored as
@@ -41,17 +40,9 @@ impl Default for RunsViewState {
 }
 
 /// The "Compare runs" tab.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RunsView {
     state: RunsViewState,
-    /// The largest `|a - b|` of pairs of tensors drawn (keys are unique per load).
-    largest_differences: Lru<(ImageKey, ImageKey), f32>,
-}
-
-impl Default for RunsView {
-    fn default() -> Self {
-        Self { state: RunsViewState::default(), largest_differences: Lru::new(64, u64::MAX) }
-    }
 }
 
 /// The step of `sigmas` (a schedule's noise level at the start of each step) nearest `sigma`,
@@ -73,14 +64,15 @@ fn step_sigmas(document: &Document) -> &[f64] {
 
 /// `view`'s tensor of `seed_idx` at `step_idx` in `document`, read through `tensors`.
 fn run_tensor(
+    ctx: &egui::Context,
     document: &Document,
     tensors: &mut TensorCache,
     (seed_idx, step_idx, view): (usize, usize, StepView),
-) -> Result<GpuTensor, String> {
+) -> Result<GpuTensor, NoTensor> {
     let owner = document
         .view_owner(seed_idx, step_idx, view)
         .ok_or_else(|| format!("no {} for seed {seed_idx} at step {step_idx}", view.label()))?;
-    tensors.get(document, view.tensor_name(owner, step_idx)).cloned().map_err(str::to_owned)
+    tensors.get(ctx, document, view.tensor_name(owner, step_idx))
 }
 
 impl RunsView {
@@ -110,14 +102,15 @@ impl RunsView {
                 label.on_hover_text("Click to show this run").clicked()
             })
             .inner;
-        let other = match run_tensor(&run.document, &mut run.caches.tensors, (run_seed, run_step, view)) {
-            Ok(other) => other,
-            Err(message) => {
-                ui.colored_label(ui.visuals().warn_fg_color, message);
-                ui.end_row();
-                return clicked;
-            }
-        };
+        let other =
+            match run_tensor(ui.ctx(), &run.document, &mut run.caches.tensors, (run_seed, run_step, view)) {
+                Ok(other) => other,
+                Err(missing) => {
+                    missing.show(ui);
+                    ui.end_row();
+                    return clicked;
+                }
+            };
         match shown {
             Some((shown, _)) if other.shape() != shown.shape() => {
                 frames_row_ui(ui, levels, room, &other, None, None);
@@ -135,15 +128,12 @@ impl RunsView {
                 if self.state.show_difference {
                     ui.end_row();
                     ui.label(format!("|{} - shown|", run.document.title()));
-                    let keys = (other.key(), shown.key());
-                    let largest = if let Some(&largest) = self.largest_differences.get(&keys) {
-                        largest
-                    } else {
-                        let largest = largest_abs_difference(&other, shown);
-                        self.largest_differences.insert(keys, largest, 1);
-                        largest
-                    };
-                    frames_row_ui(ui, levels, room, &other, None, Some((shown, colormap, largest)));
+                    match run.caches.tensors.largest_difference(ui.ctx(), &other, shown) {
+                        Some(largest) => {
+                            frames_row_ui(ui, levels, room, &other, None, Some((shown, colormap, largest)));
+                        }
+                        None => NoTensor::Reading.show(ui),
+                    }
                 }
             }
             None => frames_row_ui(ui, levels, room, &other, None, None),
@@ -184,7 +174,7 @@ impl View for RunsView {
         let mut clicked_run = None;
         egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
             let room = ui.available_width() - ROW_RESERVED;
-            let shown = run_tensor(cx.document, &mut cx.caches.tensors, (seed_idx, step_idx, view));
+            let shown = run_tensor(ui.ctx(), cx.document, &mut cx.caches.tensors, (seed_idx, step_idx, view));
             let shared_style = shown.as_ref().ok().map(ImageStyle::default_for);
             egui::Grid::new("runs_grid").spacing(egui::Vec2::splat(4.0)).show(ui, |ui| {
                 ui.label(format!("{} (shown)\nstep {step_idx}, σ {sigma:.4}", cx.document.title()));
@@ -199,9 +189,7 @@ impl View for RunsView {
                             None,
                         );
                     }
-                    Err(message) => {
-                        ui.colored_label(ui.visuals().warn_fg_color, message);
-                    }
+                    Err(missing) => missing.show(ui),
                 }
                 ui.end_row();
                 for (run_idx, run) in cx.other_runs.iter_mut().enumerate() {

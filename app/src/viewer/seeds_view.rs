@@ -13,10 +13,10 @@ use stepscope_engine::trajectory::StepTensor;
 
 use super::document::Document;
 use super::frame_levels::FrameLevels;
-use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageKey, ImageStyle};
+use super::gpu::{self, Colormap, DifferenceReduce, GpuImage, GpuTensor, ImageStyle};
 use super::stats_cache::StatsCache;
 use super::step_view::StepView;
-use super::tensor_cache::TensorCache;
+use super::tensor_cache::{NoTensor, TensorCache};
 use super::view::{View, ViewCaches, ViewContext, ViewEvent};
 
 /// The id of the seeds view, which live interventions switch to.
@@ -32,9 +32,6 @@ pub struct SeedsView {
     pub shown: BTreeSet<usize>,
     /// The reference seed (A) and the one compared with it (B).
     pub pair: (usize, usize),
-    /// The largest `|A - B|` of the last pair of tensors drawn (keys unique per load), so the
-    /// difference's colour range is found once, not every frame.
-    largest_difference: Option<((ImageKey, ImageKey), f32)>,
 }
 
 impl SeedsView {
@@ -44,33 +41,8 @@ impl SeedsView {
         Self {
             shown: (0..num_seeds.min(MAX_SHOWN_SEEDS)).collect(),
             pair: (0, 1.min(num_seeds.saturating_sub(1))),
-            largest_difference: None,
         }
     }
-
-    /// The largest finite `|a - b|` over the values of `a` and `b`.
-    fn largest_difference(&mut self, a: &GpuTensor, b: &GpuTensor) -> f32 {
-        let keys = (a.key(), b.key());
-        match self.largest_difference {
-            Some((cached, largest)) if cached == keys => largest,
-            _ => {
-                let largest = largest_abs_difference(a, b);
-                self.largest_difference = Some((keys, largest));
-                largest
-            }
-        }
-    }
-}
-
-/// The largest finite `|a - b|` over the values of `a` and `b` (paired in order).
-#[must_use]
-pub fn largest_abs_difference(a: &GpuTensor, b: &GpuTensor) -> f32 {
-    a.values()
-        .iter()
-        .zip(b.values())
-        .map(|(x, y)| (x - y).abs())
-        .filter(|d| d.is_finite())
-        .fold(0.0f32, f32::max)
 }
 
 impl View for SeedsView {
@@ -128,36 +100,34 @@ fn seeds_view_ui(
             |ui| {
                 // Grid cells only know their own width, so the room is taken here.
                 let room = ui.available_width() - ROW_RESERVED;
+                let ctx = ui.ctx().clone();
                 // One colour scale for every seed: the reference seed's.
-                let shared_style = seed_tensor(document, tensors, seeds.pair.0, step_idx, view)
+                let shared_style = seed_tensor(&ctx, document, tensors, (seeds.pair.0, step_idx, view))
                     .ok()
                     .map(|tensor| ImageStyle::default_for(&tensor));
                 egui::Grid::new("seed_grid").spacing(Vec2::splat(4.0)).show(ui, |ui| {
                     for &seed_idx in &seeds.shown {
                         ui.label(seed_label(seed_idx))
                             .on_hover_text(super::side_panel::seed_label(document.manifest(), seed_idx));
-                        match seed_tensor(document, tensors, seed_idx, step_idx, view) {
+                        match seed_tensor(&ctx, document, tensors, (seed_idx, step_idx, view)) {
                             Ok(tensor) => {
                                 frames_row_ui(ui, frame_levels, room, &tensor, shared_style.clone(), None);
                             }
-                            Err(message) => {
-                                ui.colored_label(ui.visuals().warn_fg_color, message);
-                            }
+                            Err(missing) => missing.show(ui),
                         }
                         ui.end_row();
                     }
                     let (a, b) = seeds.pair;
                     ui.label(format!("|{a} - {b}|"));
-                    let pair = seed_tensor(document, tensors, a, step_idx, view)
-                        .and_then(|ta| Ok((ta, seed_tensor(document, tensors, b, step_idx, view)?)));
-                    match pair {
-                        Ok((ta, tb)) => {
-                            let largest = seeds.largest_difference(&ta, &tb);
+                    let pair = seed_tensor(&ctx, document, tensors, (a, step_idx, view))
+                        .and_then(|ta| Ok((ta, seed_tensor(&ctx, document, tensors, (b, step_idx, view))?)));
+                    let largest = pair.as_ref().ok().map(|(ta, tb)| tensors.largest_difference(&ctx, ta, tb));
+                    match (pair, largest) {
+                        (Ok((ta, tb)), Some(Some(largest))) => {
                             frames_row_ui(ui, frame_levels, room, &ta, None, Some((&tb, colormap, largest)));
                         }
-                        Err(message) => {
-                            ui.colored_label(ui.visuals().warn_fg_color, message);
-                        }
+                        (Ok(_), _) => NoTensor::Reading.show(ui),
+                        (Err(missing), _) => missing.show(ui),
                     }
                     ui.end_row();
                 });
@@ -212,17 +182,16 @@ fn seed_combo_ui(ui: &mut egui::Ui, label: &str, id: &str, seed_idx: &mut usize,
 
 /// `view`'s tensor of `seed_idx` at `step_idx` (from the seed it forked from, before a fork).
 fn seed_tensor(
+    ctx: &egui::Context,
     document: &Document,
     tensors: &mut TensorCache,
-    seed_idx: usize,
-    step_idx: usize,
-    view: StepView,
-) -> Result<GpuTensor, String> {
+    (seed_idx, step_idx, view): (usize, usize, StepView),
+) -> Result<GpuTensor, NoTensor> {
     let owner = document
         .view_owner(seed_idx, step_idx, view)
         .ok_or_else(|| format!("seed {seed_idx} has no {} at step {step_idx}", view.label()))?;
     let name = view.tensor_name(owner, step_idx);
-    tensors.get(document, name).cloned().map_err(str::to_owned)
+    tensors.get(ctx, document, name)
 }
 
 /// What a row of seed thumbnails leaves to the row's label and colour bar, in points.
