@@ -403,9 +403,14 @@ fn decoded_videos_need_their_shape_and_recorded_steps() {
 
 #[test]
 fn a_future_format_version_is_a_clear_error() {
+    let bytes = with_manifest(|manifest| manifest["format_version"] = json!(3));
+    let error = open_err(&bytes, &["format version 3", "reads versions 1 to 2", "from a newer Stepscope"]);
+    assert!(matches!(error, TrajectoryError::UnsupportedVersion { found: 3, .. }), "{error}");
+
+    // Version 2 is readable but carries checksums: a version-2 manifest without them is refused.
     let bytes = with_manifest(|manifest| manifest["format_version"] = json!(2));
-    let error = open_err(&bytes, &["format version 2", "reads versions 1 to 1", "from a newer Stepscope"]);
-    assert!(matches!(error, TrajectoryError::UnsupportedVersion { found: 2, .. }), "{error}");
+    let error = open_err(&bytes, &["format version 2", "has no `stepscope.checksums`"]);
+    assert!(matches!(error, TrajectoryError::MissingChecksums { .. }), "{error}");
 
     // A newer version may add fields: the version is reported, not the unknown field.
     let bytes = with_manifest(|manifest| {

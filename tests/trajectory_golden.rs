@@ -1,9 +1,11 @@
-//! The committed golden trajectory file, `tests/golden/trajectory_v1.safetensors`: every later
-//! version of Stepscope must keep reading it, with exactly these manifest fields and values.
+//! The committed golden trajectory files, `tests/golden/trajectory_v1.safetensors` (no
+//! checksums) and `trajectory_v2.safetensors` (the same run with checksums): every later version
+//! of Stepscope must keep reading them, with exactly these manifest fields and values.
 //!
-//! The file is synthetic: no model ran; each value is a formula of its tensor's and element's
-//! index. Regenerate it (only when deliberately changing version 1's golden data) with
-//! `UPDATE_GOLDEN=1 cargo test -p stepscope-tests --test trajectory_golden`.
+//! The files are synthetic: no model ran; each value is a formula of its tensor's and element's
+//! index. Regenerate the version-2 file (only when deliberately changing its golden data) with
+//! `UPDATE_GOLDEN=1 cargo test -p stepscope-tests --test trajectory_golden`; the version-1 file
+//! was written by the version-1 writer and stays as it is.
 
 use std::path::Path;
 
@@ -16,16 +18,17 @@ use stepscope_engine::trajectory::{
 };
 use stepscope_tests::golden;
 
-const GOLDEN_FILE: &str = "trajectory_v1.safetensors";
+const GOLDEN_V1: &str = "trajectory_v1.safetensors";
+const GOLDEN_V2: &str = "trajectory_v2.safetensors";
 
 /// Attention heads and text length of the synthetic attention captures (the manifest leaves
 /// both free).
 const HEADS: usize = 2;
 const TEXT_LEN: usize = 3;
 
-/// The golden file's manifest: 3 Euler steps, seed 0 from the RNG, seed 1 forked from it at
-/// step 1, captures of every kind at two layers.
-fn synthetic_manifest() -> Manifest {
+/// The golden files' manifest (of format `version`): 3 Euler steps, seed 0 from the RNG, seed 1
+/// forked from it at step 1, captures of every kind at two layers.
+fn synthetic_manifest(version: u32) -> Manifest {
     let steps = 3;
     let shift = 5.0;
     let sigmas: Vec<f64> = (0..=steps)
@@ -47,7 +50,7 @@ fn synthetic_manifest() -> Manifest {
     });
     let params = json!({"cells": 2});
     Manifest {
-        format_version: 1,
+        format_version: version,
         created_by: "stepscope golden-file generator (synthetic data)".to_owned(),
         model: ModelInfo {
             source: "synthetic: no model ran, every value is a formula of its index".to_owned(),
@@ -155,7 +158,7 @@ fn synthetic_values(tensor_idx: usize, shape: &[usize]) -> Vec<f32> {
 }
 
 fn write_synthetic(path: &Path) {
-    let manifest = synthetic_manifest();
+    let manifest = synthetic_manifest(FORMAT_VERSION);
     let tensors = synthetic_tensors(&manifest);
     let mut writer = TrajectoryWriter::new(manifest);
     for (tensor_idx, (name, shape, dtype)) in tensors.into_iter().enumerate() {
@@ -166,9 +169,9 @@ fn write_synthetic(path: &Path) {
     writer.write(path).expect("write the synthetic trajectory");
 }
 
-/// Checks that `reader` holds exactly the synthetic trajectory.
-fn assert_is_synthetic(reader: &TrajectoryReader) {
-    let manifest = synthetic_manifest();
+/// Checks that `reader` holds exactly the synthetic trajectory, of format `version`.
+fn assert_is_synthetic(reader: &TrajectoryReader, version: u32) {
+    let manifest = synthetic_manifest(version);
     assert_eq!(reader.manifest(), &manifest);
     let expected = synthetic_tensors(&manifest);
     let mut expected_names: Vec<TensorName> = expected.iter().map(|(name, ..)| *name).collect();
@@ -185,14 +188,26 @@ fn assert_is_synthetic(reader: &TrajectoryReader) {
 }
 
 #[test]
-fn golden_v1_file_reads_back_exactly() {
-    let path = golden(GOLDEN_FILE);
+fn golden_v2_file_reads_back_exactly_and_verifies() {
+    let path = golden(GOLDEN_V2);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         write_synthetic(&path);
     }
     let reader = TrajectoryReader::open(&path).expect("the committed golden file opens");
+    assert!(reader.is_checksummed());
+    assert_is_synthetic(&reader, 2);
+    let checks = reader.verify(|_| {});
+    assert_eq!(checks.len(), 47);
+    assert!(checks.iter().all(|check| check.corrupt.is_none() && !check.non_finite.any()));
+}
+
+#[test]
+fn golden_v1_file_reads_back_exactly() {
+    let path = golden(GOLDEN_V1);
+    let reader = TrajectoryReader::open(&path).expect("the committed golden file opens");
     assert_eq!(reader.manifest().format_version, 1);
-    assert_is_synthetic(&reader);
+    assert!(!reader.is_checksummed(), "version 1 has no checksums: unverified");
+    assert_is_synthetic(&reader, 1);
 
     // Spot checks by the public string names, independent of the helpers above.
     let sigmas = &reader.manifest().schedule.sigmas;
@@ -211,22 +226,28 @@ fn golden_v1_file_reads_back_exactly() {
 }
 
 #[test]
-fn the_current_writer_still_writes_the_golden_trajectory() {
+fn the_current_writer_still_writes_the_golden_trajectory_byte_for_byte() {
     assert_eq!(
-        FORMAT_VERSION, 1,
-        "a new format version needs its own golden file; keep this one for reading"
+        FORMAT_VERSION, 2,
+        "a new format version needs its own golden file; keep the older ones for reading"
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join(GOLDEN_FILE);
+    let path = dir.path().join(GOLDEN_V2);
     write_synthetic(&path);
-    assert_is_synthetic(&TrajectoryReader::open(&path).expect("open"));
+    assert_is_synthetic(&TrajectoryReader::open(&path).expect("open"), 2);
+    assert!(
+        std::fs::read(&path).expect("read")
+            == std::fs::read(golden(GOLDEN_V2)).expect("read the golden file"),
+        "the writer's bytes changed: a format change needs a new version"
+    );
 }
 
 #[test]
 fn golden_v1_file_describes_itself_in_plain_words() {
-    let description = TrajectoryReader::open(golden(GOLDEN_FILE)).expect("open").describe();
+    let description = TrajectoryReader::open(golden(GOLDEN_V1)).expect("open").describe();
     for phrase in [
         "trajectory_v1.safetensors",
+        "Integrity: unverified: format version 1 files carry no checksums",
         "47 tensors (12 F32, 30 F16, 5 BF16)",
         "Task: maze, instance seed 7, params {\"cells\":2}",
         "Schedule: Euler, 3 steps, shift 5, sigma from 1 to 0",

@@ -30,7 +30,7 @@ use no_picker::NoPicker;
 use stepscope::viewer::StepscopeApp;
 use stepscope_engine::session::noise::gaussian_noise;
 use stepscope_engine::trajectory::{
-    CaptureKind, Captures, StepTensor, TensorName, TrajectoryWriter, VideoInfo,
+    CaptureKind, Captures, StepTensor, StorageDtype, TensorName, TrajectoryWriter, VideoInfo,
 };
 use synthetic_run::synthetic_manifest;
 
@@ -83,7 +83,8 @@ fn write_file(path: &Path) {
         }
     }
     for step_idx in VIDEO_STEPS {
-        writer.insert(TensorName::Video { seed_idx: 0, step_idx }, video.clone());
+        // Stored as f16 (`export_run(..., video_storage="f16")` in the Python exporter).
+        writer.insert_as(TensorName::Video { seed_idx: 0, step_idx }, video.clone(), StorageDtype::F16);
         for layer_idx in 0..CAPTURED_LAYERS {
             let name = TensorName::Capture { seed_idx: 0, step_idx, layer_idx, kind: CaptureKind::X0 };
             writer.insert(name, x0[layer_idx % x0.len()].clone());
@@ -162,13 +163,17 @@ fn main() {
         .build_eframe(move |cc| StepscopeApp::new(cc, Some(&open), Box::new(NoPicker)));
     harness.step();
     let first_frame = start.elapsed();
+    // The first frame shows "reading…" while the loader thread reads step 0's latent.
+    settle(&mut harness);
+    let first_drawn = start.elapsed();
     harness.get_by_label("frame 20");
     println!(
-        "open + first frame: {:.1} ms; resident memory {} after it ({rss_before} before the window)",
+        "open + first frame: {:.1} ms, until step 0 is drawn {:.1} ms; resident memory {} after it \
+         ({rss_before} before the window)",
         first_frame.as_secs_f64() * 1e3,
+        first_drawn.as_secs_f64() * 1e3,
         resident()
     );
-    settle(&mut harness);
     let views = [
         ("Frames", "x0_hat"),
         ("Frames", "decoded video"),

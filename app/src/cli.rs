@@ -518,6 +518,10 @@ pub struct InfoArgs {
     /// Print the manifest as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Read every tensor: check it against the file's checksums and count its NaN and
+    /// infinite values. Exits with an error if any tensor is corrupt.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

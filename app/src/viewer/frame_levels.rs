@@ -56,24 +56,25 @@ type LevelKey = (ImageKey, usize, usize);
 /// Frame `frame_idx` of `tensor` (`[C, F, H, W]`) averaged over `factor` x `factor` boxes, as a
 /// `[C, 1, ceil(H / factor), ceil(W / factor)]` tensor named `key`; boxes at the right and
 /// bottom edges average the pixels they hold. A box with a NaN or infinity stays non-finite,
-/// so bad values still show. `None` if the frame does not exist or cannot be read. A
-/// frames-only tensor's frame is read from its file here (the loader thread calls this).
-#[must_use]
-pub fn box_filtered_frame(
-    tensor: &GpuTensor,
-    frame_idx: usize,
-    factor: usize,
-    key: ImageKey,
-) -> Option<GpuTensor> {
-    let [channels, _, height, width] = tensor.shape();
-    let planes = tensor.read_frame(frame_idx)?.ok()?;
+/// so bad values still show. An error if the frame does not exist or cannot be read (a
+/// corrupt chunk of the file). A frames-only tensor's frame is read from its file here (the
+/// loader thread calls this).
+pub fn box_filtered_frame(tensor: &GpuTensor, frame_idx: usize, factor: usize, key: ImageKey) -> Level {
+    let [channels, frames, height, width] = tensor.shape();
+    let planes = tensor
+        .read_frame(frame_idx)
+        .ok_or_else(|| format!("there is no frame {frame_idx} of {frames}"))??;
     if planes.len() != channels * height * width {
-        return None;
+        return Err(format!(
+            "frame {frame_idx} read {} values, not {channels} x {height} x {width}",
+            planes.len()
+        ));
     }
     let factor = factor.max(1);
     let [out_height, out_width] = [height.div_ceil(factor), width.div_ceil(factor)];
+    let shape_error = || format!("frame {frame_idx} at 1/{factor} size is too large to draw");
     if factor == 1 {
-        return GpuTensor::new(key, planes, [channels, 1, height, width]);
+        return GpuTensor::new(key, planes, [channels, 1, height, width]).ok_or_else(shape_error);
     }
     let mut out = Vec::with_capacity(channels * out_height * out_width);
     let mut sums = vec![0.0_f32; out_width];
@@ -91,13 +92,37 @@ pub fn box_filtered_frame(
             }
         }
     }
-    GpuTensor::new(key, out, [channels, 1, out_height, out_width])
+    GpuTensor::new(key, out, [channels, 1, out_height, out_width]).ok_or_else(shape_error)
+}
+
+/// A frame made ready for drawing, or why it could not be.
+pub type Level = Result<GpuTensor, String>;
+
+/// In place of a frame that could not be read: a warning-coloured box that says why (on hover,
+/// and to screen readers).
+fn failed_frame_ui(ui: &egui::Ui, rect: egui::Rect, message: &str) {
+    let warn = ui.visuals().warn_fg_color;
+    ui.painter().rect_filled(rect, 0.0, warn.gamma_multiply(0.25));
+    ui.painter().text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "⚠",
+        egui::FontId::proportional(12.0),
+        warn,
+    );
+    let response = ui.interact(
+        rect,
+        ui.scope_id().with(("failed frame", rect.min.x.to_bits(), rect.min.y.to_bits())),
+        egui::Sense::hover(),
+    );
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, message));
+    response.on_hover_text(message);
 }
 
 /// The loader thread and its channels.
 struct FrameLoader {
     jobs: Sender<(LevelKey, GpuTensor)>,
-    done: Receiver<(LevelKey, Option<GpuTensor>)>,
+    done: Receiver<(LevelKey, Level)>,
 }
 
 impl FrameLoader {
@@ -123,7 +148,7 @@ impl FrameLoader {
 /// image path is unavailable, also their pictures as textures, rendered on the CPU by the
 /// shaders' reference maths ([`render_cpu`]), so both paths show the same colours.
 pub struct FrameLevels {
-    entries: Lru<LevelKey, Option<GpuTensor>>,
+    entries: Lru<LevelKey, Level>,
     textures: Lru<ImageKey, TextureHandle>,
     /// Started for the first frames-only tensor drawn.
     loader: Option<FrameLoader>,
@@ -155,7 +180,7 @@ impl Default for FrameLevels {
 impl FrameLevels {
     /// Frame `frame_idx` of `tensor` down-sampled by `factor` (see [`box_filtered_frame`]),
     /// computed on first use.
-    pub fn get(&mut self, tensor: &GpuTensor, frame_idx: usize, factor: usize) -> Option<GpuTensor> {
+    pub fn get(&mut self, tensor: &GpuTensor, frame_idx: usize, factor: usize) -> Level {
         let cache_key = (tensor.key(), frame_idx, factor);
         if let Some(level) = self.entries.get(&cache_key) {
             return level.clone();
@@ -165,7 +190,7 @@ impl FrameLevels {
         level
     }
 
-    fn keep(&mut self, cache_key: LevelKey, level: Option<GpuTensor>) {
+    fn keep(&mut self, cache_key: LevelKey, level: Level) {
         let bytes = level.as_ref().map_or(0, |level| 4 * level.values().len() as u64);
         self.entries.insert(cache_key, level, bytes);
     }
@@ -189,13 +214,13 @@ impl FrameLevels {
         tensor: &GpuTensor,
         frame_idx: usize,
         factor: usize,
-    ) -> Option<GpuTensor> {
+    ) -> Option<Level> {
         if !tensor.is_frames_only() && tensor.values().len() <= LEVELS_ON_THREAD_ABOVE_VALUES {
-            return self.get(tensor, frame_idx, factor);
+            return Some(self.get(tensor, frame_idx, factor));
         }
         let cache_key = (tensor.key(), frame_idx, factor);
         if let Some(level) = self.entries.get(&cache_key) {
-            return level.clone();
+            return Some(level.clone());
         }
         if self.pending.contains(&cache_key) || frame_idx >= tensor.num_frames() {
             return None;
@@ -206,7 +231,7 @@ impl FrameLevels {
         }
         let Some(loader) = &self.loader else {
             // No thread: read here rather than never.
-            return self.get(tensor, frame_idx, factor);
+            return Some(self.get(tensor, frame_idx, factor));
         };
         if loader.jobs.try_send((cache_key, tensor.clone())).is_ok() {
             self.pending.insert(cache_key);
@@ -222,10 +247,9 @@ impl FrameLevels {
         (1..=6).find_map(|step| {
             let coarser = factor << step;
             let finer = (factor >> step).max(1);
-            [finer, coarser]
-                .into_iter()
-                .filter(|&other| other != factor)
-                .find_map(|other| self.entries.get(&(tensor.key(), frame_idx, other)).cloned().flatten())
+            [finer, coarser].into_iter().filter(|&other| other != factor).find_map(|other| {
+                self.entries.get(&(tensor.key(), frame_idx, other)).cloned().and_then(Result::ok)
+            })
         })
     }
 
@@ -258,7 +282,11 @@ impl FrameLevels {
             (Some((tensor.clone(), frame_idx)), true)
         } else {
             match self.level(ui.ctx(), tensor, frame_idx, factor) {
-                Some(level) => (Some((level, 0)), true),
+                Some(Ok(level)) => (Some((level, 0)), true),
+                Some(Err(message)) => {
+                    failed_frame_ui(ui, rect, &message);
+                    return true;
+                }
                 None => (self.stand_in(tensor, frame_idx, factor).map(|level| (level, 0)), false),
             }
         };
@@ -339,7 +367,7 @@ mod tests {
         let full = box_filtered_frame(&tensor, 1, 1, ImageKey(3)).unwrap();
         assert_eq!(full.shape(), [2, 1, 3, 3]);
         assert_eq!(full.values()[9..], (100..109).map(|v| v as f32).collect::<Vec<_>>()[..]);
-        assert!(box_filtered_frame(&tensor, 2, 2, ImageKey(4)).is_none());
+        assert!(box_filtered_frame(&tensor, 2, 2, ImageKey(4)).is_err());
     }
 
     #[test]
@@ -386,7 +414,7 @@ mod tests {
         let loaded = loop {
             levels.take_loaded();
             if let Some(level) = levels.level(&ctx, &lazy, 2, 2) {
-                break level;
+                break level.expect("a level");
             }
             assert!(std::time::Instant::now() < deadline, "the loader never answered");
             std::thread::sleep(std::time::Duration::from_millis(5));

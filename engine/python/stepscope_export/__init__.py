@@ -16,7 +16,7 @@ open what this package writes.
 __version__ = "0.1.0"
 
 from .capture import CaptureRequest, attention_probs, logit_lens
-from .check import TrajectoryFileError, check_file
+from .check import TrajectoryFileError, check_file, corrupt_tensors
 from .manifest import FORMAT_VERSION, MANIFEST_KEY, ManifestError, check_manifest
 from .noise import stepscope_noise
 from .pipeline import CREATED_BY, ExportResult, SeedRecord, decode_latents, export_run
@@ -36,6 +36,7 @@ __all__ = [
     "attention_probs",
     "check_file",
     "check_manifest",
+    "corrupt_tensors",
     "decode_latents",
     "encode_prompt",
     "export_run",

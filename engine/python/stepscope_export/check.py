@@ -15,7 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .manifest import MANIFEST_KEY, ManifestError, check_manifest, check_tensor_set
+from . import checksums
+from .checksums import CHECKSUMS_KEY
+from .manifest import MANIFEST_KEY, READABLE_VERSIONS, ManifestError, check_manifest, check_tensor_set
 from .writer import MAX_HEADER_BYTES
 
 _ELEMENT_SIZES = {"F32": 4, "F16": 2, "BF16": 2}
@@ -85,8 +87,58 @@ def check_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise TrajectoryFileError(f"{path}: the tensors end at byte {data_start + position} of {size}")
     try:
         manifest = json.loads(metadata[MANIFEST_KEY])
-        check_manifest(manifest)
+        check_manifest(manifest, READABLE_VERSIONS)
         check_tensor_set(manifest, shapes)
+        _check_checksums(manifest, metadata, {name: end - start for start, end, name in ranges})
     except (ValueError, ManifestError) as error:
         raise TrajectoryFileError(f"{path}: {error}") from None
     return manifest
+
+
+def _check_checksums(manifest: dict[str, Any], metadata: dict[str, Any], sizes: dict[str, int]) -> None:
+    """The checksums' layout (one per chunk of every tensor) and the manifest's checksum."""
+    if CHECKSUMS_KEY not in metadata:
+        if manifest["format_version"] >= 2:
+            raise ManifestError(f"format version 2 files carry `{CHECKSUMS_KEY}`; this one has none")
+        return
+    parsed = json.loads(metadata[CHECKSUMS_KEY])
+    if not isinstance(parsed, dict) or set(parsed) != {"algorithm", "chunk_bytes", "manifest", "tensors"}:
+        raise ManifestError(f"`{CHECKSUMS_KEY}` must hold algorithm, chunk_bytes, manifest and tensors")
+    if parsed["algorithm"] != checksums.ALGORITHM:
+        raise ManifestError(f"the checksum algorithm is {parsed['algorithm']!r}; the format names 'crc32'")
+    chunk_bytes = parsed["chunk_bytes"]
+    if not isinstance(chunk_bytes, int) or chunk_bytes < 4096 or chunk_bytes > 1 << 30 or chunk_bytes & (chunk_bytes - 1):
+        raise ManifestError(f"`chunk_bytes` is {chunk_bytes!r}; it must be a power of two from 4 KiB to 1 GiB")
+    if parsed["manifest"] != checksums.crc32_hex(metadata[MANIFEST_KEY].encode("utf-8")):
+        raise ManifestError("the manifest's CRC-32 does not match: the manifest was changed after the file was written")
+    tensors = parsed["tensors"]
+    if not isinstance(tensors, dict) or set(tensors) != set(sizes):
+        raise ManifestError("the checksums do not list exactly the file's tensors")
+    for name, size in sizes.items():
+        if len(tensors[name]) != checksums.chunk_count(size, chunk_bytes):
+            raise ManifestError(f"tensor `{name}` has {len(tensors[name])} checksums for {size} bytes")
+
+
+def corrupt_tensors(path: str | os.PathLike[str]) -> list[str]:
+    """The tensors of the trajectory file at `path` whose bytes do not match their checksums,
+    in file order (reads the whole file once; `check_file` first). A version-1 file has no
+    checksums: none is found corrupt."""
+    path = Path(path)
+    check_file(path)
+    header, data_start, _ = read_header(path)
+    metadata = header.pop("__metadata__")
+    if CHECKSUMS_KEY not in metadata:
+        return []
+    parsed = json.loads(metadata[CHECKSUMS_KEY])
+    corrupt = []
+    with path.open("rb") as file:
+        for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+            start, end = info["data_offsets"]
+            file.seek(data_start + start)
+            chunk_bytes = parsed["chunk_bytes"]
+            found = [
+                checksums.crc32_hex(file.read(min(chunk_bytes, end - at))) for at in range(start, end, chunk_bytes)
+            ]
+            if found != parsed["tensors"][name]:
+                corrupt.append(name)
+    return corrupt

@@ -14,8 +14,11 @@ from typing import Any
 
 from .names import ATTENTION_KINDS, CAPTURE_KINDS, STEP_TENSORS, VIDEO, TensorName
 
-FORMAT_VERSION = 1
-"""The format version this package writes."""
+FORMAT_VERSION = 2
+"""The format version this package writes (2 adds checksums to 1; the manifest is 1's)."""
+
+READABLE_VERSIONS = (1, 2)
+"""The format versions `check_file` accepts: a version-1 file has no checksums."""
 
 MANIFEST_KEY = "stepscope.manifest"
 """The `__metadata__` key whose value is the manifest's JSON text."""
@@ -143,12 +146,14 @@ def token_grid(manifest: Mapping[str, Any]) -> tuple[int, int, int]:
     return frames // p_t, height // p_h, width // p_w
 
 
-def check_manifest(manifest: Mapping[str, Any]) -> None:
-    """Checks every rule the format puts on a manifest; raises `ManifestError` naming the field."""
+def check_manifest(manifest: Mapping[str, Any], versions: Sequence[int] = (FORMAT_VERSION,)) -> None:
+    """Checks every rule the format puts on a manifest of one of `versions` (by default the one
+    this package writes); raises `ManifestError` naming the field."""
     _fields(manifest, "manifest", "manifest", optional=_OPTIONAL_FIELDS["manifest"])
     version = manifest["format_version"]
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise ManifestError(f"`format_version` is {version!r}; this package writes version {FORMAT_VERSION}")
+    if version not in versions or isinstance(version, bool):
+        allowed = " or ".join(str(v) for v in versions)
+        raise ManifestError(f"`format_version` is {version!r}; expected version {allowed}")
     _string(manifest["created_by"], "created_by")
 
     model = _fields(manifest["model"], "model", "model")

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from . import checksums
+from .checksums import CHECKSUMS_KEY
 from .manifest import MANIFEST_KEY, ManifestError, check_manifest, check_tensor_set
 from .names import parse_name
 
@@ -85,31 +87,57 @@ def write_trajectory(
         layout.append((-element_size, parse_name(name).order_key(), name, st_dtype, torch_dtype))
     layout.sort(key=lambda entry: (entry[0], entry[1]))
 
-    header: dict[str, Any] = {
-        "__metadata__": {MANIFEST_KEY: json.dumps(manifest, separators=(",", ":"), allow_nan=False)}
-    }
+    manifest_text = json.dumps(manifest, separators=(",", ":"), allow_nan=False)
+    entries: dict[str, Any] = {}
     offset = 0
     for neg_size, _, name, st_dtype, _ in layout:
         end = offset + tensors[name].numel() * -neg_size
-        header[name] = {"dtype": st_dtype, "shape": shapes[name], "data_offsets": [offset, end]}
+        entries[name] = {"dtype": st_dtype, "shape": shapes[name], "data_offsets": [offset, end]}
         offset = end
-    header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    header_bytes += b" " * (-(8 + len(header_bytes)) % 8)
-    if len(header_bytes) > MAX_HEADER_BYTES:
-        raise ManifestError(f"the header is {len(header_bytes)} bytes; the format allows {MAX_HEADER_BYTES}")
+
+    def header_bytes(crcs: dict[str, list[str] | int]) -> bytes:
+        metadata = {MANIFEST_KEY: manifest_text, CHECKSUMS_KEY: checksums.encode(manifest_text, crcs)}
+        header = json.dumps({"__metadata__": metadata, **entries}, separators=(",", ":"), allow_nan=False)
+        encoded = header.encode("utf-8")
+        encoded += b" " * (-(8 + len(encoded)) % 8)
+        return len(encoded).to_bytes(8, "little") + encoded
+
+    # Placeholders first (as long as the checksums), the data, then the header with checksums.
+    placeholders = header_bytes(
+        {name: checksums.chunk_count(end - start) for name, (start, end) in _offsets(entries)}
+    )
+    if len(placeholders) - 8 > MAX_HEADER_BYTES:
+        raise ManifestError(f"the header is {len(placeholders) - 8} bytes; the format allows {MAX_HEADER_BYTES}")
+    crcs: dict[str, list[str] | int] = {}
 
     def chunks() -> Iterable[bytes]:
-        yield len(header_bytes).to_bytes(8, "little")
-        yield header_bytes
+        yield placeholders
         for _, _, name, _, torch_dtype in layout:
-            yield encode_tensor(tensors[name], torch_dtype)
+            data = encode_tensor(tensors[name], torch_dtype)
+            crcs[name] = checksums.chunk_crcs(data)
+            yield data
 
-    replace_file(path, chunks)
+    def final_header() -> bytes:
+        header = header_bytes(crcs)
+        if len(header) != len(placeholders):
+            raise RuntimeError("the header with checksums is not as long as its placeholder")
+        return header
+
+    replace_file(path, chunks, final_header)
     return path
 
 
-def replace_file(path: str | os.PathLike[str], chunks: Callable[[], Iterable[bytes]]) -> None:
-    """Writes the bytes `chunks()` yields to `path` atomically.
+def _offsets(entries: Mapping[str, Any]) -> Iterable[tuple[str, tuple[int, int]]]:
+    return ((name, tuple(entry["data_offsets"])) for name, entry in entries.items())
+
+
+def replace_file(
+    path: str | os.PathLike[str],
+    chunks: Callable[[], Iterable[bytes]],
+    rewrite_start: Callable[[], bytes] | None = None,
+) -> None:
+    """Writes the bytes `chunks()` yields to `path` atomically; then, if given, the bytes
+    `rewrite_start()` returns over the start of the file (a header completed after the data).
 
     A new hidden file in the target's folder (created with the usual permissions, `0o666` less
     the umask) receives the bytes, is synced to disk and renamed over `path`; then the folder is
@@ -128,6 +156,9 @@ def replace_file(path: str | os.PathLike[str], chunks: Callable[[], Iterable[byt
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks():
                 out.write(chunk)
+            if rewrite_start is not None:
+                out.seek(0)
+                out.write(rewrite_start())
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp_path, path)

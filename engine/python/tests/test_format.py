@@ -26,7 +26,7 @@ from stepscope_export.reduce import pca3
 def small_manifest() -> dict:
     """A valid manifest: 2 Euler steps, latents [2, 1, 2, 2], one capture kind at layer 0."""
     return {
-        "format_version": 1,
+        "format_version": 2,
         "created_by": "stepscope_export test",
         "model": {"source": "test", "config": {}, "dtype": "f32"},
         "conditioning": {
@@ -81,12 +81,13 @@ def test_names_parse_and_print_back():
     assert ordered == ["s0/k2/x0", "s0/k2/video", "s0/k2/layer0/pca3", "s0/k10/x0", "s0/final/latents", "s1/k0/latents"]
 
 
-def test_a_file_without_videos_is_byte_for_byte_what_the_writer_wrote_before_videos(tmp_path):
-    # The SHA-256 of this file as the writer wrote it before `video` / `video_steps` existed.
+def test_the_writers_bytes_are_pinned(tmp_path):
+    # The SHA-256 of this file as the format-version-2 writer writes it (the version-1 writer's,
+    # before checksums, was d1b4cc58...): a change here is a change of the format.
     path = tmp_path / "ok.safetensors"
     write_trajectory(path, small_manifest(), small_tensors(), storage={"s0/k1/velocity": "bf16"})
     assert hashlib.sha256(path.read_bytes()).hexdigest() == (
-        "d1b4cc58683fcb91b3574ac97ffeeff74185b7abca1cc2d47b92e6d761dfa1fb"
+        "97b19b6f40160ae089b8cda0415ce9ff93364aba23dcfd664686d0280e05866c"
     )
 
 
@@ -152,7 +153,7 @@ def test_the_writer_writes_a_file_the_checker_and_safetensors_accept(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda m, t: m.update(format_version=2), "format_version"),
+        (lambda m, t: m.update(format_version=3), "format_version"),
         (lambda m, t: m.update(extra=1), "unknown field"),
         (lambda m, t: m["schedule"].pop("shift"), "lacks the field"),
         (lambda m, t: m["schedule"].update(sigmas=[1.0, 0.0]), r"steps \+ 1"),

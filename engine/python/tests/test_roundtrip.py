@@ -98,7 +98,7 @@ def test_t2v_file_matches_the_pipeline_and_an_independent_loop(t2v_export):
     pipe, embeds, negative, path, result = t2v_export
     manifest, tensors, _ = read(path)
     assert manifest == result.manifest
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["created_by"].startswith("stepscope_export ")
     assert manifest["latent_shape"] == tw.LATENT_SHAPE
     assert [seed["noise"] for seed in manifest["seeds"]] == [{"rng_seed": 42}, {"rng_seed": 7}]

@@ -280,6 +280,45 @@ pub enum TrajectoryError {
         found: Vec<usize>,
     },
 
+    /// A format-version-2 file has no checksums.
+    #[error(
+        "{}: the file declares format version 2 but its header has no `{}`: it was not written by a \
+         Stepscope writer, or its header was edited",
+        .path.display(), super::CHECKSUMS_KEY
+    )]
+    MissingChecksums {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The checksums are malformed, do not match the tensors, or the manifest's does not match.
+    #[error("{}: {reason}", .path.display())]
+    BadChecksums {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the field or tensor.
+        reason: String,
+    },
+
+    /// A tensor's bytes do not match the checksum written with them.
+    #[error(
+        "{}: tensor `{tensor}` is corrupt: bytes {}..{} of its data (chunk {} of {}) do not match the \
+         checksum written with them",
+        .path.display(), .bytes.start, .bytes.end, .chunk_idx + 1, .chunks
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// The chunk's index within the tensor.
+        chunk_idx: usize,
+        /// How many chunks the tensor has.
+        chunks: usize,
+        /// The chunk's bytes, within the tensor's data.
+        bytes: Range<usize>,
+    },
+
     /// A tensor was asked for that the file does not hold.
     #[error("{}: the file holds no tensor `{tensor}`", .path.display())]
     TensorNotFound {

@@ -12,18 +12,23 @@
 //!   the reader panic or allocate more than the file's own size.
 
 pub(crate) mod atomic;
+mod checksums;
 mod describe;
 mod error;
 mod header;
 mod manifest;
 mod names;
 mod reader;
+mod verify;
 mod writer;
 
+#[cfg(test)]
+mod integrity_tests;
 #[cfg(test)]
 mod tests;
 
 pub use atomic::replace_file_with;
+pub use checksums::{CHECKSUMS_KEY, CHUNK_BYTES, ChunkMismatch, chunk_crcs, crc32};
 pub use error::TrajectoryError;
 pub use header::{StorageDtype, TensorInfo};
 pub use manifest::{
@@ -32,13 +37,15 @@ pub use manifest::{
 };
 pub use names::{CaptureKind, StepTensor, TensorName, TensorNameError};
 pub use reader::TrajectoryReader;
+pub use verify::{NonFinite, TensorCheck};
 pub use writer::TrajectoryWriter;
 
-/// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. Version 2 adds checksums ([`CHECKSUMS_KEY`]) to
+/// version 1; its manifest is version 1's.
+pub const FORMAT_VERSION: u32 = 2;
 
-/// The oldest format version this build reads. A reader of version N reads N and N - 1;
-/// version 1 is the first, so for now that is 1 alone.
+/// The oldest format version this build reads. A reader of version N reads N and N - 1: a
+/// version-1 file (no checksums) opens as unverified.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// The `__metadata__` key whose value is the manifest's JSON text.

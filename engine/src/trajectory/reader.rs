@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use memmap2::Mmap;
 use serde::Deserialize;
 
+use super::checksums::{CHECKSUMS_KEY, Checksums};
 use super::error::TrajectoryError;
 use super::header::{self, StorageDtype, TensorInfo};
 use super::manifest::Manifest;
@@ -17,9 +19,10 @@ use super::{FORMAT_VERSION, MANIFEST_KEY, OLDEST_READABLE_VERSION};
 
 /// An open trajectory file.
 ///
-/// [`open`](Self::open) maps the file and checks its header and manifest completely, so every
-/// later accessor can trust them; opening a multi-gigabyte file costs only its header. Tensors
-/// come back as `f32` CPU tensors whatever their stored dtype.
+/// [`open`](Self::open) maps the file and checks its header, manifest and checksums' layout
+/// completely, so every later accessor can trust them; opening a multi-gigabyte file costs only
+/// its header. Tensors come back as `f32` CPU tensors whatever their stored dtype, and every
+/// read checks the checksums of the chunks it reads (each chunk once per open file).
 #[derive(Debug)]
 pub struct TrajectoryReader {
     path: PathBuf,
@@ -27,6 +30,8 @@ pub struct TrajectoryReader {
     data_start: usize,
     manifest: Manifest,
     tensors: BTreeMap<TensorName, TensorInfo>,
+    /// `None` for a version-1 file, which has none: its data is unverified.
+    checksums: Option<Checksums>,
 }
 
 impl TrajectoryReader {
@@ -66,8 +71,58 @@ impl TrajectoryReader {
         manifest
             .check_tensor_set(shapes, |name| tensors.contains_key(name))
             .map_err(|mismatch| mismatch.into_error(path))?;
+        let checksums = match layout.metadata.get(CHECKSUMS_KEY) {
+            Some(json) => Some(
+                Checksums::parse(json, manifest_json, &tensors)
+                    .map_err(|reason| TrajectoryError::BadChecksums { path: path.to_owned(), reason })?,
+            ),
+            None if manifest.format_version >= 2 => {
+                return Err(TrajectoryError::MissingChecksums { path: path.to_owned() });
+            }
+            None => None,
+        };
 
-        Ok(Self { path: path.to_owned(), mmap, data_start: layout.data_start, manifest, tensors })
+        Ok(Self { path: path.to_owned(), mmap, data_start: layout.data_start, manifest, tensors, checksums })
+    }
+
+    /// Whether the file carries checksums (format version 2 on): its reads are checked. A
+    /// version-1 file's are not.
+    #[must_use]
+    pub fn is_checksummed(&self) -> bool {
+        self.checksums.is_some()
+    }
+
+    /// The bytes of tensor `name` (whole), unchecked; `None` if the file holds no such tensor.
+    pub(super) fn tensor_bytes(&self, name: &TensorName) -> Option<&[u8]> {
+        let info = self.tensors.get(name)?;
+        // `open` checked the range against the data section; `get` keeps this panic-free anyway.
+        self.data_start
+            .checked_add(info.data_range.start)
+            .zip(self.data_start.checked_add(info.data_range.end))
+            .and_then(|(start, end)| self.mmap.get(start..end))
+    }
+
+    /// The bytes of tensor `name` (whole), after checking the chunks that `range` (bytes
+    /// within them) overlaps against the file's checksums.
+    pub(super) fn checked_bytes(
+        &self,
+        name: &TensorName,
+        range: Range<usize>,
+    ) -> Result<&[u8], TrajectoryError> {
+        let bytes = self.tensor_bytes(name).ok_or_else(|| TrajectoryError::TensorNotFound {
+            path: self.path.clone(),
+            tensor: name.to_string(),
+        })?;
+        if let Some(checksums) = &self.checksums {
+            checksums.check(name, bytes, range).map_err(|mismatch| TrajectoryError::Corrupt {
+                path: self.path.clone(),
+                tensor: name.to_string(),
+                chunk_idx: mismatch.chunk_idx,
+                chunks: mismatch.chunks,
+                bytes: mismatch.bytes,
+            })?;
+        }
+        Ok(bytes)
     }
 
     /// The file's path.
@@ -125,13 +180,7 @@ impl TrajectoryReader {
         let not_found =
             || TrajectoryError::TensorNotFound { path: self.path.clone(), tensor: name.to_string() };
         let info = self.tensors.get(name).ok_or_else(not_found)?;
-        // `open` checked the range against the data section; `get` keeps this panic-free anyway.
-        let bytes = self
-            .data_start
-            .checked_add(info.data_range.start)
-            .zip(self.data_start.checked_add(info.data_range.end))
-            .and_then(|(start, end)| self.mmap.get(start..end))
-            .ok_or_else(not_found)?;
+        let bytes = self.checked_bytes(name, 0..info.data_range.len())?;
         Ok((decode_f32(bytes, info.dtype), info.shape.clone()))
     }
 
@@ -180,13 +229,10 @@ impl TrajectoryReader {
         let plane_bytes = height * width * value_bytes;
         let mut values = Vec::with_capacity(channels * height * width);
         for channel_idx in 0..channels {
-            let start = info.data_range.start + (channel_idx * frames + frame_idx) * plane_bytes;
-            let plane = self
-                .data_start
-                .checked_add(start)
-                .and_then(|start| self.mmap.get(start..start + plane_bytes))
-                .ok_or_else(not_found)?;
-            values.extend(decode_f32(plane, info.dtype));
+            let start = (channel_idx * frames + frame_idx) * plane_bytes;
+            let plane = start..start + plane_bytes;
+            let bytes = self.checked_bytes(name, plane.clone())?;
+            values.extend(decode_f32(bytes.get(plane).ok_or_else(not_found)?, info.dtype));
         }
         Ok((values, [channels, height, width]))
     }
@@ -233,8 +279,19 @@ impl TrajectoryReader {
         }
         let dtypes: Vec<String> =
             count_by_dtype.iter().map(|(dtype, count)| format!("{count} {dtype}")).collect();
+        let integrity = match &self.checksums {
+            Some(checksums) => format!(
+                "CRC-32 per {} KiB chunk of every tensor and of the manifest, checked as data is \
+                 read (`stepscope info --verify` checks all)",
+                checksums.chunk_bytes() >> 10
+            ),
+            None => format!(
+                "unverified: format version {} files carry no checksums",
+                self.manifest.format_version
+            ),
+        };
         format!(
-            "File: {} ({}), {} tensors ({})\n{}",
+            "File: {} ({}), {} tensors ({})\nIntegrity: {integrity}\n{}",
             self.path.display(),
             super::describe::format_bytes(self.file_len()),
             self.tensors.len(),
@@ -266,9 +323,8 @@ fn parse_manifest(path: &Path, json: &str) -> Result<Manifest, TrajectoryError> 
     let manifest_error = |source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source };
     let probe: VersionProbe = serde_json::from_str(json).map_err(manifest_error)?;
     let manifest: Manifest = match probe.format_version {
-        // Version 1 is the first version. When version 2 arrives, the version-1 structs move to
-        // a `v1` module, and files of version 1 are parsed with them and upgraded here.
-        1 => serde_json::from_str(json).map_err(manifest_error)?,
+        // Version 2 added checksums beside the manifest; the manifest itself is version 1's.
+        1 | 2 => serde_json::from_str(json).map_err(manifest_error)?,
         found => {
             return Err(TrajectoryError::UnsupportedVersion {
                 path: path.to_owned(),
@@ -284,7 +340,7 @@ fn parse_manifest(path: &Path, json: &str) -> Result<Manifest, TrajectoryError> 
 
 /// Decodes little-endian elements of `dtype` to `f32`. The output's size is that of `bytes`,
 /// which lie inside the file.
-fn decode_f32(bytes: &[u8], dtype: StorageDtype) -> Vec<f32> {
+pub(super) fn decode_f32(bytes: &[u8], dtype: StorageDtype) -> Vec<f32> {
     match dtype {
         StorageDtype::F32 => {
             bytes.as_chunks::<4>().0.iter().map(|chunk| f32::from_le_bytes(*chunk)).collect()

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 
 /// Two steps, one seed (captures at step 1) and one seed forked from it at step 1.
-fn small_manifest() -> Manifest {
+pub(super) fn small_manifest() -> Manifest {
     let config = json!({"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 8});
     Manifest {
         format_version: FORMAT_VERSION,
@@ -99,7 +99,7 @@ fn concrete_shape(manifest: &Manifest, name: &TensorName) -> Vec<usize> {
 }
 
 /// A writer holding every tensor `manifest` promises, stored as `storage`.
-fn full_writer(manifest: Manifest, storage: StorageDtype) -> TrajectoryWriter {
+pub(super) fn full_writer(manifest: Manifest, storage: StorageDtype) -> TrajectoryWriter {
     let names: Vec<TensorName> = manifest.promised_names().collect();
     let mut writer = TrajectoryWriter::new(manifest).with_storage(storage);
     for (tensor_idx, name) in names.iter().enumerate() {
@@ -293,7 +293,8 @@ fn describe_names_the_essentials_in_plain_words() {
     let description = TrajectoryReader::open(&path).expect("open").describe();
     for phrase in [
         "run.safetensors",
-        "format version 1",
+        "format version 2",
+        "Integrity: CRC-32 per 4096 KiB chunk of every tensor and of the manifest",
         "Model: synthetic, computing in f32, 2 layers, 2 heads of 8",
         "prompt \"solve the maze\"",
         "Schedule: Euler, 2 steps, shift 3, sigma from 1 to 0",

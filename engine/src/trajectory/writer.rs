@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
 use super::atomic;
+use super::checksums::{self, CHECKSUMS_KEY, CHUNK_BYTES};
 use super::error::TrajectoryError;
 use super::header::{self, EntryOut, MAX_HEADER_BYTES, StorageDtype};
 use super::manifest::Manifest;
@@ -104,21 +105,41 @@ impl TrajectoryWriter {
     }
 
     /// Checks the collected tensors against the manifest and writes the file atomically: on any
-    /// error, a file already at `path` is left as it was.
+    /// error, a file already at `path` is left as it was. The header goes first with placeholder
+    /// checksums (as long as the real ones), the data after it, then the header again with the
+    /// checksums of the bytes written.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), TrajectoryError> {
         let path = path.as_ref();
         self.check(path)?;
-        let (header, order) = self.encode_header(path)?;
+        let manifest_json = serde_json::to_string(&self.manifest)
+            .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source })?;
+        let manifest_crc = checksums::crc32(manifest_json.as_bytes());
+        let (entries, order) = self.layout(path)?;
+        let placeholders: Vec<_> = entries
+            .iter()
+            .map(|entry| {
+                (entry.name.clone(), Err(checksums::chunk_count(entry.data_range.len(), CHUNK_BYTES)))
+            })
+            .collect();
+        let header =
+            encode_header(path, &manifest_json, &checksums::encode(manifest_crc, &placeholders), &entries)?;
+        let io_error =
+            |action| move |source| TrajectoryError::Io { path: path.to_owned(), action, cause: source };
         atomic::replace_file(path, |out| {
-            out.write_all(&header).map_err(|source| TrajectoryError::Io {
-                path: path.to_owned(),
-                action: "write the header",
-                cause: source,
-            })?;
+            out.write_all(&header).map_err(io_error("write the header"))?;
+            let mut crcs = Vec::with_capacity(order.len());
             for (name, pending) in order {
-                write_data(out, path, name, pending)?;
+                crcs.push((name.to_string(), Ok(write_data(out, path, name, pending)?)));
             }
-            Ok(())
+            let checked =
+                encode_header(path, &manifest_json, &checksums::encode(manifest_crc, &crcs), &entries)?;
+            if checked.len() != header.len() {
+                let changed =
+                    std::io::Error::other("the header with checksums is not as long as its placeholder");
+                return Err(io_error("write the checksums")(changed));
+            }
+            out.seek(SeekFrom::Start(0)).map_err(io_error("write the checksums"))?;
+            out.write_all(&checked).map_err(io_error("write the checksums"))
         })
     }
 
@@ -138,10 +159,9 @@ impl TrajectoryWriter {
             .map_err(|mismatch| mismatch.into_error(path))
     }
 
-    /// Lays the tensors out (widest dtype first, so every tensor starts aligned to its element
-    /// size; then in name order) and encodes the header. Returns the header bytes and the
-    /// tensors in data order.
-    fn encode_header(&self, path: &Path) -> Result<(Vec<u8>, DataOrder<'_>), TrajectoryError> {
+    /// Lays the tensors out: widest dtype first, so every tensor starts aligned to its element
+    /// size; then in name order. Returns the header entries and the tensors in data order.
+    fn layout(&self, path: &Path) -> Result<(Vec<EntryOut<'_>>, DataOrder<'_>), TrajectoryError> {
         let mut order: DataOrder<'_> = self.tensors.iter().collect();
         order.sort_by_key(|&(name, pending)| (std::cmp::Reverse(pending.storage.size_in_bytes()), *name));
 
@@ -164,31 +184,40 @@ impl TrajectoryWriter {
             });
             offset = end;
         }
-
-        let manifest_json = serde_json::to_string(&self.manifest)
-            .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source })?;
-        let metadata = BTreeMap::from([(MANIFEST_KEY, manifest_json.as_str())]);
-        let header = header::encode_header(&metadata, &entries)
-            .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source })?;
-        let header_len = (header.len() - header::LENGTH_PREFIX_BYTES) as u64;
-        if header_len > MAX_HEADER_BYTES {
-            return Err(TrajectoryError::HeaderTooLarge {
-                path: path.to_owned(),
-                header_len,
-                limit: MAX_HEADER_BYTES,
-            });
-        }
-        Ok((header, order))
+        Ok((entries, order))
     }
 }
 
-/// Converts one tensor to its storage dtype on the CPU and writes its bytes, little-endian.
+/// The header bytes (length prefix included) of a file holding `entries`, with the manifest
+/// `manifest_json` and the checksums `checksums_json` in its metadata.
+fn encode_header(
+    path: &Path,
+    manifest_json: &str,
+    checksums_json: &str,
+    entries: &[EntryOut<'_>],
+) -> Result<Vec<u8>, TrajectoryError> {
+    let metadata = BTreeMap::from([(MANIFEST_KEY, manifest_json), (CHECKSUMS_KEY, checksums_json)]);
+    let header = header::encode_header(&metadata, entries)
+        .map_err(|source| TrajectoryError::ManifestJson { path: path.to_owned(), cause: source })?;
+    let header_len = (header.len() - header::LENGTH_PREFIX_BYTES) as u64;
+    if header_len > MAX_HEADER_BYTES {
+        return Err(TrajectoryError::HeaderTooLarge {
+            path: path.to_owned(),
+            header_len,
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    Ok(header)
+}
+
+/// Converts one tensor to its storage dtype on the CPU and writes its bytes, little-endian;
+/// returns the CRC-32 of each [`CHUNK_BYTES`] chunk of them.
 fn write_data(
     out: &mut BufWriter<File>,
     path: &Path,
     name: &TensorName,
     pending: &PendingTensor,
-) -> Result<(), TrajectoryError> {
+) -> Result<Vec<u32>, TrajectoryError> {
     let candle_error = |source| TrajectoryError::Tensor {
         path: path.to_owned(),
         tensor: name.to_string(),
@@ -202,23 +231,16 @@ fn write_data(
         .and_then(|tensor| tensor.to_dtype(pending.storage.candle_dtype()))
         .and_then(|tensor| tensor.flatten_all())
         .map_err(candle_error)?;
-    match pending.storage {
-        StorageDtype::F32 => write_elements(out, flat.to_vec1().map_err(candle_error)?, f32::to_le_bytes),
-        StorageDtype::F16 => {
-            write_elements(out, flat.to_vec1().map_err(candle_error)?, half::f16::to_le_bytes)
-        }
-        StorageDtype::Bf16 => {
-            write_elements(out, flat.to_vec1().map_err(candle_error)?, half::bf16::to_le_bytes)
-        }
-    }
-    .map_err(io_error)
+    let bytes = match pending.storage {
+        StorageDtype::F32 => encode_elements(flat.to_vec1().map_err(candle_error)?, f32::to_le_bytes),
+        StorageDtype::F16 => encode_elements(flat.to_vec1().map_err(candle_error)?, half::f16::to_le_bytes),
+        StorageDtype::Bf16 => encode_elements(flat.to_vec1().map_err(candle_error)?, half::bf16::to_le_bytes),
+    };
+    out.write_all(&bytes).map_err(io_error)?;
+    Ok(checksums::chunk_crcs(&bytes, CHUNK_BYTES))
 }
 
-/// Writes `values` one after another as `to_bytes` encodes them.
-fn write_elements<T: Copy, const N: usize>(
-    out: &mut impl Write,
-    values: Vec<T>,
-    to_bytes: fn(T) -> [u8; N],
-) -> std::io::Result<()> {
-    values.into_iter().try_for_each(|value| out.write_all(&to_bytes(value)))
+/// `values` one after another as `to_bytes` encodes them.
+fn encode_elements<T: Copy, const N: usize>(values: Vec<T>, to_bytes: fn(T) -> [u8; N]) -> Vec<u8> {
+    values.into_iter().flat_map(to_bytes).collect()
 }
