@@ -2,8 +2,9 @@
 //!
 //! Writes (once, under `target/bench-data/`) a SYNTHETIC trajectory shaped like a Wan2.1 480p
 //! run: `x0` of 16 x 21 x 60 x 104 at 50 UniPC steps for 2 seeds, and, at 5 steps of seed 0, the
-//! decoded video of 3 x 81 x 480 x 832 (f16) and the per-layer `x0` capture of 8 blocks; the
-//! values are seeded noise, labelled as such in the manifest. Then, in a 1280 x 800 window, for
+//! decoded video of 3 x 81 x 480 x 832 (f16) and the per-layer `x0` and self-attention (12 heads
+//! x 4 query tokens x 32,760 tokens, f16) captures of 8 blocks; the values are seeded noise,
+//! labelled as such in the manifest. Then, in a 1280 x 800 window, for
 //! each view (Frames on `x0_hat`, Frames on the decoded video, Steps x frames on each, Layers,
 //! Compare seeds), steps through the run with the arrow key and times
 //! every frame around `Harness::step` (the app's `ui` with everything it reads and down-samples
@@ -48,9 +49,13 @@ const SEEDS: usize = 2;
 const LATENT_SHAPE: [usize; 4] = [16, 21, 60, 104];
 const VIDEO_SHAPE: [usize; 4] = [3, 81, 480, 832];
 const VIDEO_STEPS: [usize; 5] = [0, 12, 25, 37, 49];
-/// Blocks whose `x0` prediction is captured at the video steps (as a Wan2.1 1.3B run capturing
-/// every fourth of its 30 blocks).
+/// Blocks whose `x0` prediction and self-attention are captured at the video steps (as a Wan2.1
+/// 1.3B run capturing every fourth of its 30 blocks).
 const CAPTURED_LAYERS: usize = 8;
+/// Wan2.1 1.3B's attention heads.
+const HEADS: usize = 12;
+/// Query tokens whose attention over all 32,760 tokens is captured (first, middle frames, last).
+const QUERY_TOKENS: [usize; 4] = [0, 10_000, 20_000, 32_759];
 
 fn write_file(path: &Path) {
     let video = VideoInfo { shape: VIDEO_SHAPE, decoder: "none (synthetic noise)".to_owned() };
@@ -62,8 +67,8 @@ fn write_file(path: &Path) {
     );
     manifest.captures = Captures {
         layers: (0..CAPTURED_LAYERS).collect(),
-        kinds: vec![CaptureKind::X0],
-        query_tokens: Vec::new(),
+        kinds: vec![CaptureKind::X0, CaptureKind::SelfAttn],
+        query_tokens: QUERY_TOKENS.to_vec(),
     };
     manifest.seeds[0].capture_steps = VIDEO_STEPS.to_vec();
     let mut writer = TrajectoryWriter::new(manifest);
@@ -76,6 +81,12 @@ fn write_file(path: &Path) {
         .unwrap()
         .to_dtype(DType::F16)
         .unwrap();
+    // Rows of probabilities over the 32,760 tokens: a softmax of seeded noise.
+    let tokens = LATENT_SHAPE[1] * (LATENT_SHAPE[2] / 2) * (LATENT_SHAPE[3] / 2);
+    let logits =
+        (gaussian_noise(11, &[HEADS, QUERY_TOKENS.len(), tokens][..], &Device::Cpu).unwrap() * 2.0).unwrap();
+    let exp = logits.exp().unwrap();
+    let attention = exp.broadcast_div(&exp.sum_keepdim(2).unwrap()).unwrap();
     for seed_idx in 0..SEEDS {
         for step_idx in 0..STEPS {
             let name = TensorName::Step { seed_idx, step_idx, kind: StepTensor::X0 };
@@ -88,6 +99,8 @@ fn write_file(path: &Path) {
         for layer_idx in 0..CAPTURED_LAYERS {
             let name = TensorName::Capture { seed_idx: 0, step_idx, layer_idx, kind: CaptureKind::X0 };
             writer.insert(name, x0[layer_idx % x0.len()].clone());
+            let name = TensorName::Capture { seed_idx: 0, step_idx, layer_idx, kind: CaptureKind::SelfAttn };
+            writer.insert_as(name, attention.clone(), StorageDtype::F16);
         }
     }
     writer.write(path).unwrap();
@@ -148,10 +161,10 @@ fn resident() -> String {
 }
 
 fn main() {
-    let path = bench_file("real_size_views_layers.safetensors", write_file);
+    let path = bench_file("real_size_views_attention.safetensors", write_file);
     let bytes = std::fs::metadata(&path).unwrap().len();
     println!(
-        "SYNTHETIC file: {:.2} GB; x0 {LATENT_SHAPE:?} x {STEPS} steps x {SEEDS} seeds, video {VIDEO_SHAPE:?} f16 and x0 of {CAPTURED_LAYERS} layers at steps {VIDEO_STEPS:?}",
+        "SYNTHETIC file: {:.2} GB; x0 {LATENT_SHAPE:?} x {STEPS} steps x {SEEDS} seeds, video {VIDEO_SHAPE:?} f16, and x0 and self-attention of {CAPTURED_LAYERS} layers at steps {VIDEO_STEPS:?}",
         bytes as f64 / 1e9
     );
     let rss_before = resident();

@@ -13,10 +13,14 @@ use stepscope_engine::session::AttentionMaps;
 use super::attention_data::{AttentionData, HeadPick};
 use super::gpu::{self, Colormap, GpuImage, ImageStyle};
 
-/// Side of one token in the grid's small maps, in points.
-const THUMB_TOKEN: std::ops::RangeInclusive<f32> = 2.0..=6.0;
-/// Side of one token in the large map, in points.
-const LARGE_TOKEN: std::ops::RangeInclusive<f32> = 6.0..=24.0;
+/// Side of one token in the grid's small maps, in points (below 1 when a Wan frame of 52 tokens
+/// across must fit a cell).
+const THUMB_TOKEN: std::ops::RangeInclusive<f32> = 0.5..=6.0;
+/// Side of one token in the large map, in points; at the smallest, frames wrap into rows.
+const LARGE_TOKEN: std::ops::RangeInclusive<f32> = 2.0..=24.0;
+/// The most frames a grid cell shows side by side; a longer video's cells show the query's
+/// frame alone (the large map shows them all).
+const THUMB_FRAMES: usize = 4;
 /// Gap between frames, in points.
 const FRAME_GAP: f32 = 3.0;
 /// Width the grid's maps and the large map aim for, in points: the window stays narrow enough
@@ -168,7 +172,7 @@ impl AttentionView {
             .pivot(egui::Align2::RIGHT_TOP)
             .default_pos(top_right)
             .default_size([MAP_WIDTH + 80.0, 660.0])
-            .vscroll(true)
+            .scroll([true, true])
             .show(ctx, |ui| self.contents_ui(ui, colormap));
         self.open = open;
     }
@@ -238,22 +242,25 @@ fn range_of(map: &gpu::GpuTensor, shared: Option<[f32; 2]>) -> [f32; 2] {
     shared.or_else(|| map.channel_range(0)).unwrap_or([0.0, 1.0])
 }
 
-/// Draws the frames of `map` side by side at `token` points per token; returns the rectangle
-/// of each frame.
+/// Draws the frames `shown` of `map` at `token` points per token, `per_row` to a row (left to
+/// right, then down); returns the rectangle of each frame drawn, in the order of `shown`.
 fn frames_ui(
     ui: &mut egui::Ui,
-    map: &gpu::GpuTensor,
-    style: &ImageStyle,
+    (map, style): (&gpu::GpuTensor, &ImageStyle),
+    (shown, per_row): (std::ops::Range<usize>, usize),
     token: f32,
     sense: egui::Sense,
 ) -> (Vec<egui::Rect>, egui::Response) {
-    let [_, frames, rows, cols] = map.shape();
+    let [_, _, rows, cols] = map.shape();
+    let per_row = per_row.clamp(1, shown.len().max(1));
+    let lines = shown.len().div_ceil(per_row).max(1);
     let frame_size = Vec2::new(cols as f32, rows as f32) * token;
-    let total = Vec2::new(frames as f32 * (frame_size.x + FRAME_GAP) - FRAME_GAP, frame_size.y);
+    let step = frame_size + Vec2::splat(FRAME_GAP);
+    let total = Vec2::new(per_row as f32 * step.x - FRAME_GAP, lines as f32 * step.y - FRAME_GAP);
     let (rect, response) = ui.allocate_exact_size(total, sense);
-    let mut rects = Vec::with_capacity(frames);
-    for frame_idx in 0..frames {
-        let min = rect.min + Vec2::new(frame_idx as f32 * (frame_size.x + FRAME_GAP), 0.0);
+    let mut rects = Vec::with_capacity(shown.len());
+    for (slot, frame_idx) in shown.enumerate() {
+        let min = rect.min + Vec2::new((slot % per_row) as f32 * step.x, (slot / per_row) as f32 * step.y);
         let frame_rect = egui::Rect::from_min_size(min, frame_size);
         if ui.is_rect_visible(frame_rect)
             && let Some(image) = GpuImage::new(map.clone(), frame_idx, style.clone())
@@ -263,6 +270,11 @@ fn frames_ui(
         rects.push(frame_rect);
     }
     (rects, response)
+}
+
+/// How many frames of `cols` tokens at `token` points fit a row of `width` points.
+fn frames_per_row(width: f32, cols: usize, token: f32) -> usize {
+    (((width + FRAME_GAP) / (cols as f32 * token + FRAME_GAP)).floor() as usize).max(1)
 }
 
 /// The layer x head grid; returns the cell clicked.
@@ -275,12 +287,21 @@ fn grid_ui(
 ) -> Option<(usize, HeadPick)> {
     let [frames, _, cols] = data.grid;
     let columns = data.heads + 1;
-    let per_cell = MAP_WIDTH / columns as f32 - FRAME_GAP * frames as f32;
-    let token = (per_cell / (frames * cols).max(1) as f32).clamp(*THUMB_TOKEN.start(), *THUMB_TOKEN.end());
+    // A long video's cells show the frame of the query token alone.
+    let shown =
+        if frames <= THUMB_FRAMES { 0..frames } else { data.query_position.0..data.query_position.0 + 1 };
+    let per_cell = MAP_WIDTH / columns as f32 - FRAME_GAP * shown.len() as f32;
+    let token =
+        (per_cell / (shown.len() * cols).max(1) as f32).clamp(*THUMB_TOKEN.start(), *THUMB_TOKEN.end());
     let picks: Vec<HeadPick> = (0..data.heads).map(HeadPick::Head).chain([HeadPick::Mean]).collect();
     let mut clicked = None;
     egui::Grid::new("attention_grid").spacing(Vec2::new(8.0, 4.0)).show(ui, |ui| {
-        ui.label("");
+        if shown.len() < frames {
+            ui.label(format!("frame {}", shown.start))
+                .on_hover_text("The query token's frame; the large map below shows every frame");
+        } else {
+            ui.label("");
+        }
         for pick in &picks {
             ui.label(pick.label());
         }
@@ -291,7 +312,8 @@ fn grid_ui(
                 let Some(map) = data.map(layer_idx, pick) else { continue };
                 let style =
                     ImageStyle::Colormap { channel_idx: 0, map: colormap, range: range_of(map, shared) };
-                let (_, response) = frames_ui(ui, map, &style, token, egui::Sense::click());
+                let (_, response) =
+                    frames_ui(ui, (map, &style), (shown.clone(), shown.len()), token, egui::Sense::click());
                 if (layer_idx, pick) == selected {
                     ui.painter().rect_stroke(
                         response.rect.expand(2.0),
@@ -331,7 +353,8 @@ fn large_map_ui(
     let style = ImageStyle::Colormap { channel_idx: 0, map: colormap, range };
     let room = MAP_WIDTH - FRAME_GAP * frames as f32;
     let token = (room / (frames * cols).max(1) as f32).clamp(*LARGE_TOKEN.start(), *LARGE_TOKEN.end());
-    let (rects, response) = frames_ui(ui, map, &style, token, egui::Sense::hover());
+    let per_row = frames_per_row(MAP_WIDTH, cols, token);
+    let (rects, response) = frames_ui(ui, (map, &style), (0..frames, per_row), token, egui::Sense::hover());
     let (qf, qr, qc) = data.query_position;
     if let Some(frame_rect) = rects.get(qf) {
         let cell = egui::Rect::from_min_size(
@@ -356,7 +379,8 @@ fn large_map_ui(
         }
     }
     ui.horizontal(|ui| {
-        ui.label(format!("frames 0 to {}, left to right; white box: the query token", frames - 1));
+        let order = if per_row < frames { "left to right, then down" } else { "left to right" };
+        ui.label(format!("frames 0 to {}, {order}; white box: the query token", frames - 1));
         gpu::colormap_legend_ui(ui, colormap, range);
     });
 }

@@ -22,6 +22,8 @@ const ROW_LABEL: f32 = 80.0;
 const ROW_LEGEND: f32 = 240.0;
 /// Height of one step's row in the step x frame heatmap, in points.
 const HEATMAP_ROW: f32 = 10.0;
+/// Room the heatmap leaves at its right for its colour bar and the bar's end labels, in points.
+const HEATMAP_LEGEND: f32 = 270.0;
 
 /// Which picture of a layer the grid shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -270,7 +272,8 @@ fn heatmap_ui(
         return;
     };
     ui.horizontal(|ui| {
-        let cell_width = ((ui.available_width() - 220.0) / map.frames.max(1) as f32).clamp(16.0, 96.0);
+        let cell_width =
+            ((ui.available_width() - HEATMAP_LEGEND) / map.frames.max(1) as f32).clamp(16.0, 96.0);
         let size = Vec2::new(cell_width * map.frames as f32, HEATMAP_ROW * map.steps as f32);
         let style = ImageStyle::Colormap { channel_idx: 0, map: colormap, range };
         let Some(image) = GpuImage::new(heatmap.tensor.clone(), 0, style) else { return };
