@@ -5,54 +5,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use candle_core::{DType, Device};
-use stepscope_engine::model::WanTransformer;
-use stepscope_engine::recording::RunProvenance;
 use stepscope_engine::scheduler::SchedulerKind;
-use stepscope_engine::session::{
-    CaptureKind, CaptureSpec, Conditioning, NoiseSource, SamplingSession, SessionSettings,
-};
+use stepscope_engine::session::{CaptureKind, NoiseSource, SamplingSession};
 use stepscope_engine::trajectory::{ForkPoint, Intervention, StorageDtype, TensorName, TrajectoryReader};
 use stepscope_engine::worker::{
     EngineCommand, EngineEvent, EngineHandle, EngineMode, LiveRecord, RecordChange, RunId, RunRequest,
 };
-use stepscope_tests::{fixture, max_abs_diff};
+use stepscope_tests::{max_abs_diff, next_event, tiny_run_request};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn request(steps: usize) -> RunRequest {
-    let tensors =
-        candle_core::safetensors::load(fixture("parity/sample_t2v_unipc.safetensors"), &Device::Cpu).unwrap();
-    let model = WanTransformer::load(&fixture("parity/t2v_hd20"), DType::F32, &Device::Cpu).unwrap();
-    RunRequest {
-        model: Arc::new(model),
-        conditioning: Arc::new(Conditioning {
-            prompt_embeds: tensors["prompt_embeds"].clone(),
-            negative_prompt_embeds: None,
-            condition_latent: None,
-        }),
-        settings: SessionSettings {
-            steps,
-            shift: 3.0,
-            scheduler: SchedulerKind::UniPc,
-            guidance_scale: 1.0,
-            capture: CaptureSpec::default(),
-        },
-        latent_shape: [4, 3, 8, 8],
-        noise: NoiseSource::Seed(11),
-        provenance: RunProvenance { model_source: "t2v_hd20".to_owned(), ..RunProvenance::default() },
-        low_noise_expert: None,
-    }
+    tiny_run_request(steps)
 }
 
-/// The next event of the engine, past its state reports.
 fn next(engine: &EngineHandle) -> EngineEvent {
-    loop {
-        let message = engine.recv_timeout(WAIT).expect("an event from the engine");
-        if !matches!(message.event, EngineEvent::State(_)) {
-            return message.event;
-        }
-    }
+    next_event(engine)
 }
 
 fn spawn() -> (EngineHandle, Arc<AtomicUsize>) {

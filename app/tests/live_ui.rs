@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
 mod pipeline_folders;
+mod support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use egui_kittest::Harness;
@@ -20,9 +20,7 @@ use stepscope_engine::trajectory::{ForkPoint, Intervention, TensorName, Trajecto
 use stepscope_engine::vae::{WanVae, WanVaeEncoding};
 
 use pipeline_folders::{repo_path, ti2v_folder};
-
-/// How long a test waits for the engine thread before failing.
-const ENGINE_WAIT: Duration = Duration::from_mins(1);
+use support::{ENGINE_WAIT, run_until};
 
 /// Answers "save as" with a path given in advance.
 #[derive(Debug)]
@@ -68,23 +66,6 @@ fn live_harness(picker: SaveTo, setup: LiveSetup) -> Harness<'static, StepscopeA
         h.state().live_session().is_none_or(|live| !live.is_busy())
     });
     harness
-}
-
-/// Steps the UI (letting the engine thread work between frames) until `done` holds.
-fn run_until(
-    harness: &mut Harness<'_, StepscopeApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, StepscopeApp>) -> bool,
-) {
-    let start = Instant::now();
-    while start.elapsed() < ENGINE_WAIT {
-        harness.step();
-        if done(harness) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("waited {ENGINE_WAIT:?} for {what}");
 }
 
 /// Clicks the top-left latent pixel of the frame under the label `frame`.

@@ -25,7 +25,20 @@ pub fn read_tensor(path: &Path, name: &str, rank: usize, device: &Device) -> Res
     // the OS may signal, as with any mmap-based reader. Inputs are read once, right away.
     #[expect(unsafe_code, reason = "memory-mapping an input file, read-only")]
     let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| fail(format!("cannot map: {e}")))?;
-    let tensors = safetensors::SafeTensors::deserialize(&mapped)
+    tensor_from_bytes(&mapped, path, name, rank, device)
+}
+
+/// [`read_tensor`] on a safetensors file's bytes held in memory; `path` only names the file in
+/// errors.
+pub fn tensor_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    name: &str,
+    rank: usize,
+    device: &Device,
+) -> Result<Tensor, TensorFileError> {
+    let fail = |what: String| TensorFileError { path: path.to_owned(), what };
+    let tensors = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| fail(format!("not a valid safetensors file: {e}")))?;
     let view = tensors.tensor(name).map_err(|_| {
         let mut names: Vec<&str> = tensors.names();

@@ -80,3 +80,23 @@ pub fn settle(harness: &mut Harness<'_, StepscopeApp>) {
     }
     panic!("the window did not settle");
 }
+
+/// How long a test waits for the engine thread before failing.
+pub const ENGINE_WAIT: std::time::Duration = std::time::Duration::from_mins(1);
+
+/// Steps the UI (letting the engine thread work between frames) until `done` holds.
+pub fn run_until(
+    harness: &mut Harness<'_, StepscopeApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, StepscopeApp>) -> bool,
+) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < ENGINE_WAIT {
+        harness.step();
+        if done(harness) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("waited {ENGINE_WAIT:?} for {what}");
+}

@@ -58,14 +58,20 @@ const MAX_INDEX_BYTES: u64 = 64 << 20;
 
 /// Reads the distinct shard files named by a sharded checkpoint's `weight_map`.
 pub(crate) fn shards_from_index(index: &Path) -> std::result::Result<Vec<PathBuf>, String> {
+    let text = super::config::read_capped(index, MAX_INDEX_BYTES)
+        .map_err(|e| format!("cannot read {INDEX_FILE}: {e}"))?;
+    shards_from_index_text(&text, index.parent().unwrap_or(Path::new(".")))
+}
+
+/// The distinct shard files in folder `dir` that the index text `text` names (the text of a
+/// `diffusion_pytorch_model.safetensors.index.json`); an error for a shard outside the folder
+/// or an index that lists none.
+pub fn shards_from_index_text(text: &str, dir: &Path) -> std::result::Result<Vec<PathBuf>, String> {
     #[derive(serde::Deserialize)]
     struct Index {
         weight_map: BTreeMap<String, String>,
     }
-    let text = super::config::read_capped(index, MAX_INDEX_BYTES)
-        .map_err(|e| format!("cannot read {INDEX_FILE}: {e}"))?;
-    let parsed: Index = serde_json::from_str(&text).map_err(|e| format!("{INDEX_FILE} is not valid: {e}"))?;
-    let dir = index.parent().unwrap_or(Path::new("."));
+    let parsed: Index = serde_json::from_str(text).map_err(|e| format!("{INDEX_FILE} is not valid: {e}"))?;
     let mut shards: Vec<PathBuf> = Vec::new();
     for file in parsed.weight_map.values() {
         // Shard names are plain file names; refuse paths that would leave the folder.

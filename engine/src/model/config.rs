@@ -113,7 +113,13 @@ impl WanConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = read_capped(path, MAX_CONFIG_BYTES)
             .map_err(|source| ModelError::ConfigRead { path: path.to_owned(), cause: source })?;
-        let value: serde_json::Value = serde_json::from_str(&text)
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates the text of a diffusers `config.json` as [`Self::from_file`] does;
+    /// `path` only names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|source| ModelError::ConfigParse { path: path.to_owned(), cause: source })?;
         let object = value.as_object().ok_or_else(|| {
             ModelError::ConfigInvalid(format!("{}: the config is not a JSON object", path.display()))

@@ -23,6 +23,14 @@ pub enum SessionError {
     #[error("cancelled before step {step_idx}")]
     Cancelled { step_idx: usize },
 
+    /// Code inside the step panicked (a bug); the step was not taken.
+    #[error("step {step_idx} panicked: {what}; the step was not taken (this is a bug: please report it)")]
+    Panicked { step_idx: usize, what: String },
+
+    /// A failure a test planned ([`super::fault`]).
+    #[error("step {step_idx}: injected failure")]
+    Injected { step_idx: usize },
+
     /// The model produced NaN or infinite values: the run stops at that step (not taken).
     #[error(
         "step {step_idx}: the {tensor} holds {count} non-finite values (NaN or infinity){}; the run \

@@ -12,6 +12,8 @@ pub mod attention;
 pub mod capture;
 pub mod condition;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod inputs;
 pub mod intervention;
 pub mod noise;
@@ -280,6 +282,8 @@ impl SamplingSession {
         if self.cancel.is_cancelled() {
             return Err(SessionError::Cancelled { step_idx });
         }
+        #[cfg(feature = "fault-injection")]
+        fault::before_step(step_idx)?;
         let schedule = self.solver.schedule();
         let (sigma, timestep) = (schedule.sigmas[step_idx], schedule.timesteps[step_idx]);
         self.model = Arc::clone(self.model_for(timestep));

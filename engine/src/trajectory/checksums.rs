@@ -207,12 +207,12 @@ impl Checksums {
 }
 
 fn parse_hex(digits: &str) -> Option<u32> {
-    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| u32::from_str_radix(digits, 16).ok())?
+    let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    (digits.len() == 8 && digits.bytes().all(lowercase_hex)).then(|| u32::from_str_radix(digits, 16).ok())?
 }
 
 fn bad_digits(what: &str, digits: &str) -> String {
-    format!("the checksum of `{what}` is {digits:?}, not eight hexadecimal digits")
+    format!("the checksum of `{what}` is {digits:?}, not eight lowercase hexadecimal digits")
 }
 
 #[cfg(test)]
@@ -225,6 +225,15 @@ mod tests {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(chunk_crcs(b"123456789", 4), vec![crc32(b"1234"), crc32(b"5678"), crc32(b"9")]);
         assert!(chunk_crcs(b"", 4).is_empty());
+    }
+
+    #[test]
+    fn checksums_are_eight_lowercase_hexadecimal_digits() {
+        assert_eq!(parse_hex("deadbeef"), Some(0xdead_beef));
+        assert_eq!(parse_hex("0000000a"), Some(10));
+        for bad in ["DEADBEEF", "deadbee", "deadbeef0", "+eadbeef", "deadbeeg", ""] {
+            assert_eq!(parse_hex(bad), None, "{bad}");
+        }
     }
 
     #[test]

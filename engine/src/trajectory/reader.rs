@@ -26,7 +26,7 @@ use super::{FORMAT_VERSION, MANIFEST_KEY, OLDEST_READABLE_VERSION};
 #[derive(Debug)]
 pub struct TrajectoryReader {
     path: PathBuf,
-    mmap: Mmap,
+    bytes: FileBytes,
     data_start: usize,
     manifest: Manifest,
     tensors: BTreeMap<TensorName, TensorInfo>,
@@ -48,8 +48,17 @@ impl TrajectoryReader {
             return Err(io_error("read it", folder));
         }
         let mmap = map_file(&file).map_err(|source| io_error("memory-map the file", source))?;
+        Self::from_file_bytes(path, FileBytes::Mapped(mmap))
+    }
 
-        let layout = header::parse_layout(path, &mmap)?;
+    /// Reads a trajectory held in memory, `bytes` being the whole file, checked as
+    /// [`Self::open`] checks a file; `path` only names it in errors.
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Self, TrajectoryError> {
+        Self::from_file_bytes(path.as_ref(), FileBytes::Owned(bytes))
+    }
+
+    fn from_file_bytes(path: &Path, bytes: FileBytes) -> Result<Self, TrajectoryError> {
+        let layout = header::parse_layout(path, &bytes)?;
         let manifest_json = layout
             .metadata
             .get(MANIFEST_KEY)
@@ -82,7 +91,7 @@ impl TrajectoryReader {
             None => None,
         };
 
-        Ok(Self { path: path.to_owned(), mmap, data_start: layout.data_start, manifest, tensors, checksums })
+        Ok(Self { path: path.to_owned(), bytes, data_start: layout.data_start, manifest, tensors, checksums })
     }
 
     /// Whether the file carries checksums (format version 2 on): its reads are checked. A
@@ -99,7 +108,7 @@ impl TrajectoryReader {
         self.data_start
             .checked_add(info.data_range.start)
             .zip(self.data_start.checked_add(info.data_range.end))
-            .and_then(|(start, end)| self.mmap.get(start..end))
+            .and_then(|(start, end)| self.bytes.get(start..end))
     }
 
     /// The bytes of tensor `name` (whole), after checking the chunks that `range` (bytes
@@ -140,7 +149,7 @@ impl TrajectoryReader {
     /// The file's length in bytes.
     #[must_use]
     pub fn file_len(&self) -> usize {
-        self.mmap.len()
+        self.bytes.len()
     }
 
     /// Every tensor name in the file, in file order (by seed, then step).
@@ -301,6 +310,24 @@ impl TrajectoryReader {
     }
 }
 
+/// A file's bytes: mapped from disk, or held in memory.
+#[derive(Debug)]
+enum FileBytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Mapped(mmap) => mmap,
+            Self::Owned(bytes) => bytes,
+        }
+    }
+}
+
 #[expect(
     unsafe_code,
     reason = "mapping a file is unsafe because another process may truncate or rewrite it while it is \
@@ -310,6 +337,14 @@ impl TrajectoryReader {
 fn map_file(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: see the `expect` reason above; the map is only ever read.
     unsafe { Mmap::map(file) }
+}
+
+impl Manifest {
+    /// Parses and checks a manifest's JSON text, as a reader does when it opens a file; `path`
+    /// names the file in errors.
+    pub fn from_json(json: &str, path: &Path) -> Result<Self, TrajectoryError> {
+        parse_manifest(path, json)
+    }
 }
 
 /// Parses the manifest: reads the format version first, so that a file from a newer Stepscope

@@ -104,13 +104,14 @@ impl Runner {
     pub(crate) fn step(&mut self, seed_idx: usize) -> Result<Vec<EngineEvent>, SessionError> {
         let seed = self.seed(seed_idx)?;
         let before = seed.session.clone();
+        let step_idx = before.step_idx();
         let record = catch_unwind(AssertUnwindSafe(|| seed.session.step())).unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown panic");
-            Err(SessionError::Setup(format!("the step panicked: {what}")))
+            Err(SessionError::Panicked { step_idx, what: what.to_owned() })
         });
         let record = match record.and_then(|record| seed.merge_ensemble().map(|()| record)) {
             Ok(record) => record,

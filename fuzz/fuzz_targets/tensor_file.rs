@@ -1,0 +1,4 @@
+//! Fuzz target: see `stepscope_tests::fuzz_targets::tensor_file`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| stepscope_tests::fuzz_targets::tensor_file(data));
