@@ -5,7 +5,8 @@
 //! velocity / x0 at every step, f32 — the values are seeded noise, labelled as such in the
 //! manifest. Then, several times: builds the window on the file (the app's own constructor,
 //! as `stepscope FILE` runs it), runs its first frame and renders it through wgpu (Mesa's CPU
-//! adapter here), timing each part. The reader maps the file and reads only the tensors the
+//! adapter here), then steps the window until the step's frames have been read on the loader
+//! thread and renders again, timing each part. The reader maps the file and reads only the tensors the
 //! first frame shows.
 //!
 //! Then the same for a file of many small tensors: what `stepscope solve --seeds 120 --capture
@@ -71,15 +72,24 @@ fn time_first_frames(path: &Path) {
         let first_ui_frame = start.elapsed();
         harness.render().unwrap();
         let rendered = start.elapsed();
+        // A Wan-sized latent is read on the loader thread: the first frame says "reading…" and
+        // the step's frames follow.
+        while harness.state().frames_loading() > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            harness.step();
+        }
+        harness.render().unwrap();
+        let final_frame = start.elapsed();
         harness.get_by_label("frame 0");
         assert!(harness.state().document().is_some(), "the file opened");
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         println!(
-            "run {run}: window + open {:.1} ms, first UI frame done {:.1} ms, first frame rendered {:.1} ms; \
-             resident {:.0} MB",
+            "run {run}: window + open {:.1} ms, first UI frame done {:.1} ms, first frame rendered {:.1} ms, \
+             its frames drawn {:.1} ms; resident {:.0} MB",
             ms(constructed),
             ms(first_ui_frame),
             ms(rendered),
+            ms(final_frame),
             resident_mb().0
         );
     }
